@@ -34,6 +34,8 @@ PROMPTS = [
     "The year 2024 had 366 days; 3.14159 is pi.",
     "Unicode: café, naïve, Ελληνικά, 日本語",
     "Emoji 🙂🚀 and a family 👨‍👩‍👧!",
+    # longer than the 50-token truncation that GPT-2's tokenizer.json carries (transformers ignores it)
+    " ".join(["step"] * 56),
 ]
 LOGIT_STRIDE = 13
 STEER_LAYER = 1
@@ -239,7 +241,9 @@ def main():
         model = model.to(dtype)
         sd = {k: v.contiguous() for k, v in model.state_dict().items()}
         if "rotary_pct" in rope:
-            # as older Pythia checkpoints ship: mask and rotary buffers beside the weights
+            # as Pythia checkpoints ship: `embed_out`, and mask and rotary buffers beside the weights
+            # (transformers 5 saves the unembedding as `lm_head`, kept in the other fixture)
+            sd["embed_out.weight"] = sd.pop("lm_head.weight")
             n_ctx = kw["max_position_embeddings"]
             for i in range(kw["num_hidden_layers"]):
                 sd[f"gpt_neox.layers.{i}.attention.bias"] = torch.tril(torch.ones(n_ctx, n_ctx, dtype=torch.bool)

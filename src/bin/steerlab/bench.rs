@@ -1,0 +1,94 @@
+//! `steerlab bench`: GPT-2 small's forward pass (random weights, 124M parameters) in steerlab and in
+//! PyTorch on the same machine, side by side in one run.
+
+use clap::Args;
+use std::process::Command;
+use std::time::Instant;
+use steerlab::device::{DeviceChoice, init_device, read};
+use steerlab::model::Model;
+use steerlab::model::config::ModelConfig;
+use steerlab::model::hooks::Hooks;
+use steerlab::model::kv_cache::KvCache;
+use steerlab::model::random::{GPT2_SMALL_CONFIG, RandomWeights};
+use steerlab::{Error, Result};
+
+const TORCH_SCRIPT: &str = include_str!("../../../scripts/bench_torch.py");
+
+#[derive(Args)]
+pub struct BenchArgs {
+    #[arg(long, default_value = "cpu")]
+    device: DeviceChoice,
+    /// Prompt length in tokens.
+    #[arg(long, default_value_t = 128)]
+    seq: usize,
+    /// Timed forward passes (after one warm-up); the median is reported.
+    #[arg(long, default_value_t = 5)]
+    iters: usize,
+    /// Python with torch and transformers for the reference; the reference is skipped if it has none.
+    #[arg(long, default_value = "python3")]
+    python: String,
+}
+
+struct Row {
+    engine: String,
+    device: String,
+    median_ms: f64,
+}
+
+pub fn run(args: BenchArgs) -> Result<()> {
+    if args.seq == 0 || args.seq > 1024 || args.iters == 0 {
+        return Err(Error::invalid("--seq must be in 1..=1024 and --iters at least 1"));
+    }
+    let device = pollster::block_on(init_device(args.device))?;
+    let cfg = ModelConfig::from_json(GPT2_SMALL_CONFIG, "GPT-2 small config")?;
+    eprintln!("building GPT-2 small with random weights on {:?}...", args.device);
+    let net = Model::build(cfg, &RandomWeights { seed: 0 }, &device)?;
+    let tokens: Vec<u32> = (0..args.seq as u32).map(|i| (i * 7919 + 13) % 50257).collect();
+    let pass = || -> Result<f64> {
+        let t = Instant::now();
+        let logits = net.forward(&tokens, &mut KvCache::new(12), &mut Hooks::default())?;
+        // Reading a reduction waits for the whole pass without timing a 25 MB copy.
+        pollster::block_on(read(logits.sum()))?;
+        Ok(t.elapsed().as_secs_f64() * 1e3)
+    };
+    pass()?; // warm-up: kernel compilation, allocation
+    let mut times = (0..args.iters).map(|_| pass()).collect::<Result<Vec<_>>>()?;
+    let mut rows = vec![Row { engine: "steerlab (burn)".into(), device: format!("{:?}", args.device).to_lowercase(), median_ms: median(&mut times) }];
+
+    eprintln!("running the PyTorch reference with {}...", args.python);
+    match torch(&args) {
+        Ok(ms) => rows.push(Row { engine: "PyTorch (transformers)".into(), device: "cpu".into(), median_ms: ms }),
+        Err(why) => eprintln!("PyTorch reference skipped: {why}"),
+    }
+
+    println!("GPT-2 small forward pass, {} tokens, median of {} runs", args.seq, args.iters);
+    println!("{:<24} {:<6} {:>12} {:>12}", "engine", "device", "median ms", "tokens/s");
+    for r in &rows {
+        println!("{:<24} {:<6} {:>12.1} {:>12.0}", r.engine, r.device, r.median_ms, args.seq as f64 / r.median_ms * 1e3);
+    }
+    if let [ours, reference] = &rows[..] {
+        println!("ratio steerlab / PyTorch: {:.2}x the time", ours.median_ms / reference.median_ms);
+    }
+    Ok(())
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Runs the PyTorch script and reads its `median_ms` line.
+fn torch(args: &BenchArgs) -> std::result::Result<f64, String> {
+    let out = Command::new(&args.python)
+        .args(["-c", TORCH_SCRIPT, &args.seq.to_string(), &args.iters.to_string()])
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", args.python))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        return Err(err.lines().last().unwrap_or("failed").to_string());
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|l| l.strip_prefix("median_ms ")?.trim().parse().ok())
+        .ok_or_else(|| format!("unexpected output: {text}"))
+}

@@ -1,0 +1,154 @@
+//! The steerlab command line: trace, generate and bench (native only).
+
+#[cfg(target_arch = "wasm32")]
+fn main() {}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn main() -> std::process::ExitCode {
+    match cli::run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+mod bench;
+
+#[cfg(not(target_arch = "wasm32"))]
+mod cli {
+    use clap::{Args, Parser, Subcommand};
+    use std::io::Write;
+    use std::path::{Path, PathBuf};
+    use steerlab::device::{DeviceChoice, init_device};
+    use steerlab::model::Model;
+    use steerlab::model::generate::{GenerateOptions, generate};
+    use steerlab::model::hooks::{Hooks, Intervention};
+    use steerlab::model::sampling::Sampling;
+    use steerlab::steer::{apply::intervention, vector::SteeringVector};
+    use steerlab::{Error, Result};
+
+    #[derive(Parser)]
+    #[command(name = "steerlab", version, about = "Steering vectors and SAEs on GPT-2 and Pythia")]
+    struct Cli {
+        #[command(subcommand)]
+        cmd: Cmd,
+    }
+
+    #[derive(Subcommand)]
+    enum Cmd {
+        /// Run one forward pass and write tokens, logits and residual activations to safetensors.
+        Trace {
+            #[command(flatten)]
+            run: RunArgs,
+            /// Output file (.safetensors).
+            #[arg(long)]
+            out: PathBuf,
+        },
+        /// Continue a prompt, printing tokens as they come.
+        Generate {
+            #[command(flatten)]
+            run: RunArgs,
+            #[arg(long, default_value_t = 32)]
+            max_new_tokens: usize,
+            /// 0 = greedy.
+            #[arg(long, default_value_t = 0.0)]
+            temperature: f32,
+            #[arg(long)]
+            top_k: Option<usize>,
+            #[arg(long, default_value_t = 0)]
+            seed: u64,
+        },
+        /// Time GPT-2 small's forward pass (random weights) against PyTorch on this machine.
+        Bench(crate::bench::BenchArgs),
+    }
+
+    #[derive(Args)]
+    struct RunArgs {
+        /// Hugging Face model directory (config.json, model.safetensors, tokenizer.json).
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        prompt: String,
+        /// Put the model's BOS token first.
+        #[arg(long)]
+        prepend_bos: bool,
+        /// Steering-vector file (safetensors with a `steering_vector` tensor).
+        #[arg(long, requires = "hook")]
+        steer: Option<PathBuf>,
+        /// Hook to steer at, e.g. blocks.6.hook_resid_pre.
+        #[arg(long, requires = "steer")]
+        hook: Option<String>,
+        /// Multiplier of the steering vector.
+        #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+        coef: f32,
+        #[arg(long, default_value = "cpu")]
+        device: DeviceChoice,
+    }
+
+    impl RunArgs {
+        fn load(&self) -> Result<(Model, Vec<u32>, Vec<Intervention>)> {
+            let device = pollster::block_on(init_device(self.device))?;
+            let model = Model::from_dir(&self.model, &device)?;
+            let tokens = model.encode(&self.prompt, self.prepend_bos)?;
+            let mut steering = Vec::new();
+            if let (Some(path), Some(hook)) = (&self.steer, &self.hook) {
+                let sv = SteeringVector::from_safetensors(&read(path)?, &path.display().to_string())?;
+                steering.push(intervention(&model, hook, &sv.values, self.coef, 0)?);
+            }
+            Ok((model, tokens, steering))
+        }
+    }
+
+    fn read(path: &Path) -> Result<Vec<u8>> {
+        std::fs::read(path).map_err(|e| Error::file(path.display().to_string(), e))
+    }
+
+    pub fn run() -> Result<()> {
+        match Cli::parse().cmd {
+            Cmd::Trace { run, out } => {
+                let (model, tokens, steering) = run.load()?;
+                let tensors = pollster::block_on(steerlab::trace::trace(&model, &tokens, steering))?;
+                let meta = [("model", model.name.clone()), ("prompt", run.prompt.clone())]
+                    .map(|(k, v)| (k.to_string(), v))
+                    .into();
+                let bytes = steerlab::tensor_file::to_safetensors(&tensors, meta)?;
+                std::fs::write(&out, bytes).map_err(|e| Error::file(out.display().to_string(), e))?;
+                eprintln!("wrote {} ({} tokens, {} tensors)", out.display(), tokens.len(), tensors.len());
+                Ok(())
+            }
+            Cmd::Generate { run, max_new_tokens, temperature, top_k, seed } => {
+                let (model, tokens, steering) = run.load()?;
+                let opts = GenerateOptions {
+                    max_new_tokens,
+                    sampling: Sampling { temperature, top_k, seed },
+                    stop_at_eos: true,
+                };
+                print!("{}", run.prompt);
+                let mut hooks = Hooks::steering(steering);
+                let mut shown = String::new();
+                let mut so_far = Vec::new();
+                let mut decode_err = None;
+                pollster::block_on(generate(&model, &tokens, &mut hooks, &opts, |t| {
+                    // Decode the whole continuation each time so multi-byte characters print whole.
+                    so_far.push(t);
+                    match model.tokenizer.decode(&so_far) {
+                        Ok(text) => {
+                            if let Some(new) = text.strip_prefix(shown.as_str()) {
+                                print!("{new}");
+                                let _ = std::io::stdout().flush();
+                            }
+                            shown = text;
+                        }
+                        Err(e) => decode_err = Some(e),
+                    }
+                }))?;
+                println!();
+                decode_err.map_or(Ok(()), Err)
+            }
+            Cmd::Bench(args) => crate::bench::run(args),
+        }
+    }
+}

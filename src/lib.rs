@@ -1,0 +1,12 @@
+//! steerlab's engine: GPT-2 and Pythia in burn with TransformerLens-style hooks, steering vectors and
+//! sparse autoencoders. The same code runs natively (CLI, helper) and in the browser (wasm32, WebGPU).
+
+pub mod device;
+pub mod error;
+pub mod model;
+pub mod steer;
+pub mod tensor_file;
+pub mod tokenizer;
+pub mod trace;
+
+pub use error::{Error, Result};

@@ -1,0 +1,54 @@
+//! Text generation with a KV cache, interventions active at every step.
+
+use super::Model;
+use super::hooks::Hooks;
+use super::kv_cache::KvCache;
+use super::sampling::{Sampler, Sampling};
+use crate::device::read;
+use crate::error::Result;
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct GenerateOptions {
+    pub max_new_tokens: usize,
+    pub sampling: Sampling,
+    /// Stop after the model's `eos_token_id`.
+    pub stop_at_eos: bool,
+}
+
+impl Default for GenerateOptions {
+    fn default() -> Self {
+        Self { max_new_tokens: 32, sampling: Sampling::default(), stop_at_eos: true }
+    }
+}
+
+/// Continues `prompt`, calling `on_token` with each new token as it is chosen. Stops after
+/// `max_new_tokens`, at EOS (if asked) or when the model's context is full.
+pub async fn generate(
+    model: &Model,
+    prompt: &[u32],
+    hooks: &mut Hooks,
+    opts: &GenerateOptions,
+    mut on_token: impl FnMut(u32),
+) -> Result<Vec<u32>> {
+    let cfg = model.cfg();
+    let mut cache = KvCache::new(cfg.n_layers);
+    let mut sampler = Sampler::new(opts.sampling);
+    let mut out = Vec::new();
+    let mut input = prompt.to_vec();
+    while out.len() < opts.max_new_tokens {
+        if !out.is_empty() && cache.len() >= cfg.n_ctx {
+            break; // context full
+        }
+        let logits = model.net.forward(&input, &mut cache, hooks)?; // [1, s, vocab]
+        let [_, s, vocab] = logits.dims();
+        let last = read(logits.slice([0..1, s - 1..s, 0..vocab]).reshape([vocab])).await?;
+        let token = sampler.next(&last.data);
+        out.push(token);
+        on_token(token);
+        if opts.stop_at_eos && Some(token) == cfg.eos_token_id {
+            break;
+        }
+        input = vec![token];
+    }
+    Ok(out)
+}

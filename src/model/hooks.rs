@@ -1,0 +1,148 @@
+//! Hook points named as TransformerLens names them, and what a caller does at them: capture the
+//! activation, or add a vector to it.
+
+use crate::error::{Error, Result};
+use burn::tensor::{Tensor, TensorData};
+use std::fmt;
+
+/// A point in the residual stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum HookPoint {
+    /// `blocks.{L}.hook_resid_pre`: the input of block L.
+    ResidPre(usize),
+    /// `blocks.{L}.hook_resid_mid`: resid_pre + attention output (for parallel-residual NeoX blocks,
+    /// whose MLP reads resid_pre, this is the same sum; the MLP output is added after it).
+    ResidMid(usize),
+    /// `blocks.{L}.hook_resid_post`: the output of block L (equal to resid_pre of block L + 1).
+    ResidPost(usize),
+    /// `ln_final.hook_normalized`: the final layer norm's output, the unembedding's input.
+    LnFinal,
+}
+
+impl HookPoint {
+    /// Parses a TransformerLens name, checking the layer against `n_layers`.
+    pub fn parse(name: &str, n_layers: usize) -> Result<Self> {
+        let bad = || {
+            Error::invalid(format!(
+                "unknown hook `{name}`: expected blocks.{{L}}.hook_resid_pre, blocks.{{L}}.hook_resid_mid, \
+                 blocks.{{L}}.hook_resid_post (0 <= L < {n_layers}) or ln_final.hook_normalized"
+            ))
+        };
+        if name == "ln_final.hook_normalized" {
+            return Ok(Self::LnFinal);
+        }
+        let rest = name.strip_prefix("blocks.").ok_or_else(bad)?;
+        let (layer, kind) = rest.split_once('.').ok_or_else(bad)?;
+        let layer: usize = layer.parse().map_err(|_| bad())?;
+        if layer >= n_layers {
+            return Err(bad());
+        }
+        match kind {
+            "hook_resid_pre" => Ok(Self::ResidPre(layer)),
+            "hook_resid_mid" => Ok(Self::ResidMid(layer)),
+            "hook_resid_post" => Ok(Self::ResidPost(layer)),
+            _ => Err(bad()),
+        }
+    }
+
+    /// Every hook point of a model with `n_layers` blocks, in forward order.
+    pub fn all(n_layers: usize) -> Vec<Self> {
+        (0..n_layers)
+            .flat_map(|l| [Self::ResidPre(l), Self::ResidMid(l), Self::ResidPost(l)])
+            .chain([Self::LnFinal])
+            .collect()
+    }
+}
+
+impl fmt::Display for HookPoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::ResidPre(l) => write!(f, "blocks.{l}.hook_resid_pre"),
+            Self::ResidMid(l) => write!(f, "blocks.{l}.hook_resid_mid"),
+            Self::ResidPost(l) => write!(f, "blocks.{l}.hook_resid_post"),
+            Self::LnFinal => write!(f, "ln_final.hook_normalized"),
+        }
+    }
+}
+
+/// Adds `coef × vector` at `hook`, at every absolute position `>= from_pos`.
+#[derive(Clone, Debug)]
+pub struct Intervention {
+    pub hook: HookPoint,
+    pub vector: Tensor<1>, // [d_model]
+    pub coef: f32,
+    pub from_pos: usize,
+}
+
+/// What one forward pass does at its hook points: the interventions to apply, the hooks to capture
+/// and, after the pass, the captured activations ([1, seq, d_model] each, after any intervention).
+#[derive(Default)]
+pub struct Hooks {
+    pub interventions: Vec<Intervention>,
+    pub capture: Vec<HookPoint>,
+    pub captured: Vec<(HookPoint, Tensor<3>)>,
+}
+
+impl Hooks {
+    pub fn capturing(points: impl IntoIterator<Item = HookPoint>) -> Self {
+        Self { capture: points.into_iter().collect(), ..Default::default() }
+    }
+
+    pub fn steering(interventions: Vec<Intervention>) -> Self {
+        Self { interventions, ..Default::default() }
+    }
+
+    /// Checks every vector has the model's width.
+    pub fn check(&self, d_model: usize) -> Result<()> {
+        for iv in &self.interventions {
+            let n = iv.vector.dims()[0];
+            if n != d_model {
+                return Err(Error::invalid(format!(
+                    "steering vector for {} has {n} dims but the model's d_model is {d_model}",
+                    iv.hook
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs hook `point` on `x` [1, s, d] whose first position is `start`.
+    pub fn run(&mut self, point: HookPoint, mut x: Tensor<3>, start: usize) -> Tensor<3> {
+        let [_, s, _] = x.dims();
+        for iv in self.interventions.iter().filter(|iv| iv.hook == point) {
+            let delta = (iv.vector.clone() * iv.coef).unsqueeze::<3>(); // [1, 1, d]
+            if iv.from_pos <= start {
+                x = x + delta;
+            } else if iv.from_pos < start + s {
+                let keep: Vec<f32> = (start..start + s).map(|p| if p >= iv.from_pos { 1.0 } else { 0.0 }).collect();
+                let keep = Tensor::<3>::from_data(TensorData::new(keep, [1, s, 1]), &x.device());
+                x = x + delta * keep;
+            }
+        }
+        if self.capture.contains(&point) {
+            self.captured.push((point, x.clone()));
+        }
+        x
+    }
+
+    /// Takes the captured activation at `point`, if any.
+    pub fn take(&mut self, point: HookPoint) -> Option<Tensor<3>> {
+        let i = self.captured.iter().position(|(p, _)| *p == point)?;
+        Some(self.captured.remove(i).1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for p in HookPoint::all(3) {
+            assert_eq!(HookPoint::parse(&p.to_string(), 3).unwrap(), p);
+        }
+        assert!(HookPoint::parse("blocks.3.hook_resid_pre", 3).is_err());
+        assert!(HookPoint::parse("blocks.x.hook_resid_pre", 3).is_err());
+        assert!(HookPoint::parse("blocks.0.hook_attn_out", 3).unwrap_err().to_string().contains("unknown hook"));
+    }
+}

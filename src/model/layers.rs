@@ -1,0 +1,149 @@
+//! The math shared by every architecture: layer norm, linear maps, activations, rotary embeddings and
+//! causal attention with a KV cache. Shapes are written `[batch, seq, ...]`.
+
+use super::config::Activation;
+use super::weights::{HostTensor, Weights};
+use crate::error::Result;
+use burn::tensor::{Bool, Device, Tensor, TensorData, activation};
+
+/// Uploads a host tensor of rank `D`.
+pub fn upload<const D: usize>(h: HostTensor, device: &Device) -> Tensor<D> {
+    Tensor::from_data(TensorData::new(h.data, h.shape), device)
+}
+
+pub struct LayerNorm {
+    weight: Tensor<1>, // [d]
+    bias: Tensor<1>,   // [d]
+    eps: f64,
+}
+
+impl LayerNorm {
+    pub fn load(w: &dyn Weights, prefix: &str, d: usize, eps: f64, device: &Device) -> Result<Self> {
+        Ok(Self {
+            weight: upload(w.get(&format!("{prefix}.weight"), &[d])?, device),
+            bias: upload(w.get(&format!("{prefix}.bias"), &[d])?, device),
+            eps,
+        })
+    }
+
+    /// [b, s, d] → [b, s, d]; biased variance, as torch.
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let mean = x.clone().mean_dim(2); // [b, s, 1]
+        let centred = x - mean;
+        let var = centred.clone().square().mean_dim(2); // [b, s, 1]
+        let normed = centred / (var + self.eps).sqrt();
+        normed * self.weight.clone().unsqueeze::<3>() + self.bias.clone().unsqueeze::<3>()
+    }
+}
+
+/// `x @ weight + bias` with the weight stored `[d_in, d_out]`.
+pub struct Linear {
+    pub weight: Tensor<2>, // [d_in, d_out]
+    pub bias: Tensor<1>,   // [d_out]
+}
+
+impl Linear {
+    pub fn new(weight: HostTensor, bias: HostTensor, device: &Device) -> Self {
+        Self { weight: upload(weight, device), bias: upload(bias, device) }
+    }
+
+    /// [b, s, d_in] → [b, s, d_out]
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        x.matmul(self.weight.clone().unsqueeze::<3>()) + self.bias.clone().unsqueeze::<3>()
+    }
+}
+
+pub fn activate(x: Tensor<3>, act: Activation) -> Tensor<3> {
+    match act {
+        Activation::Gelu => activation::gelu(x),
+        Activation::GeluTanh => activation::gelu_approximate(x),
+        Activation::Relu => activation::relu(x),
+    }
+}
+
+/// Transposes a host matrix: [rows, cols] → [cols, rows] (nn.Linear's [out, in] → [in, out]).
+pub fn transpose(h: HostTensor) -> HostTensor {
+    let (r, c) = (h.shape[0], h.shape[1]);
+    let mut out = vec![0.0; r * c];
+    for i in 0..r {
+        for j in 0..c {
+            out[j * r + i] = h.data[i * c + j];
+        }
+    }
+    HostTensor::new(vec![c, r], out)
+}
+
+/// Rotate-half rotary embedding on the first `dims` of each head (GPT-NeoX).
+pub struct Rotary {
+    pub dims: usize,
+    pub base: f64,
+}
+
+impl Rotary {
+    /// cos and sin tables for absolute positions `start..start+len`: [1, 1, len, dims].
+    fn tables(&self, start: usize, len: usize, device: &Device) -> (Tensor<4>, Tensor<4>) {
+        let half = self.dims / 2;
+        let (mut cos, mut sin) = (Vec::with_capacity(len * self.dims), Vec::with_capacity(len * self.dims));
+        for p in start..start + len {
+            // freqs repeated twice, as transformers' cat((freqs, freqs)).
+            for _ in 0..2 {
+                for i in 0..half {
+                    let inv_freq = 1.0 / self.base.powf((2 * i) as f64 / self.dims as f64);
+                    let angle = (p as f64 * inv_freq) as f32;
+                    cos.push(angle.cos());
+                    sin.push(angle.sin());
+                }
+            }
+        }
+        let shape = [1, 1, len, self.dims];
+        (
+            Tensor::from_data(TensorData::new(cos, shape), device),
+            Tensor::from_data(TensorData::new(sin, shape), device),
+        )
+    }
+
+    /// Rotates `x` [b, h, s, d_head] whose first position is `start`.
+    pub fn apply(&self, x: Tensor<4>, start: usize) -> Tensor<4> {
+        if self.dims == 0 {
+            return x;
+        }
+        let [b, h, s, d_head] = x.dims();
+        let (cos, sin) = self.tables(start, s, &x.device());
+        let half = self.dims / 2;
+        let rot = x.clone().slice([0..b, 0..h, 0..s, 0..self.dims]); // [b, h, s, dims]
+        let x1 = rot.clone().slice([0..b, 0..h, 0..s, 0..half]);
+        let x2 = rot.clone().slice([0..b, 0..h, 0..s, half..self.dims]);
+        let rotated = Tensor::cat(vec![x2.neg(), x1], 3); // rotate_half
+        let out = rot * cos + rotated * sin;
+        if self.dims == d_head {
+            out
+        } else {
+            Tensor::cat(vec![out, x.slice([0..b, 0..h, 0..s, self.dims..d_head])], 3)
+        }
+    }
+}
+
+/// Causal softmax attention of queries at absolute positions `start..start+s_q` over all `s_k` keys
+/// (the cache first). q: [b, h, s_q, d_head], k and v: [b, h, s_k, d_head] → [b, s_q, h * d_head].
+pub fn causal_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, start: usize, scale: f64) -> Tensor<3> {
+    let [b, h, s_q, d_head] = q.dims();
+    let s_k = k.dims()[2];
+    let device = q.device();
+    let scores = q.matmul(k.swap_dims(2, 3)) * scale; // [b, h, s_q, s_k]
+    // Query i sits at absolute position start + i and sees keys 0..=start + i.
+    let mask: Vec<bool> = (0..s_q).flat_map(|i| (0..s_k).map(move |j| j > start + i)).collect();
+    let mask = Tensor::<2, Bool>::from_data(TensorData::new(mask, [s_q, s_k]), &device)
+        .unsqueeze::<4>()
+        .expand([b, h, s_q, s_k]);
+    let probs = activation::softmax(scores.mask_fill(mask, f32::MIN), 3);
+    probs
+        .matmul(v) // [b, h, s_q, d_head]
+        .swap_dims(1, 2) // [b, s_q, h, d_head]
+        .reshape([b, s_q, h * d_head])
+}
+
+/// Splits [b, s, h * d_head] into heads: [b, h, s, d_head].
+pub fn split_heads(x: Tensor<3>, h: usize) -> Tensor<4> {
+    let [b, s, d] = x.dims();
+    x.reshape([b, s, h, d / h]).swap_dims(1, 2)
+}

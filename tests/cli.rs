@@ -1,0 +1,132 @@
+//! The `steerlab` binary end to end: trace output against transformers' reference, steering from a
+//! file, generation, and clear errors for bad input.
+
+mod common;
+
+use common::*;
+use safetensors::SafeTensors;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use steerlab::steer::vector::SteeringVector;
+
+fn steerlab(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_steerlab")).args(args).output().unwrap()
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("steerlab-cli-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn tensor_f32(st: &SafeTensors, name: &str) -> (Vec<usize>, Vec<f32>) {
+    let t = st.tensor(name).unwrap_or_else(|_| panic!("trace has no {name}"));
+    (t.shape().to_vec(), t.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect())
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn write_sv(dir: &Path, values: Vec<f32>) -> String {
+    let sv = SteeringVector { values, metadata: Default::default() };
+    let path = dir.join("sv.safetensors");
+    std::fs::write(&path, sv.to_safetensors().unwrap()).unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn trace_matches_transformers_with_and_without_steering() {
+    for name in ["gpt2-tiny", "pythia-tiny-f16-parallel"] {
+        let exp = Expected::load(name);
+        let dir = scratch(name);
+        let prompt = &exp.prompts()[2];
+        let model = model_dir(name).display().to_string();
+        let out = dir.join("trace.safetensors").display().to_string();
+        let o = steerlab(&["trace", "--model", &model, "--prompt", prompt, "--out", &out]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let bytes = std::fs::read(&out).unwrap();
+        let st = SafeTensors::deserialize(&bytes).unwrap();
+        let tokens = st.tensor("tokens").unwrap();
+        assert_eq!(tokens.dtype(), safetensors::Dtype::I64);
+        let tokens: Vec<i64> = tokens.data().chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().unwrap())).collect();
+        assert_eq!(tokens, exp.i64("p2.tokens"));
+        let (shape, logits) = tensor_f32(&st, "logits");
+        assert_eq!(shape[0], tokens.len());
+        assert!(max_abs_diff(&pick_cols(&logits, shape[1], &exp.i64("logit_ids")), &exp.f32("p2.logits")) <= 1e-3);
+        let n_layers = 3;
+        for l in 0..n_layers {
+            let key = format!("blocks.{l}.hook_resid_pre");
+            let (shape, got) = tensor_f32(&st, &key);
+            assert_eq!(shape, vec![tokens.len(), 32]);
+            assert!(rel_diff(&got, &exp.f32(&format!("p2.{key}"))) <= 1e-4, "{name} {key}");
+        }
+        let (_, post) = tensor_f32(&st, "blocks.2.hook_resid_post");
+        assert!(rel_diff(&post, &exp.f32("p2.blocks.2.hook_resid_post")) <= 1e-4);
+
+        let sv = write_sv(&dir, exp.f32("steering_vector"));
+        let hook = exp.meta("steer_hook");
+        let coef = exp.meta("steer_coef");
+        let o = steerlab(&["trace", "--model", &model, "--prompt", prompt, "--out", &out, "--steer", &sv, "--hook", &hook, "--coef", &coef]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let bytes = std::fs::read(&out).unwrap();
+        let (shape, logits) = tensor_f32(&SafeTensors::deserialize(&bytes).unwrap(), "logits");
+        let d = max_abs_diff(&pick_cols(&logits, shape[1], &exp.i64("logit_ids")), &exp.f32("p2.steered.logits"));
+        assert!(d <= 1e-3, "{name}: steered logits differ by {d}");
+    }
+}
+
+#[test]
+fn generate_prints_the_greedy_continuation() {
+    let exp = Expected::load("gpt2-tiny");
+    let prompt = &exp.prompts()[0];
+    let model = model_dir("gpt2-tiny").display().to_string();
+    let o = steerlab(&["generate", "--model", &model, "--prompt", prompt, "--max-new-tokens", "8"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let tok = steerlab::tokenizer::Tokenizer::from_bytes(&std::fs::read(model_dir("gpt2-tiny").join("tokenizer.json")).unwrap(), "t").unwrap();
+    let want = format!("{prompt}{}\n", tok.decode(&exp.u32("p0.greedy")).unwrap());
+    assert_eq!(String::from_utf8_lossy(&o.stdout), want);
+}
+
+#[test]
+fn bad_input_gives_clear_errors() {
+    let dir = scratch("bad");
+    let good = model_dir("gpt2-tiny");
+    let out = dir.join("t.safetensors").display().to_string();
+    let run = |model: &Path, extra: &[&str]| {
+        let m = model.display().to_string();
+        let mut args = vec!["trace", "--model", &m, "--prompt", "hi", "--out", &out];
+        args.extend_from_slice(extra);
+        let o = steerlab(&args);
+        assert!(!o.status.success());
+        stderr(&o)
+    };
+    // A corrupt copy of the model: truncated weights, then an unknown model_type.
+    let bad = dir.join("model");
+    std::fs::create_dir_all(&bad).unwrap();
+    for f in ["config.json", "tokenizer.json"] {
+        std::fs::copy(good.join(f), bad.join(f)).unwrap();
+    }
+    let weights = std::fs::read(good.join("model.safetensors")).unwrap();
+    std::fs::write(bad.join("model.safetensors"), &weights[..weights.len() / 2]).unwrap();
+    let e = run(&bad, &[]);
+    assert!(e.contains("model.safetensors: not a valid safetensors file"), "{e}");
+    std::fs::write(bad.join("config.json"), r#"{"model_type": "llama"}"#).unwrap();
+    let e = run(&bad, &[]);
+    assert!(e.contains("unsupported model_type \"llama\""), "{e}");
+
+    let e = run(&dir.join("nowhere"), &[]);
+    assert!(e.contains("nowhere/config.json"), "{e}");
+
+    let sv = write_sv(&dir, vec![1.0; 7]);
+    let e = run(&good, &["--steer", &sv, "--hook", "blocks.0.hook_resid_pre"]);
+    assert!(e.contains("steering vector has 7 dims but") && e.contains("d_model = 32"), "{e}");
+    let sv = write_sv(&dir, vec![1.0; 32]);
+    let e = run(&good, &["--steer", &sv, "--hook", "blocks.9.hook_resid_pre"]);
+    assert!(e.contains("unknown hook `blocks.9.hook_resid_pre`"), "{e}");
+
+    let long = "word ".repeat(100);
+    let m = good.display().to_string();
+    let o = steerlab(&["trace", "--model", &m, "--prompt", &long, "--out", &out]);
+    assert!(stderr(&o).contains("sequence too long: 101 tokens, but the model's context is 64 tokens"), "{}", stderr(&o));
+}

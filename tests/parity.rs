@@ -1,0 +1,81 @@
+//! Parity with Hugging Face transformers on tiny random models in the real hub layout
+//! (scripts/make_fixtures.py): tokens exactly, logits to 1e-3 absolute, residuals to 1e-4 relative,
+//! steered logits and greedy generations (with KV cache), on the CPU and on wgpu.
+
+mod common;
+
+use common::*;
+use steerlab::device::read;
+use steerlab::model::Model;
+use steerlab::model::generate::{GenerateOptions, generate};
+use steerlab::model::hooks::{HookPoint, Hooks};
+use steerlab::steer::apply::intervention;
+
+fn check_logits(what: &str, logits: &[f32], vocab: usize, exp: &Expected, key: &str) {
+    let ids = exp.i64("logit_ids");
+    let picked = pick_cols(logits, vocab, &ids);
+    let d = max_abs_diff(&picked, &exp.f32(&format!("{key}.logits")));
+    assert!(d <= 1e-3, "{what}: logits differ by {d}");
+    let d = max_abs_diff(&logsumexp_rows(logits, vocab), &exp.f32(&format!("{key}.logsumexp")));
+    assert!(d <= 1e-3, "{what}: logsumexp over the vocabulary differs by {d}");
+}
+
+fn check_model(name: &str) {
+    let exp = Expected::load(name);
+    for (dev_name, device) in devices() {
+        let model = Model::from_dir(&model_dir(name), &device).unwrap();
+        let n_layers = model.cfg().n_layers;
+        let vocab = model.cfg().vocab_size;
+        let steer_hook = exp.meta("steer_hook");
+        let steer_coef: f32 = exp.meta("steer_coef").parse().unwrap();
+        let sv = exp.f32("steering_vector");
+        for (p, prompt) in exp.prompts().iter().enumerate() {
+            let what = format!("{name} on {dev_name}, prompt {p} {prompt:?}");
+            let tokens = model.encode(prompt, false).unwrap();
+            assert_eq!(tokens, exp.u32(&format!("p{p}.tokens")), "{what}: tokens");
+
+            let mut points: Vec<HookPoint> = (0..n_layers).flat_map(|l| [HookPoint::ResidPre(l), HookPoint::ResidMid(l)]).collect();
+            points.extend([HookPoint::ResidPost(n_layers - 1), HookPoint::LnFinal]);
+            let mut hooks = Hooks::capturing(points.clone());
+            let logits = pollster::block_on(read(model.forward(&tokens, &mut hooks).unwrap())).unwrap();
+            check_logits(&what, &logits.data, vocab, &exp, &format!("p{p}"));
+            for point in points {
+                let got = pollster::block_on(read(hooks.take(point).unwrap())).unwrap();
+                let d = rel_diff(&got.data, &exp.f32(&format!("p{p}.{point}")));
+                assert!(d <= 1e-4, "{what}: {point} differs by {d} (relative)");
+            }
+
+            let steer = || vec![intervention(&model, &steer_hook, &sv, steer_coef, 0).unwrap()];
+            let mut hooks = Hooks::steering(steer());
+            let logits = pollster::block_on(read(model.forward(&tokens, &mut hooks).unwrap())).unwrap();
+            check_logits(&format!("{what}, steered"), &logits.data, vocab, &exp, &format!("p{p}.steered"));
+
+            let opts = GenerateOptions { max_new_tokens: 8, ..Default::default() };
+            for (key, interventions) in [("greedy", vec![]), ("steered_greedy", steer())] {
+                let mut hooks = Hooks::steering(interventions);
+                let got = pollster::block_on(generate(&model, &tokens, &mut hooks, &opts, |_| {})).unwrap();
+                assert_eq!(got, exp.u32(&format!("p{p}.{key}")), "{what}: {key} generation");
+            }
+        }
+    }
+}
+
+#[test]
+fn gpt2_f32_bare_keys_with_mask_buffers() {
+    check_model("gpt2-tiny");
+}
+
+#[test]
+fn gpt2_bf16_prefixed_keys() {
+    check_model("gpt2-tiny-bf16-prefixed");
+}
+
+#[test]
+fn pythia_f16_parallel_residual_older_config_keys() {
+    check_model("pythia-tiny-f16-parallel");
+}
+
+#[test]
+fn pythia_f32_sequential_residual_newer_config_keys() {
+    check_model("pythia-tiny-f32-sequential");
+}
