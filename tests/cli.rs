@@ -111,6 +111,15 @@ fn bad_input_gives_clear_errors() {
     std::fs::write(bad.join("model.safetensors"), &weights[..weights.len() / 2]).unwrap();
     let e = run(&bad, &[]);
     assert!(e.contains("model.safetensors: not a valid safetensors file"), "{e}");
+    std::fs::write(bad.join("model.safetensors"), &weights).unwrap();
+    let config = std::fs::read_to_string(good.join("config.json")).unwrap();
+    std::fs::write(bad.join("config.json"), config.replace("\"n_embd\": 32", "\"n_embd\": 64")).unwrap();
+    let e = run(&bad, &[]);
+    assert!(e.contains("model.safetensors: tensor `h.0.ln_1.weight`: shape [32], expected [64]"), "{e}");
+    std::fs::write(bad.join("config.json"), &config).unwrap();
+    std::fs::write(bad.join("tokenizer.json"), "{\"version\": ").unwrap();
+    let e = run(&bad, &[]);
+    assert!(e.contains("tokenizer.json: not a valid tokenizer.json"), "{e}");
     std::fs::write(bad.join("config.json"), r#"{"model_type": "llama"}"#).unwrap();
     let e = run(&bad, &[]);
     assert!(e.contains("unsupported model_type \"llama\""), "{e}");
