@@ -15,6 +15,7 @@ expected.safetensors with, for prompt i:
   p{i}.blocks.{last}.hook_resid_post
   p{i}.ln_final.hook_normalized   F32 [seq, d]
   p{i}.steered.logsumexp / p{i}.steered.logits   the same with STEER_COEF * steering_vector added at STEER_HOOK
+  p{i}.steered_from.*             the same, steering only positions >= STEER_FROM
   p{i}.greedy / p{i}.steered_greedy  I64 [GEN]     greedy continuation with KV cache (transformers generate)
 plus steering_vector F32 [d] and logit_ids I64 [k], the vocabulary ids (a fixed stride) whose logits are
 stored. The metadata of expected.safetensors holds the prompts as JSON.
@@ -40,6 +41,7 @@ PROMPTS = [
 LOGIT_STRIDE = 13
 STEER_LAYER = 1
 STEER_COEF = 4.0
+STEER_FROM = 2
 GEN = 8
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -131,7 +133,8 @@ def reference(model, tok, path, blocks_prefix, d, n_layer, parallel):
         def fn(module, args, kwargs):
             h = args[0] if args else kwargs["hidden_states"]
             if steer["on"] and i == STEER_LAYER:
-                h = h + STEER_COEF * steering_vector
+                mask = (torch.arange(h.shape[1]) >= steer.get("from", 0)).float()[None, :, None]
+                h = h + STEER_COEF * steering_vector * mask
             captured[f"blocks.{i}.hook_resid_pre"] = h.detach().clone()
             if args:
                 return (h,) + tuple(args[1:]), kwargs
@@ -185,6 +188,11 @@ def reference(model, tok, path, blocks_prefix, d, n_layer, parallel):
             slogits = model(tokens[None]).logits[0].float()
             out[f"p{p}.steered.logits"] = slogits[:, ids].contiguous()
             out[f"p{p}.steered.logsumexp"] = torch.logsumexp(slogits, -1).contiguous()
+            steer["from"] = STEER_FROM  # only from this position on
+            slogits = model(tokens[None]).logits[0].float()
+            steer["from"] = 0
+            out[f"p{p}.steered_from.logits"] = slogits[:, ids].contiguous()
+            out[f"p{p}.steered_from.logsumexp"] = torch.logsumexp(slogits, -1).contiguous()
 
             for key, on in (("greedy", False), ("steered_greedy", True)):
                 steer["on"] = on
@@ -197,7 +205,7 @@ def reference(model, tok, path, blocks_prefix, d, n_layer, parallel):
         h.remove()
     save_file(out, os.path.join(path, "expected.safetensors"),
               metadata={"prompts": json.dumps(PROMPTS), "steer_hook": f"blocks.{STEER_LAYER}.hook_resid_pre",
-                        "steer_coef": str(STEER_COEF), "logit_stride": str(LOGIT_STRIDE)})
+                        "steer_coef": str(STEER_COEF), "steer_from": str(STEER_FROM), "logit_stride": str(LOGIT_STRIDE)})
 
 
 def main():

@@ -3,7 +3,8 @@
 
 use crate::error::{Error, Result};
 use crate::model::weights::HostTensor;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::wgpu::WgpuInitError;
+use burn::tensor::{Device, DeviceKind, Tensor};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -32,10 +33,14 @@ pub async fn init_device(choice: DeviceChoice) -> Result<Device> {
             if let Some(d) = WGPU.get() {
                 return Ok(d.clone());
             }
-            let d = Device::wgpu_options()
-                .init_async()
-                .await
-                .map_err(|e| Error::Device(format!("no usable WebGPU/wgpu adapter: {e}")))?;
+            let d = match Device::wgpu_options().init_async().await {
+                Ok(d) => d,
+                // A concurrent caller registered the runtime first: use the one it made.
+                Err(WgpuInitError::Registration { message }) if message.contains("already initialized") => {
+                    Device::wgpu(DeviceKind::DefaultDevice)
+                }
+                Err(e) => return Err(Error::Device(format!("no usable WebGPU/wgpu adapter: {e}"))),
+            };
             Ok(WGPU.get_or_init(|| d).clone())
         }
     }

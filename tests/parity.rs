@@ -9,6 +9,7 @@ use steerlab::device::read;
 use steerlab::model::Model;
 use steerlab::model::generate::{GenerateOptions, generate};
 use steerlab::model::hooks::{HookPoint, Hooks};
+use steerlab::model::kv_cache::KvCache;
 use steerlab::steer::apply::intervention;
 
 fn check_logits(what: &str, logits: &[f32], vocab: usize, exp: &Expected, key: &str) {
@@ -49,6 +50,24 @@ fn check_model(name: &str) {
             let mut hooks = Hooks::steering(steer());
             let logits = pollster::block_on(read(model.forward(&tokens, &mut hooks).unwrap())).unwrap();
             check_logits(&format!("{what}, steered"), &logits.data, vocab, &exp, &format!("p{p}.steered"));
+
+            let from: usize = exp.meta("steer_from").parse().unwrap();
+            let mut hooks = Hooks::steering(vec![intervention(&model, &steer_hook, &sv, steer_coef, from).unwrap()]);
+            let logits = pollster::block_on(read(model.forward(&tokens, &mut hooks).unwrap())).unwrap();
+            check_logits(&format!("{what}, steered from {from}"), &logits.data, vocab, &exp, &format!("p{p}.steered_from"));
+
+            // The same pass in two pieces through the KV cache gives the same logits for the second.
+            if tokens.len() > 1 {
+                let split = tokens.len() / 2;
+                let mut cache = KvCache::new(n_layers);
+                let mut hooks = Hooks::steering(steer());
+                model.net.forward(&tokens[..split], &mut cache, &mut hooks).unwrap();
+                let tail = pollster::block_on(read(model.net.forward(&tokens[split..], &mut cache, &mut hooks).unwrap())).unwrap();
+                let whole = pick_cols(&tail.data, vocab, &exp.i64("logit_ids"));
+                let want = exp.f32(&format!("p{p}.steered.logits"));
+                let d = max_abs_diff(&whole, &want[split * whole.len() / (tokens.len() - split)..]);
+                assert!(d <= 1e-3, "{what}: logits through the KV cache differ by {d}");
+            }
 
             let opts = GenerateOptions { max_new_tokens: 8, ..Default::default() };
             for (key, interventions) in [("greedy", vec![]), ("steered_greedy", steer())] {
