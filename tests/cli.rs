@@ -49,7 +49,8 @@ fn trace_matches_transformers_with_and_without_steering() {
         let st = SafeTensors::deserialize(&bytes).unwrap();
         let tokens = st.tensor("tokens").unwrap();
         assert_eq!(tokens.dtype(), safetensors::Dtype::I64);
-        let tokens: Vec<i64> = tokens.data().chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().unwrap())).collect();
+        let tokens: Vec<i64> =
+            tokens.data().chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().unwrap())).collect();
         assert_eq!(tokens, exp.i64("p2.tokens"));
         let (shape, logits) = tensor_f32(&st, "logits");
         assert_eq!(shape[0], tokens.len());
@@ -67,7 +68,10 @@ fn trace_matches_transformers_with_and_without_steering() {
         let sv = write_sv(&dir, exp.f32("steering_vector"));
         let hook = exp.meta("steer_hook");
         let coef = exp.meta("steer_coef");
-        let o = steerlab(&["trace", "--model", &model, "--prompt", prompt, "--out", &out, "--steer", &sv, "--hook", &hook, "--coef", &coef]);
+        let o = steerlab(&[
+            "trace", "--model", &model, "--prompt", prompt, "--out", &out, "--steer", &sv, "--hook", &hook, "--coef",
+            &coef,
+        ]);
         assert!(o.status.success(), "{}", stderr(&o));
         let bytes = std::fs::read(&out).unwrap();
         let (shape, logits) = tensor_f32(&SafeTensors::deserialize(&bytes).unwrap(), "logits");
@@ -83,7 +87,11 @@ fn generate_prints_the_greedy_continuation() {
     let model = model_dir("gpt2-tiny").display().to_string();
     let o = steerlab(&["generate", "--model", &model, "--prompt", prompt, "--max-new-tokens", "8"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let tok = steerlab::tokenizer::Tokenizer::from_bytes(&std::fs::read(model_dir("gpt2-tiny").join("tokenizer.json")).unwrap(), "t").unwrap();
+    let tok = steerlab::tokenizer::Tokenizer::from_bytes(
+        &std::fs::read(model_dir("gpt2-tiny").join("tokenizer.json")).unwrap(),
+        "t",
+    )
+    .unwrap();
     let want = format!("{prompt}{}\n", tok.decode(&exp.u32("p0.greedy")).unwrap());
     assert_eq!(String::from_utf8_lossy(&o.stdout), want);
 }
@@ -137,5 +145,9 @@ fn bad_input_gives_clear_errors() {
     let long = "word ".repeat(100);
     let m = good.display().to_string();
     let o = steerlab(&["trace", "--model", &m, "--prompt", &long, "--out", &out]);
-    assert!(stderr(&o).contains("sequence too long: 101 tokens, but the model's context is 64 tokens"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("sequence too long: 101 tokens, but the model's context is 64 tokens"),
+        "{}",
+        stderr(&o)
+    );
 }

@@ -35,7 +35,8 @@ fn check_model(name: &str) {
             let tokens = model.encode(prompt, false).unwrap();
             assert_eq!(tokens, exp.u32(&format!("p{p}.tokens")), "{what}: tokens");
 
-            let mut points: Vec<HookPoint> = (0..n_layers).flat_map(|l| [HookPoint::ResidPre(l), HookPoint::ResidMid(l)]).collect();
+            let mut points: Vec<HookPoint> =
+                (0..n_layers).flat_map(|l| [HookPoint::ResidPre(l), HookPoint::ResidMid(l)]).collect();
             points.extend([HookPoint::ResidPost(n_layers - 1), HookPoint::LnFinal]);
             let mut hooks = Hooks::capturing(points.clone());
             let logits = pollster::block_on(read(model.forward(&tokens, &mut hooks).unwrap())).unwrap();
@@ -54,7 +55,13 @@ fn check_model(name: &str) {
             let from: usize = exp.meta("steer_from").parse().unwrap();
             let mut hooks = Hooks::steering(vec![intervention(&model, &steer_hook, &sv, steer_coef, from).unwrap()]);
             let logits = pollster::block_on(read(model.forward(&tokens, &mut hooks).unwrap())).unwrap();
-            check_logits(&format!("{what}, steered from {from}"), &logits.data, vocab, &exp, &format!("p{p}.steered_from"));
+            check_logits(
+                &format!("{what}, steered from {from}"),
+                &logits.data,
+                vocab,
+                &exp,
+                &format!("p{p}.steered_from"),
+            );
 
             // The same pass in two pieces through the KV cache gives the same logits for the second.
             if tokens.len() > 1 {
@@ -62,7 +69,9 @@ fn check_model(name: &str) {
                 let mut cache = KvCache::new(n_layers);
                 let mut hooks = Hooks::steering(steer());
                 model.net.forward(&tokens[..split], &mut cache, &mut hooks).unwrap();
-                let tail = pollster::block_on(read(model.net.forward(&tokens[split..], &mut cache, &mut hooks).unwrap())).unwrap();
+                let tail =
+                    pollster::block_on(read(model.net.forward(&tokens[split..], &mut cache, &mut hooks).unwrap()))
+                        .unwrap();
                 let whole = pick_cols(&tail.data, vocab, &exp.i64("logit_ids"));
                 let want = exp.f32(&format!("p{p}.steered.logits"));
                 let d = max_abs_diff(&whole, &want[split * whole.len() / (tokens.len() - split)..]);

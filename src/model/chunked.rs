@@ -45,7 +45,8 @@ impl ChunkedRows {
             if !ids.iter().any(|&id| inside(id)) {
                 continue;
             }
-            let local: Vec<i64> = ids.iter().map(|&id| if inside(id) { (id as usize - lo) as i64 } else { 0 }).collect();
+            let local: Vec<i64> =
+                ids.iter().map(|&id| if inside(id) { (id as usize - lo) as i64 } else { 0 }).collect();
             let keep: Vec<f32> = ids.iter().map(|&id| if inside(id) { 1.0 } else { 0.0 }).collect();
             let idx = Tensor::<1, Int>::from_data(TensorData::new(local, [s]), device);
             let keep = Tensor::<2>::from_data(TensorData::new(keep, [s, 1]), device);
@@ -60,11 +61,8 @@ impl ChunkedRows {
 
     /// `x @ Mᵀ`, chunk by chunk: [b, s, cols] → [b, s, rows].
     pub fn unembed(&self, x: Tensor<3>) -> Tensor<3> {
-        let parts = self
-            .chunks
-            .iter()
-            .map(|chunk| x.clone().matmul(chunk.clone().transpose().unsqueeze::<3>()))
-            .collect();
+        let parts =
+            self.chunks.iter().map(|chunk| x.clone().matmul(chunk.clone().transpose().unsqueeze::<3>())).collect();
         Tensor::cat(parts, 2)
     }
 }

@@ -64,7 +64,7 @@ impl ModelConfig {
                 return Err(Error::file(
                     file,
                     format!("unsupported model_type \"{other}\": steerlab runs \"gpt2\" and \"gpt_neox\" (Pythia)"),
-                ))
+                ));
             }
         };
         cfg.validate(file)?;
@@ -101,17 +101,14 @@ impl ModelConfig {
         // Newer transformers writes `rope_parameters`; older configs `rotary_pct` / `rotary_emb_base`.
         let rope = v.get("rope_parameters");
         let pick = |new: &str, old: &str| {
-            rope.and_then(|r| r.get(new))
-                .or_else(|| v.get(new))
-                .or_else(|| v.get(old))
-                .and_then(Value::as_f64)
+            rope.and_then(|r| r.get(new)).or_else(|| v.get(new)).or_else(|| v.get(old)).and_then(Value::as_f64)
         };
         let rotary_pct = pick("partial_rotary_factor", "rotary_pct").unwrap_or(1.0);
         let rotary_base = pick("rope_theta", "rotary_emb_base").unwrap_or(10000.0);
-        if let Some(kind) = rope.and_then(|r| r.get("rope_type")).and_then(Value::as_str) {
-            if kind != "default" {
-                return Err(Error::file(file, format!("rope_type \"{kind}\" is not supported (only \"default\")")));
-            }
+        if let Some(kind) = rope.and_then(|r| r.get("rope_type")).and_then(Value::as_str)
+            && kind != "default"
+        {
+            return Err(Error::file(file, format!("rope_type \"{kind}\" is not supported (only \"default\")")));
         }
         if !(0.0..=1.0).contains(&rotary_pct) {
             return Err(Error::file(file, format!("rotary fraction {rotary_pct} is not in [0, 1]")));
@@ -119,7 +116,7 @@ impl ModelConfig {
         if v.get("attention_bias").and_then(Value::as_bool) == Some(false) {
             return Err(Error::file(file, "attention_bias = false is not supported"));
         }
-        let d_head = if n_heads == 0 { 0 } else { d_model / n_heads };
+        let d_head = d_model.checked_div(n_heads).unwrap_or(0);
         Ok(Self {
             arch: Arch::GptNeox,
             d_model,
@@ -152,13 +149,13 @@ impl ModelConfig {
         if let Some((what, _)) = zero.iter().find(|(_, n)| *n == 0) {
             return Err(Error::file(file, format!("{what} must be positive")));
         }
-        if self.d_model % self.n_heads != 0 {
+        if !self.d_model.is_multiple_of(self.n_heads) {
             return Err(Error::file(
                 file,
                 format!("hidden size {} is not divisible by {} heads", self.d_model, self.n_heads),
             ));
         }
-        if self.rotary_dims % 2 != 0 {
+        if !self.rotary_dims.is_multiple_of(2) {
             return Err(Error::file(file, format!("rotary dims {} must be even", self.rotary_dims)));
         }
         Ok(())

@@ -15,7 +15,11 @@ pub const PREFIXES: &[&str] = &["transformer."];
 pub fn load(cfg: ModelConfig, w: &dyn Weights, device: &Device) -> Result<Transformer> {
     let (d, eps) = (cfg.d_model, cfg.ln_eps);
     let linear = |name: &str, d_in: usize, d_out: usize| -> Result<Linear> {
-        Ok(Linear::new(w.get(&format!("{name}.weight"), &[d_in, d_out])?, w.get(&format!("{name}.bias"), &[d_out])?, device))
+        Ok(Linear::new(
+            w.get(&format!("{name}.weight"), &[d_in, d_out])?,
+            w.get(&format!("{name}.bias"), &[d_out])?,
+            device,
+        ))
     };
     let blocks = (0..cfg.n_layers)
         .map(|i| {

@@ -96,10 +96,7 @@ impl Rotary {
             }
         }
         let shape = [1, 1, len, self.dims];
-        (
-            Tensor::from_data(TensorData::new(cos, shape), device),
-            Tensor::from_data(TensorData::new(sin, shape), device),
-        )
+        (Tensor::from_data(TensorData::new(cos, shape), device), Tensor::from_data(TensorData::new(sin, shape), device))
     }
 
     /// Rotates `x` [b, h, s, d_head] whose first position is `start`.

@@ -81,7 +81,8 @@ impl Model {
     pub fn encode(&self, text: &str, prepend_bos: bool) -> Result<Vec<u32>> {
         let mut ids = Vec::new();
         if prepend_bos {
-            let bos = self.cfg().bos_token_id.ok_or_else(|| Error::invalid("this model's config has no bos_token_id"))?;
+            let bos =
+                self.cfg().bos_token_id.ok_or_else(|| Error::invalid("this model's config has no bos_token_id"))?;
             ids.push(bos);
         }
         ids.extend(self.tokenizer.encode(text)?);

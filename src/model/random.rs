@@ -22,7 +22,9 @@ impl Weights for RandomWeights {
             vec![1.0; n]
         } else {
             // A seed per tensor name keeps every tensor the same whatever the load order.
-            let h = name.bytes().fold(self.seed ^ 0xcbf2_9ce4_8422_2325, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+            let h = name
+                .bytes()
+                .fold(self.seed ^ 0xcbf2_9ce4_8422_2325, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
             let mut rng = StdRng::seed_from_u64(h);
             let a = 0.02 * 3f32.sqrt(); // uniform(-a, a) has std 0.02
             (0..n).map(|_| rng.random_range(-a..a)).collect()

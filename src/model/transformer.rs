@@ -63,7 +63,8 @@ impl Transformer {
             let attn = self.attention(l, block, block.ln_1.forward(pre.clone()), cache, start);
             let mid = hooks.run(HookPoint::ResidMid(l), pre.clone() + attn, start);
             let mlp_input = if cfg.parallel_residual { pre } else { mid.clone() };
-            let mlp = block.mlp_out.forward(activate(block.mlp_in.forward(block.ln_2.forward(mlp_input)), cfg.activation));
+            let mlp =
+                block.mlp_out.forward(activate(block.mlp_in.forward(block.ln_2.forward(mlp_input)), cfg.activation));
             x = hooks.run(HookPoint::ResidPost(l), mid + mlp, start);
         }
         cache.advance(s);

@@ -47,7 +47,10 @@ mod tests {
 
     #[test]
     fn round_trip_and_errors() {
-        let sv = SteeringVector { values: vec![1.0, -2.0, 0.5], metadata: HashMap::from([("hook".into(), "blocks.1.hook_resid_pre".into())]) };
+        let sv = SteeringVector {
+            values: vec![1.0, -2.0, 0.5],
+            metadata: HashMap::from([("hook".into(), "blocks.1.hook_resid_pre".into())]),
+        };
         let bytes = sv.to_safetensors().unwrap();
         assert_eq!(SteeringVector::from_safetensors(&bytes, "sv.safetensors").unwrap(), sv);
         let other = to_safetensors(&[NamedTensor::f32("x", vec![2], vec![0.0; 2])], HashMap::new()).unwrap();

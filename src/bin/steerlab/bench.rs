@@ -53,7 +53,11 @@ pub fn run(args: BenchArgs) -> Result<()> {
     };
     pass()?; // warm-up: kernel compilation, allocation
     let mut times = (0..args.iters).map(|_| pass()).collect::<Result<Vec<_>>>()?;
-    let mut rows = vec![Row { engine: "steerlab (burn)".into(), device: format!("{:?}", args.device).to_lowercase(), median_ms: median(&mut times) }];
+    let mut rows = vec![Row {
+        engine: "steerlab (burn)".into(),
+        device: format!("{:?}", args.device).to_lowercase(),
+        median_ms: median(&mut times),
+    }];
 
     eprintln!("running the PyTorch reference with {}...", args.python);
     match torch(&args) {
@@ -64,7 +68,13 @@ pub fn run(args: BenchArgs) -> Result<()> {
     println!("GPT-2 small forward pass, {} tokens, median of {} runs", args.seq, args.iters);
     println!("{:<24} {:<6} {:>12} {:>12}", "engine", "device", "median ms", "tokens/s");
     for r in &rows {
-        println!("{:<24} {:<6} {:>12.1} {:>12.0}", r.engine, r.device, r.median_ms, args.seq as f64 / r.median_ms * 1e3);
+        println!(
+            "{:<24} {:<6} {:>12.1} {:>12.0}",
+            r.engine,
+            r.device,
+            r.median_ms,
+            args.seq as f64 / r.median_ms * 1e3
+        );
     }
     if let [ours, reference] = &rows[..] {
         println!("ratio steerlab / PyTorch: {:.2}x the time", ours.median_ms / reference.median_ms);
