@@ -1,5 +1,5 @@
 //! A matrix stored as row chunks, so that no single GPU buffer passes the 128 MiB storage-binding
-//! limit of lavapipe and Android Chrome (GPT-2's 154 MB token embedding is two chunks).
+//! limit of lavapipe and Android Chrome (GPT-2's 154 MB token embedding is three chunks).
 
 use super::layers::upload;
 use super::weights::HostTensor;

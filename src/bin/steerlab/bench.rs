@@ -42,11 +42,12 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let device = pollster::block_on(init_device(args.device))?;
     let cfg = ModelConfig::from_json(GPT2_SMALL_CONFIG, "GPT-2 small config")?;
     eprintln!("building GPT-2 small with random weights on {:?}...", args.device);
+    let n_layers = cfg.n_layers;
     let net = Model::build(cfg, &RandomWeights { seed: 0 }, &device)?;
     let tokens: Vec<u32> = (0..args.seq as u32).map(|i| (i * 7919 + 13) % 50257).collect();
     let pass = || -> Result<f64> {
         let t = Instant::now();
-        let logits = net.forward(&tokens, &mut KvCache::new(12), &mut Hooks::default())?;
+        let logits = net.forward(&tokens, &mut KvCache::new(n_layers), &mut Hooks::default())?;
         // Reading a reduction waits for the whole pass without timing a 25 MB copy.
         pollster::block_on(read(logits.sum()))?;
         Ok(t.elapsed().as_secs_f64() * 1e3)
