@@ -4,6 +4,7 @@
 pub mod device;
 pub mod error;
 pub mod model;
+pub mod sae;
 pub mod steer;
 pub mod tensor_file;
 pub mod tokenizer;

@@ -1,0 +1,115 @@
+//! Reads an SAELens `cfg.json` (current and older key names).
+
+use crate::error::{Error, Result};
+use serde_json::Value;
+
+/// The activation that turns pre-activations into feature activations.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SaeArch {
+    /// ReLU.
+    Standard,
+    /// ReLU gated by a learned per-feature `threshold`.
+    JumpRelu,
+    /// Keep the k largest pre-activations (ReLU'd), zero the rest.
+    TopK { k: usize },
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SaeConfig {
+    pub arch: SaeArch,
+    pub d_in: usize,
+    pub d_sae: usize,
+    /// TransformerLens hook the SAE reads, e.g. `blocks.8.hook_resid_pre`.
+    pub hook_name: String,
+    /// Subtract `b_dec` from the input before encoding.
+    pub apply_b_dec_to_input: bool,
+}
+
+impl SaeConfig {
+    pub fn from_json(text: &str, file: &str) -> Result<Self> {
+        let v: Value = serde_json::from_str(text).map_err(|e| Error::file(file, format!("not valid JSON: {e}")))?;
+        // Newer SAELens nests some keys under `metadata`; older configs use `hook_point`.
+        let get = |k: &str| v.get(k).or_else(|| v.get("metadata").and_then(|m| m.get(k)));
+        let usize_of = |k: &str| -> Result<usize> {
+            get(k)
+                .and_then(Value::as_u64)
+                .map(|n| n as usize)
+                .filter(|&n| n > 0)
+                .ok_or_else(|| Error::file(file, format!("missing or invalid `{k}` (a positive integer)")))
+        };
+        let hook_name = get("hook_name")
+            .or_else(|| get("hook_point"))
+            .and_then(Value::as_str)
+            .ok_or_else(|| Error::file(file, "missing `hook_name` (or older `hook_point`)"))?
+            .to_string();
+        let arch = match get("architecture").and_then(Value::as_str).unwrap_or("standard") {
+            "standard" => SaeArch::Standard,
+            "jumprelu" => SaeArch::JumpRelu,
+            "topk" => {
+                let k = get("activation_fn_kwargs")
+                    .and_then(|a| a.get("k"))
+                    .or_else(|| get("k"))
+                    .and_then(Value::as_u64)
+                    .filter(|&k| k > 0)
+                    .ok_or_else(|| Error::file(file, "topk SAE without a positive `activation_fn_kwargs.k`"))?;
+                SaeArch::TopK { k: k as usize }
+            }
+            other => {
+                return Err(Error::file(
+                    file,
+                    format!("unsupported architecture \"{other}\" (expected standard, jumprelu or topk)"),
+                ));
+            }
+        };
+        match get("normalize_activations").and_then(Value::as_str).unwrap_or("none") {
+            "none" => {}
+            other => {
+                return Err(Error::file(file, format!("normalize_activations \"{other}\" is not supported yet")));
+            }
+        }
+        let cfg = Self {
+            arch,
+            d_in: usize_of("d_in")?,
+            d_sae: usize_of("d_sae")?,
+            hook_name,
+            apply_b_dec_to_input: get("apply_b_dec_to_input").and_then(Value::as_bool).unwrap_or(false),
+        };
+        if let SaeArch::TopK { k } = cfg.arch
+            && k > cfg.d_sae
+        {
+            return Err(Error::file(file, format!("topk k = {k} exceeds d_sae = {}", cfg.d_sae)));
+        }
+        Ok(cfg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_current_and_older_keys() {
+        let new = r#"{"architecture":"topk","d_in":4,"d_sae":8,"hook_name":"blocks.1.hook_resid_pre",
+            "activation_fn_kwargs":{"k":3},"apply_b_dec_to_input":true,"normalize_activations":"none"}"#;
+        let cfg = SaeConfig::from_json(new, "cfg.json").unwrap();
+        assert_eq!(cfg.arch, SaeArch::TopK { k: 3 });
+        assert!(cfg.apply_b_dec_to_input);
+        let old = r#"{"d_in":4,"d_sae":8,"hook_point":"blocks.0.hook_resid_pre"}"#;
+        let cfg = SaeConfig::from_json(old, "cfg.json").unwrap();
+        assert_eq!((cfg.arch, cfg.hook_name.as_str()), (SaeArch::Standard, "blocks.0.hook_resid_pre"));
+    }
+
+    #[test]
+    fn bad_configs_are_named() {
+        let e = SaeConfig::from_json(r#"{"d_in":4,"d_sae":8}"#, "c.json").unwrap_err().to_string();
+        assert_eq!(e, "c.json: missing `hook_name` (or older `hook_point`)");
+        let e = SaeConfig::from_json(r#"{"d_in":4,"d_sae":8,"hook_name":"h","architecture":"gated"}"#, "c.json");
+        assert!(e.unwrap_err().to_string().contains("unsupported architecture \"gated\""));
+        let e = SaeConfig::from_json(
+            r#"{"d_in":4,"d_sae":2,"hook_name":"h","architecture":"topk","activation_fn_kwargs":{"k":3}}"#,
+            "c.json",
+        );
+        assert!(e.unwrap_err().to_string().contains("exceeds d_sae"));
+    }
+}

@@ -1,0 +1,167 @@
+//! Sparse autoencoders in the SAELens layout (`cfg.json` + `sae_weights.safetensors`): loading,
+//! encode and decode on any device.
+
+pub mod config;
+
+use crate::error::{Error, Result};
+use crate::model::config::ModelConfig;
+use crate::model::hooks::HookPoint;
+use crate::model::layers::upload;
+use crate::model::weights::{SafetensorsWeights, Weights};
+use burn::tensor::{Device, IndexingUpdateOp, Tensor, activation};
+use config::{SaeArch, SaeConfig};
+
+pub struct Sae {
+    pub cfg: SaeConfig,
+    pub w_enc: Tensor<2>, // [d_in, d_sae]
+    pub b_enc: Tensor<1>, // [d_sae]
+    pub w_dec: Tensor<2>, // [d_sae, d_in]
+    pub b_dec: Tensor<1>, // [d_in]
+    /// JumpReLU thresholds [d_sae].
+    pub threshold: Option<Tensor<1>>,
+}
+
+impl Sae {
+    /// Loads from the contents of `cfg.json` and `sae_weights.safetensors`; `name` labels errors.
+    pub fn from_files(name: &str, cfg_json: &str, weights: &[u8], device: &Device) -> Result<Self> {
+        let cfg = SaeConfig::from_json(cfg_json, &format!("{name}/cfg.json"))?;
+        let w = SafetensorsWeights::parse(weights, &format!("{name}/sae_weights.safetensors"), &[])?;
+        let (d_in, d_sae) = (cfg.d_in, cfg.d_sae);
+        let threshold = match cfg.arch {
+            SaeArch::JumpRelu => Some(upload(w.get("threshold", &[d_sae])?, device)),
+            _ => None,
+        };
+        Ok(Self {
+            w_enc: upload(w.get("W_enc", &[d_in, d_sae])?, device),
+            b_enc: upload(w.get("b_enc", &[d_sae])?, device),
+            w_dec: upload(w.get("W_dec", &[d_sae, d_in])?, device),
+            b_dec: upload(w.get("b_dec", &[d_in])?, device),
+            threshold,
+            cfg,
+        })
+    }
+
+    /// Loads `cfg.json` and `sae_weights.safetensors` from a directory.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn from_dir(dir: &std::path::Path, device: &Device) -> Result<Self> {
+        let read = |f: &str| {
+            let p = dir.join(f);
+            std::fs::read(&p).map_err(|e| Error::file(p.display().to_string(), e))
+        };
+        let cfg = String::from_utf8(read("cfg.json")?)
+            .map_err(|_| Error::file(dir.join("cfg.json").display().to_string(), "not UTF-8 text"))?;
+        Self::from_files(&dir.display().to_string(), &cfg, &read("sae_weights.safetensors")?, device)
+    }
+
+    /// Checks that this SAE reads a hook of `model` with its width.
+    pub fn check_fits(&self, model: &ModelConfig) -> Result<HookPoint> {
+        if self.cfg.d_in != model.d_model {
+            return Err(Error::invalid(format!(
+                "SAE d_in = {} does not match the model's d_model = {}",
+                self.cfg.d_in, model.d_model
+            )));
+        }
+        HookPoint::parse(&self.cfg.hook_name, model.n_layers)
+    }
+
+    /// Pre-activations: (x − b_dec if apply_b_dec_to_input) @ W_enc + b_enc. [n, d_in] → [n, d_sae].
+    pub fn pre_activations(&self, x: Tensor<2>) -> Tensor<2> {
+        let x = if self.cfg.apply_b_dec_to_input { x - self.b_dec.clone().unsqueeze::<2>() } else { x };
+        x.matmul(self.w_enc.clone()) + self.b_enc.clone().unsqueeze::<2>()
+    }
+
+    /// Feature activations, as SAELens computes them. [n, d_in] → [n, d_sae].
+    pub fn encode(&self, x: Tensor<2>) -> Tensor<2> {
+        let pre = self.pre_activations(x);
+        match self.cfg.arch {
+            SaeArch::Standard => activation::relu(pre),
+            SaeArch::JumpRelu => {
+                let threshold = self.threshold.clone().expect("jumprelu SAEs load a threshold").unsqueeze::<2>();
+                let gate = pre.clone().greater(threshold.expand(pre.dims())).float();
+                activation::relu(pre) * gate
+            }
+            SaeArch::TopK { k } => {
+                let (values, indices) = pre.clone().topk_with_indices(k, 1); // [n, k]
+                pre.zeros_like().scatter(1, indices, activation::relu(values), IndexingUpdateOp::Assign)
+            }
+        }
+    }
+
+    /// Reconstruction: acts @ W_dec + b_dec. [n, d_sae] → [n, d_in].
+    pub fn decode(&self, acts: Tensor<2>) -> Tensor<2> {
+        acts.matmul(self.w_dec.clone()) + self.b_dec.clone().unsqueeze::<2>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::read;
+    use crate::tensor_file::{NamedTensor, to_safetensors};
+    use burn::tensor::TensorData;
+
+    /// A hand-built SAE with d_in = 2, d_sae = 3: feature 0 reads +x0, feature 1 reads −x0 (its anti-aligned
+    /// partner), feature 2 reads x1 with a large encoder bias that dominates encode(0).
+    fn sae(arch: &str, extra: &str) -> Sae {
+        let w = to_safetensors(
+            &[
+                NamedTensor::f32("W_enc", vec![2, 3], vec![1.0, -1.0, 0.0, 0.0, 0.0, 1.0]),
+                NamedTensor::f32("b_enc", vec![3], vec![0.0, 0.0, 5.0]),
+                NamedTensor::f32("W_dec", vec![3, 2], vec![1.0, 0.0, -1.0, 0.0, 0.0, 1.0]),
+                NamedTensor::f32("b_dec", vec![2], vec![0.5, -0.5]),
+                NamedTensor::f32("threshold", vec![3], vec![0.5, 0.5, 6.0]),
+            ],
+            Default::default(),
+        )
+        .unwrap();
+        let cfg =
+            format!(r#"{{"architecture":"{arch}","d_in":2,"d_sae":3,"hook_name":"blocks.0.hook_resid_pre"{extra}}}"#);
+        Sae::from_files("hand", &cfg, &w, &Device::flex()).unwrap()
+    }
+
+    fn run(sae: &Sae, x: [f32; 2]) -> (Vec<f32>, Vec<f32>) {
+        let x = Tensor::<2>::from_data(TensorData::new(x.to_vec(), [1, 2]), &Device::flex());
+        let acts = sae.encode(x);
+        let rec = sae.decode(acts.clone());
+        (pollster::block_on(read(acts)).unwrap().data, pollster::block_on(read(rec)).unwrap().data)
+    }
+
+    #[test]
+    fn relu_drops_the_negative_projection_and_its_partner_fires() {
+        let s = sae("standard", "");
+        // encode(0): only the bias feature fires.
+        assert_eq!(run(&s, [0.0, 0.0]).0, vec![0.0, 0.0, 5.0]);
+        // x0 = −2: feature 0's projection is negative and dropped; its anti-aligned partner fires.
+        let (acts, rec) = run(&s, [-2.0, 1.0]);
+        assert_eq!(acts, vec![0.0, 2.0, 6.0]);
+        assert_eq!(rec, vec![0.5 - 2.0, -0.5 + 6.0]);
+    }
+
+    #[test]
+    fn apply_b_dec_jumprelu_and_topk() {
+        let s = sae("standard", r#","apply_b_dec_to_input":true"#);
+        assert_eq!(run(&s, [2.5, 0.5]).0, vec![2.0, 0.0, 6.0]);
+        let s = sae("jumprelu", "");
+        // feature 0 at 0.4 is under its 0.5 threshold; feature 2 at 5.5 under 6.0.
+        assert_eq!(run(&s, [0.4, 0.5]).0, vec![0.0, 0.0, 0.0]);
+        assert_eq!(run(&s, [0.6, 1.5]).0, vec![0.6, 0.0, 6.5]);
+        let s = sae("topk", r#","activation_fn_kwargs":{"k":1}"#);
+        // pre-activations [3, −3, 1]: only the largest survives.
+        assert_eq!(run(&s, [3.0, -4.0]).0, vec![3.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn missing_threshold_and_wrong_width_are_named() {
+        let w = to_safetensors(&[NamedTensor::f32("W_enc", vec![2, 3], vec![0.0; 6])], Default::default()).unwrap();
+        let cfg = r#"{"architecture":"jumprelu","d_in":2,"d_sae":3,"hook_name":"blocks.0.hook_resid_pre"}"#;
+        let e = Sae::from_files("s", cfg, &w, &Device::flex()).err().unwrap().to_string();
+        assert_eq!(e, "s/sae_weights.safetensors: tensor `threshold`: missing");
+        let model = crate::model::config::ModelConfig::from_json(
+            r#"{"model_type":"gpt2","n_embd":4,"n_layer":1,"n_head":1,"vocab_size":10}"#,
+            "c",
+        )
+        .unwrap();
+        let e = sae("standard", "").check_fits(&model).unwrap_err().to_string();
+        assert_eq!(e, "SAE d_in = 2 does not match the model's d_model = 4");
+    }
+}
