@@ -68,6 +68,9 @@ impl SaeConfig {
                 return Err(Error::file(file, format!("normalize_activations \"{other}\" is not supported yet")));
             }
         }
+        if get("rescale_acts_by_decoder_norm").and_then(Value::as_bool) == Some(true) {
+            return Err(Error::file(file, "rescale_acts_by_decoder_norm = true is not supported yet"));
+        }
         let cfg = Self {
             arch,
             d_in: usize_of("d_in")?,

@@ -31,7 +31,11 @@ pub struct Expected {
 
 impl Expected {
     pub fn load(model: &str) -> Self {
-        Self { bytes: std::fs::read(model_dir(model).join("expected.safetensors")).unwrap() }
+        Self::from_file(&model_dir(model).join("expected.safetensors"))
+    }
+
+    pub fn from_file(path: &std::path::Path) -> Self {
+        Self { bytes: std::fs::read(path).unwrap() }
     }
 
     fn st(&self) -> SafeTensors<'_> {

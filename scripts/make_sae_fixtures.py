@@ -1,0 +1,58 @@
+#!/usr/bin/env python3
+"""Makes random SAEs of the three SAELens architectures (as sae-lens saves them: cfg.json +
+sae_weights.safetensors) and sae-lens' own encodings of probe vectors, for steerlab's SAE parity tests.
+
+Run once (needs PyPI sae-lens); the small outputs are committed:
+    python3 scripts/make_sae_fixtures.py
+
+tests/fixtures/saes/NAME/expected.safetensors holds probes F32 [n, d_in] (row 0 is the zero vector),
+feature_acts F32 [n, d_sae] and reconstruction F32 [n, d_in].
+"""
+import os
+
+import torch
+from safetensors.torch import save_file
+from sae_lens import JumpReLUSAE, JumpReLUSAEConfig, StandardSAE, StandardSAEConfig, TopKSAE, TopKSAEConfig
+from sae_lens.saes.sae import SAEMetadata
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+OUT = os.path.join(HERE, "..", "tests", "fixtures", "saes")
+D_IN, D_SAE, N = 32, 96, 6
+
+
+def meta():
+    # the hook of the tiny fixture models that the SAE reads
+    return SAEMetadata(hook_name="blocks.1.hook_resid_pre", model_name="gpt2-tiny")
+
+
+SAES = [
+    ("standard", StandardSAE, StandardSAEConfig(d_in=D_IN, d_sae=D_SAE, apply_b_dec_to_input=True, metadata=meta())),
+    ("jumprelu", JumpReLUSAE, JumpReLUSAEConfig(d_in=D_IN, d_sae=D_SAE, apply_b_dec_to_input=False, metadata=meta())),
+    ("topk", TopKSAE, TopKSAEConfig(d_in=D_IN, d_sae=D_SAE, k=8, apply_b_dec_to_input=True, metadata=meta())),
+]
+
+
+def main():
+    g = torch.Generator().manual_seed(7)
+    for name, cls, cfg in SAES:
+        sae = cls(cfg)
+        with torch.no_grad():
+            for pname, p in sae.named_parameters():
+                if pname == "threshold":
+                    p.copy_(0.3 * torch.rand(p.shape, generator=g))
+                else:
+                    p.copy_(0.5 * torch.randn(p.shape, generator=g))
+        path = os.path.join(OUT, name)
+        os.makedirs(path, exist_ok=True)
+        sae.save_model(path)
+        probes = torch.randn(N, D_IN, generator=g) * torch.tensor([0.0, 0.1, 1.0, 3.0, 10.0, 1.0])[:, None]
+        with torch.no_grad():
+            acts = sae.encode(probes)
+            rec = sae.decode(acts)
+        save_file({"probes": probes.contiguous(), "feature_acts": acts.contiguous(),
+                   "reconstruction": rec.contiguous()}, os.path.join(path, "expected.safetensors"))
+        print("wrote", path, (acts > 0).sum(-1).tolist())
+
+
+if __name__ == "__main__":
+    main()
