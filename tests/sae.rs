@@ -46,3 +46,32 @@ fn sae_fits_the_fixture_model_or_says_why() {
     let sae = Sae::from_dir(&sae_dir("standard"), &cpu).unwrap();
     assert_eq!(sae.check_fits(model.cfg()).unwrap().to_string(), "blocks.1.hook_resid_pre");
 }
+
+#[test]
+fn sae_encode_cli_writes_acts_and_reconstruction() {
+    let dir = std::env::temp_dir().join(format!("steerlab-sae-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let exp_path = sae_dir("topk").join("expected.safetensors");
+    let out = dir.join("enc.safetensors");
+    let run = |tensor: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_steerlab"))
+            .args(["sae-encode", "--sae", sae_dir("topk").to_str().unwrap(), "--input", exp_path.to_str().unwrap()])
+            .args(["--tensor", tensor, "--out", out.to_str().unwrap()])
+            .output()
+            .unwrap()
+    };
+    let o = run("probes");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let got = Expected::from_file(&out);
+    let exp = Expected::from_file(&exp_path);
+    assert!(rel_diff(&got.f32("feature_acts"), &exp.f32("feature_acts")) <= 1e-5);
+    assert!(rel_diff(&got.f32("reconstruction"), &exp.f32("reconstruction")) <= 1e-5);
+
+    // feature_acts is [6, 96]: not vectors of this SAE's d_in = 32.
+    let o = run("feature_acts");
+    assert!(!o.status.success());
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("input of shape [6, 96] does not fit this SAE: expected [n, 32] or [32]"), "{e}");
+    let o = run("nothing");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("tensor `nothing`: missing"));
+}

@@ -46,6 +46,13 @@ impl<'a> SafetensorsWeights<'a> {
             .find_map(|p| self.st.tensor(&format!("{p}{name}")).ok())
     }
 
+    /// The tensor `name` whatever its shape.
+    pub fn get_any(&self, name: &str) -> Result<HostTensor> {
+        let view = self.find(name).ok_or_else(|| self.err(name, "missing"))?;
+        let data = decode(view.dtype(), view.data()).map_err(|m| self.err(name, m))?;
+        Ok(HostTensor::new(view.shape().to_vec(), data))
+    }
+
     fn err(&self, tensor: &str, msg: impl std::fmt::Display) -> Error {
         Error::Tensor { file: self.file.clone(), tensor: tensor.to_string(), msg: msg.to_string() }
     }

@@ -3,11 +3,12 @@
 
 pub mod config;
 
+use crate::device::read;
 use crate::error::{Error, Result};
 use crate::model::config::ModelConfig;
 use crate::model::hooks::HookPoint;
 use crate::model::layers::upload;
-use crate::model::weights::{SafetensorsWeights, Weights};
+use crate::model::weights::{HostTensor, SafetensorsWeights, Weights};
 use burn::tensor::{Device, IndexingUpdateOp, Tensor, activation};
 use config::{SaeArch, SaeConfig};
 
@@ -93,10 +94,30 @@ impl Sae {
     }
 }
 
+impl Sae {
+    /// Encodes host vectors [n, d_in] (or one [d_in]) and returns (feature_acts [n, d_sae],
+    /// reconstruction [n, d_in]).
+    pub async fn encode_host(&self, x: HostTensor, device: &Device) -> Result<(HostTensor, HostTensor)> {
+        let d_in = self.cfg.d_in;
+        let n = match x.shape[..] {
+            [d] if d == d_in => 1,
+            [n, d] if d == d_in && n > 0 => n,
+            _ => {
+                return Err(Error::invalid(format!(
+                    "input of shape {:?} does not fit this SAE: expected [n, {d_in}] or [{d_in}]",
+                    x.shape
+                )));
+            }
+        };
+        let acts = self.encode(upload(HostTensor::new(vec![n, d_in], x.data), device));
+        let rec = self.decode(acts.clone());
+        Ok((read(acts).await?, read(rec).await?))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::device::read;
     use crate::tensor_file::{NamedTensor, to_safetensors};
     use burn::tensor::TensorData;
 

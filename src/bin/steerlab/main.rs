@@ -27,7 +27,10 @@ mod cli {
     use steerlab::model::generate::{GenerateOptions, generate};
     use steerlab::model::hooks::{Hooks, Intervention};
     use steerlab::model::sampling::Sampling;
+    use steerlab::model::weights::SafetensorsWeights;
+    use steerlab::sae::Sae;
     use steerlab::steer::{apply::intervention, vector::SteeringVector};
+    use steerlab::tensor_file::NamedTensor;
     use steerlab::{Error, Result};
 
     #[derive(Parser)]
@@ -60,6 +63,22 @@ mod cli {
             top_k: Option<usize>,
             #[arg(long, default_value_t = 0)]
             seed: u64,
+        },
+        /// Encode vectors with an SAE: writes `feature_acts` [n, d_sae] and `reconstruction` [n, d_in].
+        SaeEncode {
+            /// SAELens directory (cfg.json, sae_weights.safetensors).
+            #[arg(long)]
+            sae: PathBuf,
+            /// safetensors file holding the vectors.
+            #[arg(long)]
+            input: PathBuf,
+            /// Tensor to encode: [n, d_in] or [d_in].
+            #[arg(long)]
+            tensor: String,
+            #[arg(long)]
+            out: PathBuf,
+            #[arg(long, default_value = "cpu")]
+            device: DeviceChoice,
         },
         /// Time GPT-2 small's forward pass (random weights) against PyTorch on this machine.
         Bench(crate::bench::BenchArgs),
@@ -106,6 +125,10 @@ mod cli {
         std::fs::read(path).map_err(|e| Error::file(path.display().to_string(), e))
     }
 
+    fn write(path: &Path, bytes: &[u8]) -> Result<()> {
+        std::fs::write(path, bytes).map_err(|e| Error::file(path.display().to_string(), e))
+    }
+
     pub fn run() -> Result<()> {
         match Cli::parse().cmd {
             Cmd::Trace { run, out } => {
@@ -114,8 +137,7 @@ mod cli {
                 let meta = [("model", model.name.clone()), ("prompt", run.prompt.clone())]
                     .map(|(k, v)| (k.to_string(), v))
                     .into();
-                let bytes = steerlab::tensor_file::to_safetensors(&tensors, meta)?;
-                std::fs::write(&out, bytes).map_err(|e| Error::file(out.display().to_string(), e))?;
+                write(&out, &steerlab::tensor_file::to_safetensors(&tensors, meta)?)?;
                 eprintln!("wrote {} ({} tokens, {} tensors)", out.display(), tokens.len(), tensors.len());
                 Ok(())
             }
@@ -147,6 +169,23 @@ mod cli {
                 }))?;
                 println!();
                 decode_err.map_or(Ok(()), Err)
+            }
+            Cmd::SaeEncode { sae, input, tensor, out, device } => {
+                let device = pollster::block_on(init_device(device))?;
+                let sae = Sae::from_dir(&sae, &device)?;
+                let bytes = read(&input)?;
+                let x = SafetensorsWeights::parse(&bytes, &input.display().to_string(), &[])?.get_any(&tensor)?;
+                let (acts, rec) = pollster::block_on(sae.encode_host(x, &device))?;
+                let tensors = [
+                    NamedTensor::f32("feature_acts", acts.shape, acts.data),
+                    NamedTensor::f32("reconstruction", rec.shape, rec.data),
+                ];
+                let meta = [("hook", sae.cfg.hook_name.clone()), ("input", format!("{}:{tensor}", input.display()))]
+                    .map(|(k, v)| (k.to_string(), v))
+                    .into();
+                write(&out, &steerlab::tensor_file::to_safetensors(&tensors, meta)?)?;
+                eprintln!("wrote {}", out.display());
+                Ok(())
             }
             Cmd::Bench(args) => crate::bench::run(args),
         }
