@@ -17,7 +17,7 @@ expected.safetensors with, for prompt i:
   p{i}.steered.logsumexp / p{i}.steered.logits   the same with STEER_COEF * steering_vector added at STEER_HOOK
   p{i}.steered_from.*             the same, steering only positions >= STEER_FROM
   p{i}.greedy / p{i}.steered_greedy  I64 [GEN]     greedy continuation with KV cache (transformers generate)
-plus steering_vector F32 [d] and logit_ids I64 [k], the vocabulary ids (a fixed stride) whose logits are
+plus caa.blocks.{STEER_LAYER}.hook_resid_pre F32 [d] (the CAA vector of tests/fixtures/pairs.jsonl), steering_vector F32 [d] and logit_ids I64 [k], the vocabulary ids (a fixed stride) whose logits are
 stored. The metadata of expected.safetensors holds the prompts as JSON.
 """
 import argparse
@@ -201,6 +201,15 @@ def reference(model, tok, path, blocks_prefix, d, n_layer, parallel):
                                      attention_mask=torch.ones_like(tokens[None]))
                 out[f"p{p}.{key}"] = gen[0, tokens.numel():].contiguous()
             steer["on"] = False
+    # CAA: mean over tests/fixtures/pairs.jsonl of resid_pre(positive) - resid_pre(negative) at the last token
+    with open(os.path.join(HERE, "..", "tests", "fixtures", "pairs.jsonl")) as f:
+        pairs = [json.loads(line) for line in f if line.strip()]
+    def last(text):
+        t = torch.tensor(tok(text, add_special_tokens=False)["input_ids"])[None]
+        with torch.no_grad():
+            return model(t, output_hidden_states=True).hidden_states[STEER_LAYER][0, -1].float()
+    out[f"caa.blocks.{STEER_LAYER}.hook_resid_pre"] = torch.stack(
+        [last(p["positive"]) - last(p["negative"]) for p in pairs]).mean(0).contiguous()
     for h in handles:
         h.remove()
     save_file(out, os.path.join(path, "expected.safetensors"),

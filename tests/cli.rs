@@ -151,3 +151,39 @@ fn bad_input_gives_clear_errors() {
         stderr(&o)
     );
 }
+
+#[test]
+fn caa_matches_transformers_and_refuses_empty_datasets() {
+    let dir = scratch("caa");
+    let pairs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pairs.jsonl");
+    for name in ["gpt2-tiny", "pythia-tiny-f16-parallel"] {
+        let exp = Expected::load(name);
+        let out = dir.join(format!("{name}.safetensors"));
+        let model = model_dir(name).display().to_string();
+        let args = ["caa", "--model", &model, "--pairs", pairs.to_str().unwrap(), "--hook", "blocks.1.hook_resid_pre"];
+        let o = steerlab(&[&args[..], &["--out", out.to_str().unwrap()]].concat());
+        assert!(o.status.success(), "{}", stderr(&o));
+        let sv = SteeringVector::from_safetensors(&std::fs::read(&out).unwrap(), "sv").unwrap();
+        let d = rel_diff(&sv.values, &exp.f32("caa.blocks.1.hook_resid_pre"));
+        assert!(d <= 1e-4, "{name}: CAA vector differs by {d} (relative)");
+        assert_eq!(sv.metadata["count"], "3");
+        assert_eq!(sv.metadata["hook"], "blocks.1.hook_resid_pre");
+        assert_eq!(sv.metadata["method"], "caa");
+    }
+    let empty = dir.join("empty.jsonl");
+    std::fs::write(&empty, "\n").unwrap();
+    let model = model_dir("gpt2-tiny").display().to_string();
+    let o = steerlab(&[
+        "caa",
+        "--model",
+        &model,
+        "--pairs",
+        empty.to_str().unwrap(),
+        "--hook",
+        "blocks.1.hook_resid_pre",
+        "--out",
+        "/dev/null",
+    ]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("no contrastive pairs: the dataset is empty"), "{}", stderr(&o));
+}

@@ -1,4 +1,6 @@
-//! Steering vectors: how they are stored and applied.
+//! Steering vectors: datasets, how they are computed, stored and applied.
 
 pub mod apply;
+pub mod caa;
+pub mod dataset;
 pub mod vector;

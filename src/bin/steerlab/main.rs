@@ -29,7 +29,7 @@ mod cli {
     use steerlab::model::sampling::Sampling;
     use steerlab::model::weights::SafetensorsWeights;
     use steerlab::sae::Sae;
-    use steerlab::steer::{apply::intervention, vector::SteeringVector};
+    use steerlab::steer::{apply::intervention, caa::caa_vector, dataset::parse_pairs, vector::SteeringVector};
     use steerlab::tensor_file::NamedTensor;
     use steerlab::{Error, Result};
 
@@ -63,6 +63,21 @@ mod cli {
             top_k: Option<usize>,
             #[arg(long, default_value_t = 0)]
             seed: u64,
+        },
+        /// Compute a CAA steering vector from contrastive pairs (JSONL {"positive", "negative"}).
+        Caa {
+            /// Hugging Face model directory.
+            #[arg(long)]
+            model: PathBuf,
+            #[arg(long)]
+            pairs: PathBuf,
+            /// Hook to read, e.g. blocks.6.hook_resid_pre.
+            #[arg(long)]
+            hook: String,
+            #[arg(long)]
+            out: PathBuf,
+            #[arg(long, default_value = "cpu")]
+            device: DeviceChoice,
         },
         /// Encode vectors with an SAE: writes `feature_acts` [n, d_sae] and `reconstruction` [n, d_in].
         SaeEncode {
@@ -169,6 +184,26 @@ mod cli {
                 }))?;
                 println!();
                 decode_err.map_or(Ok(()), Err)
+            }
+            Cmd::Caa { model, pairs, hook, out, device } => {
+                let device = pollster::block_on(init_device(device))?;
+                let model = Model::from_dir(&model, &device)?;
+                let text = String::from_utf8(read(&pairs)?)
+                    .map_err(|_| Error::file(pairs.display().to_string(), "not UTF-8 text"))?;
+                let dataset = parse_pairs(&text, &pairs.display().to_string())?;
+                let values = pollster::block_on(caa_vector(&model, &dataset, &hook))?;
+                let metadata = [
+                    ("model", model.name.clone()),
+                    ("hook", hook),
+                    ("method", "caa".into()),
+                    ("dataset", pairs.display().to_string()),
+                    ("count", dataset.len().to_string()),
+                ]
+                .map(|(k, v)| (k.to_string(), v))
+                .into();
+                write(&out, &SteeringVector { values, metadata }.to_safetensors()?)?;
+                eprintln!("wrote {} (mean of {} pairs)", out.display(), dataset.len());
+                Ok(())
             }
             Cmd::SaeEncode { sae, input, tensor, out, device } => {
                 let device = pollster::block_on(init_device(device))?;
