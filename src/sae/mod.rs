@@ -92,9 +92,7 @@ impl Sae {
     pub fn decode(&self, acts: Tensor<2>) -> Tensor<2> {
         acts.matmul(self.w_dec.clone()) + self.b_dec.clone().unsqueeze::<2>()
     }
-}
 
-impl Sae {
     /// Encodes host vectors [n, d_in] (or one [d_in]) and returns (feature_acts [n, d_sae],
     /// reconstruction [n, d_in]).
     pub async fn encode_host(&self, x: HostTensor, device: &Device) -> Result<(HostTensor, HostTensor)> {
