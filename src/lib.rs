@@ -3,6 +3,8 @@
 
 pub mod device;
 pub mod error;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod files;
 pub mod model;
 pub mod sae;
 pub mod steer;

@@ -64,15 +64,10 @@ impl Model {
     /// Loads `config.json`, `model.safetensors` and `tokenizer.json` from a directory.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn from_dir(dir: &std::path::Path, device: &Device) -> Result<Self> {
-        let read = |f: &str| {
-            let p = dir.join(f);
-            std::fs::read(&p).map_err(|e| Error::file(p.display().to_string(), e))
-        };
-        let config = read("config.json")?;
-        let config = String::from_utf8(config)
-            .map_err(|_| Error::file(dir.join("config.json").display().to_string(), "not UTF-8 text"))?;
-        let st = read("model.safetensors")?;
-        let tok = read("tokenizer.json")?;
+        use crate::files::{read_bytes, read_text};
+        let config = read_text(&dir.join("config.json"))?;
+        let st = read_bytes(&dir.join("model.safetensors"))?;
+        let tok = read_bytes(&dir.join("tokenizer.json"))?;
         let name = dir.display().to_string();
         Self::from_files(&name, ModelFiles { config_json: &config, safetensors: &st, tokenizer_json: &tok }, device)
     }

@@ -30,6 +30,7 @@ pub trait Weights {
 pub struct SafetensorsWeights<'a> {
     file: String,
     st: SafeTensors<'a>,
+    metadata: std::collections::HashMap<String, String>,
     prefixes: &'static [&'static str],
 }
 
@@ -37,7 +38,9 @@ impl<'a> SafetensorsWeights<'a> {
     pub fn parse(bytes: &'a [u8], file: &str, prefixes: &'static [&'static str]) -> Result<Self> {
         let st = SafeTensors::deserialize(bytes)
             .map_err(|e| Error::file(file, format!("not a valid safetensors file (truncated or corrupt?): {e}")))?;
-        Ok(Self { file: file.to_string(), st, prefixes })
+        let (_, meta) = SafeTensors::read_metadata(bytes).expect("the header was just parsed");
+        let metadata = meta.metadata().clone().unwrap_or_default();
+        Ok(Self { file: file.to_string(), st, metadata, prefixes })
     }
 
     fn find(&self, name: &str) -> Option<safetensors::tensor::TensorView<'a>> {
@@ -51,6 +54,11 @@ impl<'a> SafetensorsWeights<'a> {
         let view = self.find(name).ok_or_else(|| self.err(name, "missing"))?;
         let data = decode(view.dtype(), view.data()).map_err(|m| self.err(name, m))?;
         Ok(HostTensor::new(view.shape().to_vec(), data))
+    }
+
+    /// The file's string metadata (empty when it has none).
+    pub fn metadata(&self) -> std::collections::HashMap<String, String> {
+        self.metadata.clone()
     }
 
     fn err(&self, tensor: &str, msg: impl std::fmt::Display) -> Error {

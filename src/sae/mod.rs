@@ -45,13 +45,9 @@ impl Sae {
     /// Loads `cfg.json` and `sae_weights.safetensors` from a directory.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn from_dir(dir: &std::path::Path, device: &Device) -> Result<Self> {
-        let read = |f: &str| {
-            let p = dir.join(f);
-            std::fs::read(&p).map_err(|e| Error::file(p.display().to_string(), e))
-        };
-        let cfg = String::from_utf8(read("cfg.json")?)
-            .map_err(|_| Error::file(dir.join("cfg.json").display().to_string(), "not UTF-8 text"))?;
-        Self::from_files(&dir.display().to_string(), &cfg, &read("sae_weights.safetensors")?, device)
+        use crate::files::{read_bytes, read_text};
+        let cfg = read_text(&dir.join("cfg.json"))?;
+        Self::from_files(&dir.display().to_string(), &cfg, &read_bytes(&dir.join("sae_weights.safetensors"))?, device)
     }
 
     /// Checks that this SAE reads a hook of `model` with its width.

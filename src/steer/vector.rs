@@ -2,7 +2,7 @@
 //! metadata (model, hook, method, dataset, layer, ...).
 
 use crate::error::{Error, Result};
-use crate::model::weights::decode;
+use crate::model::weights::{SafetensorsWeights, Weights};
 use crate::tensor_file::{NamedTensor, to_safetensors};
 use std::collections::HashMap;
 
@@ -17,23 +17,19 @@ pub struct SteeringVector {
 impl SteeringVector {
     /// Parses a steering-vector file; `file` names it in errors.
     pub fn from_safetensors(bytes: &[u8], file: &str) -> Result<Self> {
-        let bad = |e: safetensors::SafeTensorError| {
-            Error::file(file, format!("not a valid safetensors file (truncated or corrupt?): {e}"))
-        };
-        let st = safetensors::SafeTensors::deserialize(bytes).map_err(bad)?;
-        let (_, meta) = safetensors::SafeTensors::read_metadata(bytes).map_err(bad)?;
+        let w = SafetensorsWeights::parse(bytes, file, &[])?;
         let err = |msg: String| Error::Tensor { file: file.into(), tensor: TENSOR.into(), msg };
-        let t = st
-            .tensor(TENSOR)
-            .map_err(|_| err("missing (a steering-vector file holds one tensor `steering_vector` [d_model])".into()))?;
-        if t.shape().len() != 1 || t.shape()[0] == 0 {
-            return Err(err(format!("shape {:?}, expected one non-empty dimension [d_model]", t.shape())));
+        if !w.has(TENSOR) {
+            return Err(err("missing (a steering-vector file holds one tensor `steering_vector` [d_model])".into()));
         }
-        let values = decode(t.dtype(), t.data()).map_err(err)?;
-        if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+        let t = w.get_any(TENSOR)?;
+        if t.shape.len() != 1 || t.shape[0] == 0 {
+            return Err(err(format!("shape {:?}, expected one non-empty dimension [d_model]", t.shape)));
+        }
+        if let Some(i) = t.data.iter().position(|v| !v.is_finite()) {
             return Err(err(format!("element {i} is not finite")));
         }
-        Ok(Self { values, metadata: meta.metadata().clone().unwrap_or_default() })
+        Ok(Self { values: t.data, metadata: w.metadata() })
     }
 
     pub fn to_safetensors(&self) -> Result<Vec<u8>> {

@@ -23,6 +23,7 @@ mod cli {
     use std::io::Write;
     use std::path::{Path, PathBuf};
     use steerlab::device::{DeviceChoice, init_device};
+    use steerlab::files::{read_bytes, read_text};
     use steerlab::model::Model;
     use steerlab::model::generate::{GenerateOptions, generate};
     use steerlab::model::hooks::{Hooks, Intervention};
@@ -129,15 +130,15 @@ mod cli {
             let tokens = model.encode(&self.prompt, self.prepend_bos)?;
             let mut steering = Vec::new();
             if let (Some(path), Some(hook)) = (&self.steer, &self.hook) {
-                let sv = SteeringVector::from_safetensors(&read(path)?, &path.display().to_string())?;
+                let sv = SteeringVector::from_safetensors(&read_bytes(path)?, &path.display().to_string())?;
                 steering.push(intervention(&model, hook, &sv.values, self.coef, 0)?);
             }
             Ok((model, tokens, steering))
         }
     }
 
-    fn read(path: &Path) -> Result<Vec<u8>> {
-        std::fs::read(path).map_err(|e| Error::file(path.display().to_string(), e))
+    fn metadata<const N: usize>(pairs: [(&str, String); N]) -> std::collections::HashMap<String, String> {
+        pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
     }
 
     fn write(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -149,9 +150,7 @@ mod cli {
             Cmd::Trace { run, out } => {
                 let (model, tokens, steering) = run.load()?;
                 let tensors = pollster::block_on(steerlab::trace::trace(&model, &tokens, steering))?;
-                let meta = [("model", model.name.clone()), ("prompt", run.prompt.clone())]
-                    .map(|(k, v)| (k.to_string(), v))
-                    .into();
+                let meta = metadata([("model", model.name.clone()), ("prompt", run.prompt.clone())]);
                 write(&out, &steerlab::tensor_file::to_safetensors(&tensors, meta)?)?;
                 eprintln!("wrote {} ({} tokens, {} tensors)", out.display(), tokens.len(), tensors.len());
                 Ok(())
@@ -188,19 +187,16 @@ mod cli {
             Cmd::Caa { model, pairs, hook, out, device } => {
                 let device = pollster::block_on(init_device(device))?;
                 let model = Model::from_dir(&model, &device)?;
-                let text = String::from_utf8(read(&pairs)?)
-                    .map_err(|_| Error::file(pairs.display().to_string(), "not UTF-8 text"))?;
+                let text = read_text(&pairs)?;
                 let dataset = parse_pairs(&text, &pairs.display().to_string())?;
                 let values = pollster::block_on(caa_vector(&model, &dataset, &hook))?;
-                let metadata = [
+                let metadata = metadata([
                     ("model", model.name.clone()),
                     ("hook", hook),
                     ("method", "caa".into()),
                     ("dataset", pairs.display().to_string()),
                     ("count", dataset.len().to_string()),
-                ]
-                .map(|(k, v)| (k.to_string(), v))
-                .into();
+                ]);
                 write(&out, &SteeringVector { values, metadata }.to_safetensors()?)?;
                 eprintln!("wrote {} (mean of {} pairs)", out.display(), dataset.len());
                 Ok(())
@@ -208,16 +204,15 @@ mod cli {
             Cmd::SaeEncode { sae, input, tensor, out, device } => {
                 let device = pollster::block_on(init_device(device))?;
                 let sae = Sae::from_dir(&sae, &device)?;
-                let bytes = read(&input)?;
+                let bytes = read_bytes(&input)?;
                 let x = SafetensorsWeights::parse(&bytes, &input.display().to_string(), &[])?.get_any(&tensor)?;
                 let (acts, rec) = pollster::block_on(sae.encode_host(x, &device))?;
                 let tensors = [
                     NamedTensor::f32("feature_acts", acts.shape, acts.data),
                     NamedTensor::f32("reconstruction", rec.shape, rec.data),
                 ];
-                let meta = [("hook", sae.cfg.hook_name.clone()), ("input", format!("{}:{tensor}", input.display()))]
-                    .map(|(k, v)| (k.to_string(), v))
-                    .into();
+                let meta =
+                    metadata([("hook", sae.cfg.hook_name.clone()), ("input", format!("{}:{tensor}", input.display()))]);
                 write(&out, &steerlab::tensor_file::to_safetensors(&tensors, meta)?)?;
                 eprintln!("wrote {}", out.display());
                 Ok(())
