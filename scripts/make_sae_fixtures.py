@@ -29,6 +29,17 @@ SAES = [
     ("standard", StandardSAE, StandardSAEConfig(d_in=D_IN, d_sae=D_SAE, apply_b_dec_to_input=True, metadata=meta())),
     ("jumprelu", JumpReLUSAE, JumpReLUSAEConfig(d_in=D_IN, d_sae=D_SAE, apply_b_dec_to_input=False, metadata=meta())),
     ("topk", TopKSAE, TopKSAEConfig(d_in=D_IN, d_sae=D_SAE, k=8, apply_b_dec_to_input=True, metadata=meta())),
+    # input normalisations and decoder-norm rescaling (the zero probe is left out where sae-lens gives NaN)
+    ("standard-constant-norm", StandardSAE, StandardSAEConfig(
+        d_in=D_IN, d_sae=D_SAE, apply_b_dec_to_input=True, normalize_activations="constant_norm_rescale",
+        metadata=meta())),
+    ("jumprelu-layer-norm", JumpReLUSAE, JumpReLUSAEConfig(
+        d_in=D_IN, d_sae=D_SAE, apply_b_dec_to_input=True, normalize_activations="layer_norm", metadata=meta())),
+    ("standard-expected-average", StandardSAE, StandardSAEConfig(
+        d_in=D_IN, d_sae=D_SAE, normalize_activations="expected_average_only_in", metadata=meta())),
+    ("topk-rescaled", TopKSAE, TopKSAEConfig(
+        d_in=D_IN, d_sae=D_SAE, k=8, apply_b_dec_to_input=True, rescale_acts_by_decoder_norm=True,
+        metadata=meta())),
 ]
 
 
@@ -46,6 +57,8 @@ def main():
         os.makedirs(path, exist_ok=True)
         sae.save_model(path)
         probes = torch.randn(N, D_IN, generator=g) * torch.tensor([0.0, 0.1, 1.0, 3.0, 10.0, 1.0])[:, None]
+        if cfg.normalize_activations == "constant_norm_rescale":
+            probes = probes[1:]
         with torch.no_grad():
             acts = sae.encode(probes)
             rec = sae.decode(acts)

@@ -1,6 +1,7 @@
 //! SAE parity with sae-lens (scripts/make_sae_fixtures.py): random standard, JumpReLU and TopK SAEs as
-//! sae-lens saves them, and its encodings and reconstructions of probe vectors (the zero vector first),
-//! to 1e-5 (relative to the largest value), on the CPU and on wgpu.
+//! sae-lens saves them (also with each input normalisation and TopK decoder-norm rescaling), and its
+//! encodings and reconstructions of probe vectors (the zero vector first), to 1e-5 (relative to the largest
+//! value), on the CPU and on wgpu.
 
 mod common;
 
@@ -15,17 +16,26 @@ fn sae_dir(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/saes").join(name)
 }
 
+const SAES: [&str; 7] = [
+    "standard",
+    "jumprelu",
+    "topk",
+    "standard-constant-norm",
+    "jumprelu-layer-norm",
+    "standard-expected-average",
+    "topk-rescaled",
+];
+
 #[test]
 fn encodings_match_sae_lens() {
     for (dev_name, device) in devices() {
-        for name in ["standard", "jumprelu", "topk"] {
+        for name in SAES {
             let exp = Expected::from_file(&sae_dir(name).join("expected.safetensors"));
             let sae = Sae::from_dir(&sae_dir(name), &device).unwrap();
             let probes = exp.f32("probes");
             let n = probes.len() / sae.cfg.d_in;
             let x = Tensor::<2>::from_data(TensorData::new(probes, [n, sae.cfg.d_in]), &device);
-            let acts = sae.encode(x);
-            let rec = sae.decode(acts.clone());
+            let (acts, rec) = sae.reconstruct(x);
             let acts = pollster::block_on(read(acts)).unwrap();
             let rec = pollster::block_on(read(rec)).unwrap();
             let want = exp.f32("feature_acts");

@@ -15,6 +15,21 @@ pub enum SaeArch {
     TopK { k: usize },
 }
 
+/// How the SAE normalises its input before encoding (SAELens `normalize_activations`); `decode`
+/// works in the normalised space and `Sae::reconstruct` undoes it.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Normalize {
+    None,
+    /// Training-time scaling that SAELens folds into the weights before saving: identity at inference,
+    /// as `SAE.load_from_disk` treats it.
+    ExpectedAverageOnlyIn,
+    /// x · sqrt(d_in) / ‖x‖, undone on the reconstruction.
+    ConstantNormRescale,
+    /// (x − mean) / (std + 1e-5) with the unbiased std, undone as · std + mean (as SAELens does).
+    LayerNorm,
+}
+
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SaeConfig {
     pub arch: SaeArch,
@@ -24,6 +39,9 @@ pub struct SaeConfig {
     pub hook_name: String,
     /// Subtract `b_dec` from the input before encoding.
     pub apply_b_dec_to_input: bool,
+    pub normalize: Normalize,
+    /// TopK SAEs that scale pre-activations by ‖W_dec row‖ (folded into the weights at load).
+    pub rescale_acts_by_decoder_norm: bool,
 }
 
 impl SaeConfig {
@@ -62,21 +80,29 @@ impl SaeConfig {
                 ));
             }
         };
-        match get("normalize_activations").and_then(Value::as_str).unwrap_or("none") {
-            "none" => {}
+        let normalize = match get("normalize_activations").and_then(Value::as_str).unwrap_or("none") {
+            "none" => Normalize::None,
+            "expected_average_only_in" => Normalize::ExpectedAverageOnlyIn,
+            "constant_norm_rescale" => Normalize::ConstantNormRescale,
+            "layer_norm" => Normalize::LayerNorm,
             other => {
-                return Err(Error::file(file, format!("normalize_activations \"{other}\" is not supported yet")));
+                return Err(Error::file(
+                    file,
+                    format!(
+                        "normalize_activations \"{other}\" is not supported (expected none, \
+                         expected_average_only_in, constant_norm_rescale or layer_norm)"
+                    ),
+                ));
             }
-        }
-        if get("rescale_acts_by_decoder_norm").and_then(Value::as_bool) == Some(true) {
-            return Err(Error::file(file, "rescale_acts_by_decoder_norm = true is not supported yet"));
-        }
+        };
         let cfg = Self {
             arch,
             d_in: usize_of("d_in")?,
             d_sae: usize_of("d_sae")?,
             hook_name,
             apply_b_dec_to_input: get("apply_b_dec_to_input").and_then(Value::as_bool).unwrap_or(false),
+            normalize,
+            rescale_acts_by_decoder_norm: get("rescale_acts_by_decoder_norm").and_then(Value::as_bool) == Some(true),
         };
         if let SaeArch::TopK { k } = cfg.arch
             && k > cfg.d_sae
@@ -114,5 +140,10 @@ mod tests {
             "c.json",
         );
         assert!(e.unwrap_err().to_string().contains("exceeds d_sae"));
+        let e = SaeConfig::from_json(
+            r#"{"d_in":4,"d_sae":8,"hook_name":"h","normalize_activations":"covariance_whitening"}"#,
+            "c.json",
+        );
+        assert!(e.unwrap_err().to_string().contains("normalize_activations \"covariance_whitening\" is not supported"));
     }
 }

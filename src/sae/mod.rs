@@ -10,7 +10,7 @@ use crate::model::hooks::HookPoint;
 use crate::model::layers::upload;
 use crate::model::weights::{HostTensor, SafetensorsWeights, Weights};
 use burn::tensor::{Device, IndexingUpdateOp, Tensor, activation};
-use config::{SaeArch, SaeConfig};
+use config::{Normalize, SaeArch, SaeConfig};
 
 pub struct Sae {
     pub cfg: SaeConfig,
@@ -32,10 +32,15 @@ impl Sae {
             SaeArch::JumpRelu => Some(upload(w.get("threshold", &[d_sae])?, device)),
             _ => None,
         };
+        let (mut w_enc, mut b_enc, mut w_dec) =
+            (w.get("W_enc", &[d_in, d_sae])?, w.get("b_enc", &[d_sae])?, w.get("W_dec", &[d_sae, d_in])?);
+        if cfg.rescale_acts_by_decoder_norm && matches!(cfg.arch, SaeArch::TopK { .. }) {
+            fold_decoder_norm(&mut w_enc.data, &mut b_enc.data, &mut w_dec.data, d_in);
+        }
         Ok(Self {
-            w_enc: upload(w.get("W_enc", &[d_in, d_sae])?, device),
-            b_enc: upload(w.get("b_enc", &[d_sae])?, device),
-            w_dec: upload(w.get("W_dec", &[d_sae, d_in])?, device),
+            w_enc: upload(w_enc, device),
+            b_enc: upload(b_enc, device),
+            w_dec: upload(w_dec, device),
             b_dec: upload(w.get("b_dec", &[d_in])?, device),
             threshold,
             cfg,
@@ -61,15 +66,57 @@ impl Sae {
         HookPoint::parse(&self.cfg.hook_name, model.n_layers)
     }
 
-    /// Pre-activations: (x − b_dec if apply_b_dec_to_input) @ W_enc + b_enc. [n, d_in] → [n, d_sae].
+    /// The input as the encoder sees it (after `normalize_activations`), and how to undo that on a
+    /// reconstruction: x = x' · scale + shift, scale and shift [n, 1].
+    pub fn normalize(&self, x: Tensor<2>) -> (Tensor<2>, Option<(Tensor<2>, Tensor<2>)>) {
+        let [n, d] = x.dims();
+        match self.cfg.normalize {
+            Normalize::None | Normalize::ExpectedAverageOnlyIn => (x, None),
+            Normalize::ConstantNormRescale => {
+                // ‖x‖ / sqrt(d); a zero vector stays zero instead of becoming NaN.
+                let scale = (x.clone().powi_scalar(2).sum_dim(1).sqrt() / (d as f32).sqrt()).clamp_min(1e-12);
+                (x / scale.clone(), Some((scale.clone(), scale.zeros_like())))
+            }
+            Normalize::LayerNorm => {
+                let mean = x.clone().mean_dim(1);
+                let centred = x - mean.clone();
+                let var = centred.clone().powi_scalar(2).sum_dim(1) / (d.max(2) - 1) as f32;
+                let std = var.sqrt();
+                debug_assert_eq!(std.dims(), [n, 1]);
+                (centred / (std.clone() + 1e-5), Some((std, mean)))
+            }
+        }
+    }
+
+    /// Pre-activations: (normalised x − b_dec if apply_b_dec_to_input) @ W_enc + b_enc. [n, d_in] → [n, d_sae].
     pub fn pre_activations(&self, x: Tensor<2>) -> Tensor<2> {
+        self.pre_activations_normalized(self.normalize(x).0)
+    }
+
+    fn pre_activations_normalized(&self, x: Tensor<2>) -> Tensor<2> {
         let x = if self.cfg.apply_b_dec_to_input { x - self.b_dec.clone().unsqueeze::<2>() } else { x };
         x.matmul(self.w_enc.clone()) + self.b_enc.clone().unsqueeze::<2>()
     }
 
     /// Feature activations, as SAELens computes them. [n, d_in] → [n, d_sae].
     pub fn encode(&self, x: Tensor<2>) -> Tensor<2> {
-        let pre = self.pre_activations(x);
+        self.activate(self.pre_activations(x))
+    }
+
+    /// Encodes and decodes, undoing the input normalisation: (feature_acts [n, d_sae], reconstruction [n, d_in]).
+    pub fn reconstruct(&self, x: Tensor<2>) -> (Tensor<2>, Tensor<2>) {
+        let (x, undo) = self.normalize(x);
+        let acts = self.activate(self.pre_activations_normalized(x));
+        let rec = self.decode(acts.clone());
+        let rec = match undo {
+            Some((scale, shift)) => rec * scale + shift,
+            None => rec,
+        };
+        (acts, rec)
+    }
+
+    /// The activation function on pre-activations [n, d_sae].
+    pub fn activate(&self, pre: Tensor<2>) -> Tensor<2> {
         match self.cfg.arch {
             SaeArch::Standard => activation::relu(pre),
             SaeArch::JumpRelu => {
@@ -84,7 +131,8 @@ impl Sae {
         }
     }
 
-    /// Reconstruction: acts @ W_dec + b_dec. [n, d_sae] → [n, d_in].
+    /// acts @ W_dec + b_dec, in the normalised input space (the reconstruction for SAEs without
+    /// `normalize_activations`; see `reconstruct`). [n, d_sae] → [n, d_in].
     pub fn decode(&self, acts: Tensor<2>) -> Tensor<2> {
         acts.matmul(self.w_dec.clone()) + self.b_dec.clone().unsqueeze::<2>()
     }
@@ -103,9 +151,24 @@ impl Sae {
                 )));
             }
         };
-        let acts = self.encode(upload(HostTensor::new(vec![n, d_in], x.data), device));
-        let rec = self.decode(acts.clone());
+        let (acts, rec) = self.reconstruct(upload(HostTensor::new(vec![n, d_in], x.data), device));
         Ok((read(acts).await?, read(rec).await?))
+    }
+}
+
+/// Folds `rescale_acts_by_decoder_norm` into the weights: scaling pre-activations by ‖W_dec row‖ and
+/// dividing acts by it before decoding equals scaling W_enc columns and b_enc by it and using unit-norm
+/// decoder rows.
+fn fold_decoder_norm(w_enc: &mut [f32], b_enc: &mut [f32], w_dec: &mut [f32], d_in: usize) {
+    let d_sae = b_enc.len();
+    for (f, row) in w_dec.chunks_mut(d_in).enumerate() {
+        let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt();
+        if norm == 0.0 {
+            continue; // a dead feature decodes to nothing either way
+        }
+        row.iter_mut().for_each(|v| *v /= norm);
+        b_enc[f] *= norm;
+        (0..d_in).for_each(|i| w_enc[i * d_sae + f] *= norm);
     }
 }
 
