@@ -26,4 +26,11 @@ impl Error {
     pub fn invalid(msg: impl std::fmt::Display) -> Self {
         Error::Invalid(msg.to_string())
     }
+    /// Says which record of a dataset an invalid request came from ("pair 3: sequence too long ...").
+    pub fn in_record(self, what: &str, index: usize) -> Self {
+        match self {
+            Error::Invalid(msg) => Error::Invalid(format!("{what} {}: {msg}", index + 1)),
+            other => other,
+        }
+    }
 }

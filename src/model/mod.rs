@@ -13,14 +13,15 @@ pub mod sampling;
 pub mod transformer;
 pub mod weights;
 
+use crate::device::read;
 use crate::error::{Error, Result};
 use crate::tokenizer::Tokenizer;
 use burn::tensor::{Device, Tensor};
 use config::{Arch, ModelConfig};
-use hooks::Hooks;
+use hooks::{HookPoint, Hooks};
 use kv_cache::KvCache;
 use transformer::Transformer;
-use weights::{SafetensorsWeights, Weights};
+use weights::{HostTensor, SafetensorsWeights, Weights};
 
 /// The three files of a hub model directory.
 pub struct ModelFiles<'a> {
@@ -87,5 +88,13 @@ impl Model {
     /// One full forward pass from position 0: logits [1, seq, vocab].
     pub fn forward(&self, tokens: &[u32], hooks: &mut Hooks) -> Result<Tensor<3>> {
         self.net.forward(tokens, &mut KvCache::new(self.cfg().n_layers), hooks)
+    }
+
+    /// The activations at `point` of every position of `text`, on the host: [seq, d_model]. The pass stops there.
+    pub async fn activations(&self, text: &str, point: HookPoint) -> Result<HostTensor> {
+        let tokens = self.encode(text, false)?;
+        let acts = self.net.activations(&tokens, &mut Hooks::default(), point)?; // [1, s, d]
+        let [_, s, d] = acts.dims();
+        read(acts.reshape([s, d])).await
     }
 }

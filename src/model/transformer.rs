@@ -36,6 +36,23 @@ pub struct Transformer {
 impl Transformer {
     /// Runs `tokens` (at absolute positions `cache.len()..`) and returns logits [1, seq, vocab].
     pub fn forward(&self, tokens: &[u32], cache: &mut KvCache, hooks: &mut Hooks) -> Result<Tensor<3>> {
+        self.run(tokens, cache, hooks, None)
+    }
+
+    /// Runs `tokens` from position 0 only as far as `point` and returns the activation there [1, seq, d_model]
+    /// (after any intervention at it).
+    pub fn activations(&self, tokens: &[u32], hooks: &mut Hooks, point: HookPoint) -> Result<Tensor<3>> {
+        self.run(tokens, &mut KvCache::new(self.cfg.n_layers), hooks, Some(point))
+    }
+
+    /// The forward pass; with `until`, it stops at that hook and returns its activation instead of logits.
+    fn run(
+        &self,
+        tokens: &[u32],
+        cache: &mut KvCache,
+        hooks: &mut Hooks,
+        until: Option<HookPoint>,
+    ) -> Result<Tensor<3>> {
         let cfg = &self.cfg;
         let start = cache.len();
         let s = tokens.len();
@@ -60,15 +77,27 @@ impl Transformer {
         }
         for (l, block) in self.blocks.iter().enumerate() {
             let pre = hooks.run(HookPoint::ResidPre(l), x, start);
+            if until == Some(HookPoint::ResidPre(l)) {
+                return Ok(pre);
+            }
             let attn = self.attention(l, block, block.ln_1.forward(pre.clone()), cache, start);
             let mid = hooks.run(HookPoint::ResidMid(l), pre.clone() + attn, start);
+            if until == Some(HookPoint::ResidMid(l)) {
+                return Ok(mid);
+            }
             let mlp_input = if cfg.parallel_residual { pre } else { mid.clone() };
             let mlp =
                 block.mlp_out.forward(activate(block.mlp_in.forward(block.ln_2.forward(mlp_input)), cfg.activation));
             x = hooks.run(HookPoint::ResidPost(l), mid + mlp, start);
+            if until == Some(HookPoint::ResidPost(l)) {
+                return Ok(x);
+            }
         }
         cache.advance(s);
         let normed = hooks.run(HookPoint::LnFinal, self.ln_final.forward(x), start);
+        if until == Some(HookPoint::LnFinal) {
+            return Ok(normed);
+        }
         Ok(self.unembed.unembed(normed))
     }
 

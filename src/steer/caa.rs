@@ -2,10 +2,9 @@
 //! pairs of resid(positive) − resid(negative), each read at its text's last token.
 
 use super::dataset::ContrastivePair;
-use crate::device::read;
 use crate::error::{Error, Result};
 use crate::model::Model;
-use crate::model::hooks::{HookPoint, Hooks};
+use crate::model::hooks::HookPoint;
 
 /// The CAA vector [d_model] at the hook named `hook`.
 pub async fn caa_vector(model: &Model, pairs: &[ContrastivePair], hook: &str) -> Result<Vec<f32>> {
@@ -15,9 +14,9 @@ pub async fn caa_vector(model: &Model, pairs: &[ContrastivePair], hook: &str) ->
     }
     let d = model.cfg().d_model;
     let mut sum = vec![0.0f64; d];
-    for pair in pairs {
-        let pos = last_token_activation(model, &pair.positive, point).await?;
-        let neg = last_token_activation(model, &pair.negative, point).await?;
+    for (i, pair) in pairs.iter().enumerate() {
+        let pos = last_token_activation(model, &pair.positive, point).await.map_err(|e| e.in_record("pair", i))?;
+        let neg = last_token_activation(model, &pair.negative, point).await.map_err(|e| e.in_record("pair", i))?;
         for ((s, p), n) in sum.iter_mut().zip(pos).zip(neg) {
             *s += (p - n) as f64;
         }
@@ -26,11 +25,8 @@ pub async fn caa_vector(model: &Model, pairs: &[ContrastivePair], hook: &str) ->
 }
 
 /// The activation at `point` of `text`'s last token: [d_model].
-async fn last_token_activation(model: &Model, text: &str, point: HookPoint) -> Result<Vec<f32>> {
-    let tokens = model.encode(text, false)?;
-    let mut hooks = Hooks::capturing([point]);
-    model.forward(&tokens, &mut hooks)?;
-    let act = hooks.take(point).expect("the captured hook runs"); // [1, s, d]
-    let [_, s, d] = act.dims();
-    Ok(read(act.slice([0..1, s - 1..s, 0..d]).reshape([d])).await?.data)
+pub async fn last_token_activation(model: &Model, text: &str, point: HookPoint) -> Result<Vec<f32>> {
+    let acts = model.activations(text, point).await?;
+    let d = model.cfg().d_model;
+    Ok(acts.data[acts.data.len() - d..].to_vec())
 }

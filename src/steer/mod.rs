@@ -3,4 +3,5 @@
 pub mod apply;
 pub mod caa;
 pub mod dataset;
+pub mod propensity;
 pub mod vector;

@@ -16,6 +16,8 @@ fn main() -> std::process::ExitCode {
 
 #[cfg(not(target_arch = "wasm32"))]
 mod bench;
+#[cfg(not(target_arch = "wasm32"))]
+mod science;
 
 #[cfg(not(target_arch = "wasm32"))]
 mod cli {
@@ -23,14 +25,14 @@ mod cli {
     use std::io::Write;
     use std::path::{Path, PathBuf};
     use steerlab::device::{DeviceChoice, init_device};
-    use steerlab::files::{read_bytes, read_text};
+    use steerlab::files::read_bytes;
     use steerlab::model::Model;
     use steerlab::model::generate::{GenerateOptions, generate};
     use steerlab::model::hooks::{Hooks, Intervention};
     use steerlab::model::sampling::Sampling;
     use steerlab::model::weights::SafetensorsWeights;
     use steerlab::sae::Sae;
-    use steerlab::steer::{apply::intervention, caa::caa_vector, dataset::parse_pairs, vector::SteeringVector};
+    use steerlab::steer::{apply::intervention, caa::caa_vector, vector::SteeringVector};
     use steerlab::tensor_file::NamedTensor;
     use steerlab::{Error, Result};
 
@@ -65,7 +67,8 @@ mod cli {
             #[arg(long, default_value_t = 0)]
             seed: u64,
         },
-        /// Compute a CAA steering vector from contrastive pairs (JSONL {"positive", "negative"}).
+        /// Compute a CAA steering vector from contrastive pairs (JSONL {"positive", "negative"}, read at the
+        /// last token) or A/B items ({"question", "answer_matching_behavior", ...}, read at the answer letter).
         Caa {
             /// Hugging Face model directory.
             #[arg(long)]
@@ -96,6 +99,8 @@ mod cli {
             #[arg(long, default_value = "cpu")]
             device: DeviceChoice,
         },
+        /// Propensity on held-out A/B items against the steering multiplier, for a vector or a CAA layer sweep.
+        Steerability(crate::science::SteerabilityArgs),
         /// Time GPT-2 small's forward pass (random weights) against PyTorch on this machine.
         Bench(crate::bench::BenchArgs),
     }
@@ -187,8 +192,7 @@ mod cli {
             Cmd::Caa { model, pairs, hook, out, device } => {
                 let device = pollster::block_on(init_device(device))?;
                 let model = Model::from_dir(&model, &device)?;
-                let text = read_text(&pairs)?;
-                let dataset = parse_pairs(&text, &pairs.display().to_string())?;
+                let dataset = crate::science::load_dataset(&pairs)?.pairs()?;
                 let values = pollster::block_on(caa_vector(&model, &dataset, &hook))?;
                 let metadata = metadata([
                     ("model", model.name.clone()),
@@ -217,6 +221,7 @@ mod cli {
                 eprintln!("wrote {}", out.display());
                 Ok(())
             }
+            Cmd::Steerability(args) => crate::science::steerability_cmd(args),
             Cmd::Bench(args) => crate::bench::run(args),
         }
     }

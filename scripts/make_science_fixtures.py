@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""Reference propensities for steerlab's steering tests, computed by transformers on the committed fixture
+models (run scripts/make_fixtures.py first). Needs PyPI torch + transformers + safetensors:
+    python3 scripts/make_science_fixtures.py
+
+For each model, tests/fixtures/models/NAME/science.safetensors holds, for the A/B items of
+tests/fixtures/ab.jsonl (prompt = question + "\\n\\nAnswer: (", read at the answer letter):
+  ab.matching / ab.not_matching          I64 [n]          the answer letters' token ids
+  ab.caa.blocks.{L}.hook_resid_pre       F32 [d]          CAA vector: mean of resid(matching) - resid(not matching)
+  ab.logit_diff.blocks.{L}.hook_resid_pre F32 [m, n]      logit(matching) - logit(not matching) at the answer
+                                                          position, with multiplier MULTS[i] x that vector added
+                                                          at every position of blocks.{L}.hook_resid_pre
+"""
+import json
+import os
+
+import torch
+from safetensors.torch import save_file
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+FIX = os.path.join(HERE, "..", "tests", "fixtures")
+MODELS = ["gpt2-tiny", "gpt2-tiny-bf16-prefixed", "pythia-tiny-f16-parallel", "pythia-tiny-f32-sequential"]
+MULTS = [-2.0, 0.0, 1.0, 3.0]
+
+
+def letter(answer):
+    return "".join(c for c in answer if c.isalnum())
+
+
+def main():
+    items = [json.loads(line) for line in open(os.path.join(FIX, "ab.jsonl")) if line.strip()]
+    for name in MODELS:
+        path = os.path.join(FIX, "models", name)
+        tok = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, torch_dtype=torch.float32).eval()
+        blocks = model.transformer.h if hasattr(model, "transformer") else model.gpt_neox.layers
+        enc = lambda text: torch.tensor(tok(text, add_special_tokens=False)["input_ids"])
+        prompts = [it["question"].rstrip() + "\n\nAnswer: (" for it in items]
+        m_ids, n_ids = [], []
+        for it, p in zip(items, prompts):
+            base = enc(p)
+            for ans, ids in ((it["answer_matching_behavior"], m_ids), (it["answer_not_matching_behavior"], n_ids)):
+                full = enc(p + letter(ans))
+                assert full.numel() == base.numel() + 1 and torch.equal(full[:-1], base)
+                ids.append(int(full[-1]))
+        out = {"ab.matching": torch.tensor(m_ids), "ab.not_matching": torch.tensor(n_ids)}
+        steer = {"v": None}
+
+        def add(module, args, kwargs):
+            if steer["v"] is None:
+                return None
+            if args:
+                return (args[0] + steer["v"],) + tuple(args[1:]), kwargs
+            kwargs["hidden_states"] = kwargs["hidden_states"] + steer["v"]
+            return args, kwargs
+
+        with torch.no_grad():
+            for layer in range(len(blocks)):
+                hook = f"blocks.{layer}.hook_resid_pre"
+                diffs = []
+                for it, p in zip(items, prompts):
+                    hs = [model(enc(p + letter(it[k]))[None], output_hidden_states=True).hidden_states[layer][0, -1]
+                          for k in ("answer_matching_behavior", "answer_not_matching_behavior")]
+                    diffs.append(hs[0] - hs[1])
+                v = torch.stack(diffs).mean(0)
+                out[f"ab.caa.{hook}"] = v.contiguous()
+                handle = blocks[layer].register_forward_pre_hook(add, with_kwargs=True)
+                rows = []
+                for mult in MULTS:
+                    steer["v"] = mult * v
+                    row = []
+                    for p, mi, ni in zip(prompts, m_ids, n_ids):
+                        logits = model(enc(p)[None]).logits[0, -1].float()
+                        row.append(logits[mi] - logits[ni])
+                    rows.append(torch.stack(row))
+                steer["v"] = None
+                handle.remove()
+                out[f"ab.logit_diff.{hook}"] = torch.stack(rows).contiguous()
+        save_file(out, os.path.join(path, "science.safetensors"), metadata={"multipliers": json.dumps(MULTS)})
+        print("wrote", name, out["ab.logit_diff.blocks.1.hook_resid_pre"][:, 0].tolist())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+//! Propensity and steerability on A/B items (tests/fixtures/ab.jsonl) against transformers
+//! (scripts/make_science_fixtures.py): answer-letter token ids, the CAA vector read at the answer letter at
+//! every layer, and the logit difference under each multiplier, on the CPU and on wgpu.
+
+mod common;
+
+use common::*;
+use steerlab::model::Model;
+use steerlab::steer::dataset::Dataset;
+use steerlab::steer::propensity::{layer_sweep, prepare, slope};
+
+fn ab_items() -> Dataset {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ab.jsonl");
+    Dataset::parse(&std::fs::read_to_string(&path).unwrap(), "ab.jsonl").unwrap()
+}
+
+#[test]
+fn layer_sweep_matches_transformers() {
+    let Dataset::Ab(items) = ab_items() else { panic!("ab.jsonl holds A/B items") };
+    let train = ab_items().pairs().unwrap();
+    for (dev_name, device) in devices() {
+        for name in MODELS {
+            let exp = Expected::from_file(&model_dir(name).join("science.safetensors"));
+            let mults: Vec<f32> = serde_json::from_str(&exp.meta("multipliers")).unwrap();
+            let model = Model::from_dir(&model_dir(name), &device).unwrap();
+            let prompts = prepare(&model, &items).unwrap();
+            let ids = |f: fn(&steerlab::steer::propensity::AbPrompt) -> u32| prompts.iter().map(f).collect::<Vec<_>>();
+            assert_eq!(ids(|p| p.matching), exp.u32("ab.matching"), "{name}: matching letter ids");
+            assert_eq!(ids(|p| p.not_matching), exp.u32("ab.not_matching"), "{name}: other letter ids");
+
+            let layers: Vec<usize> = (0..model.cfg().n_layers).collect();
+            let rows = pollster::block_on(layer_sweep(&model, &train, &prompts, &layers, &mults)).unwrap();
+            for row in rows {
+                let hook = row.curve.hook.clone();
+                let caa = exp.f32(&format!("ab.caa.{hook}"));
+                let norm = caa.iter().map(|v| v * v).sum::<f32>().sqrt();
+                assert!((row.vector_norm - norm).abs() <= 1e-4 * norm, "{name} {hook} on {dev_name}: CAA norm");
+                // [multiplier, item] → mean over items per multiplier
+                let ld = exp.f32(&format!("ab.logit_diff.{hook}"));
+                let want: Vec<f32> = ld.chunks(items.len()).map(|r| r.iter().sum::<f32>() / r.len() as f32).collect();
+                let d = max_abs_diff(&row.curve.mean_logit_diff, &want);
+                assert!(d <= 1e-3, "{name} {hook} on {dev_name}: mean logit difference differs by {d}");
+                let s = slope(&mults, &want);
+                assert!((row.curve.steerability - s).abs() <= 1e-3, "{name} {hook} on {dev_name}: steerability");
+                assert!(row.curve.mean_p_matching.iter().all(|p| (0.0..=1.0).contains(p)));
+            }
+        }
+    }
+}
+
+#[test]
+fn built_in_datasets_parse() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("static/datasets");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if !matches!(path.extension().and_then(|e| e.to_str()), Some("json" | "jsonl")) {
+            continue;
+        }
+        let d = Dataset::parse(&std::fs::read_to_string(&path).unwrap(), &path.display().to_string()).unwrap();
+        assert!(d.len() >= 8, "{}: only {} records", path.display(), d.len());
+        if let Dataset::Ab(items) = &d {
+            // Balanced letters, so a steering vector cannot just learn "say A".
+            let a = items.iter().filter(|i| i.answer_matching_behavior.contains('A')).count();
+            assert_eq!(a * 2, items.len(), "{}: matching answer should be (A) half the time", path.display());
+        }
+        seen += 1;
+    }
+    assert_eq!(seen, 4);
+}
