@@ -2,6 +2,7 @@
 //! encode and decode on any device.
 
 pub mod config;
+pub mod decompose;
 
 use crate::device::read;
 use crate::error::{Error, Result};
