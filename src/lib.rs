@@ -1,6 +1,7 @@
 //! steerlab's engine: GPT-2 and Pythia in burn with TransformerLens-style hooks, steering vectors and
 //! sparse autoencoders. The same code runs natively (CLI, helper) and in the browser (wasm32, WebGPU).
 
+pub mod analysis;
 pub mod device;
 pub mod error;
 #[cfg(not(target_arch = "wasm32"))]

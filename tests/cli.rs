@@ -187,3 +187,66 @@ fn caa_matches_transformers_and_refuses_empty_datasets() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("no contrastive pairs: the dataset is empty"), "{}", stderr(&o));
 }
+
+#[test]
+fn steerability_and_decompose_tell_the_same_story() {
+    let dir = scratch("decompose");
+    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let ab = fixtures.join("ab.jsonl").display().to_string();
+    let sae = fixtures.join("saes/standard").display().to_string();
+    let model = model_dir("gpt2-tiny").display().to_string();
+    let sv = dir.join("sv.safetensors").display().to_string();
+    let o = steerlab(&["caa", "--model", &model, "--pairs", &ab, "--hook", "blocks.1.hook_resid_pre", "--out", &sv]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let json = |path: &Path| -> serde_json::Value { serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap() };
+    let curve = dir.join("curve.json");
+    let mults = "--multipliers=-2,0,2";
+    let o = steerlab(
+        &["steerability", "--model", &model, "--eval", &ab, "--vector", &sv, mults, "--json"]
+            .into_iter()
+            .chain([curve.to_str().unwrap()])
+            .collect::<Vec<_>>(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("blocks.1.hook_resid_pre"));
+    let steerability = json(&curve)["curves"][0]["curve"]["steerability"].as_f64().unwrap();
+
+    let out = dir.join("decompose.json");
+    let args = ["decompose", "--model", &model, "--sae", &sae, "--vector", &sv, "--eval", &ab, "--pairs", &ab, mults];
+    let o = steerlab(&[&args[..], &["--ks", "1,4", "--json", out.to_str().unwrap()]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    for heading in ["1. Norms", "2. Encoder bias", "3. Default components", "4. Signed projections", "5. Steerability"]
+    {
+        assert!(stdout.contains(heading), "{stdout}");
+    }
+    let d = json(&out);
+    let table = d["table"].as_array().unwrap();
+    assert_eq!(table[0]["method"], "steering vector");
+    assert!((table[0]["cosine"].as_f64().unwrap() - 1.0).abs() < 1e-5);
+    assert!((table[0]["steerability"].as_f64().unwrap() - steerability).abs() < 1e-6);
+    // vector, reconstruction, 2 top-k subsets, bias-corrected, 2 × 2 gradient pursuits
+    assert_eq!(table.len(), 9);
+    let pursuit = table.iter().find(|r| r["method"] == "gradient pursuit (signed), k = 4").unwrap();
+    assert!(pursuit["features"].as_u64().unwrap() <= 4);
+    // The CAA vector is ~20x shorter than the activations the SAE was built for: its encoding is encode(0)'s.
+    assert!(d["norms"]["median_over_vector"].as_f64().unwrap() > 5.0);
+    assert!(d["bias"]["cosine_with_zero"][0].as_f64().unwrap() > 0.9);
+    assert!(d["defaults"][0]["positive"]["values"].as_array().unwrap().len() == 4);
+
+    // A vector read at another hook, and contrastive pairs given as A/B items, are refused clearly.
+    let other = dir.join("other.safetensors").display().to_string();
+    let pairs = fixtures.join("pairs.jsonl").display().to_string();
+    let o =
+        steerlab(&["caa", "--model", &model, "--pairs", &pairs, "--hook", "blocks.0.hook_resid_pre", "--out", &other]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = steerlab(&["decompose", "--model", &model, "--sae", &sae, "--vector", &other]);
+    assert!(
+        stderr(&o).contains("read at blocks.0.hook_resid_pre, but the SAE reads blocks.1.hook_resid_pre"),
+        "{}",
+        stderr(&o)
+    );
+    let o = steerlab(&["decompose", "--model", &model, "--sae", &sae, "--vector", &sv, "--eval", &pairs]);
+    assert!(stderr(&o).contains("--eval needs A/B items"), "{}", stderr(&o));
+}

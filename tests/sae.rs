@@ -85,3 +85,34 @@ fn sae_encode_cli_writes_acts_and_reconstruction() {
     let o = run("nothing");
     assert!(String::from_utf8_lossy(&o.stderr).contains("tensor `nothing`: missing"));
 }
+
+/// The diagnostics give the same numbers on every device (gradient pursuit's scatter and argmax included).
+#[test]
+fn decompose_agrees_across_devices() {
+    use steerlab::analysis::{DecomposeOptions, decompose};
+    use steerlab::steer::builtin::{CORPUS, corpus_passages};
+    let corpus = corpus_passages(CORPUS);
+    let sv = Expected::load("gpt2-tiny").f32("caa.blocks.1.hook_resid_pre");
+    let opts =
+        DecomposeOptions { corpus: &corpus[..4], pairs: None, eval: None, multipliers: &[], ks: &[1, 4, 16], top: 8 };
+    let mut results = Vec::new();
+    for (dev_name, device) in devices() {
+        let model = Model::from_dir(&model_dir("gpt2-tiny"), &device).unwrap();
+        let sae = Sae::from_dir(&sae_dir("jumprelu"), &device).unwrap();
+        results.push((dev_name, pollster::block_on(decompose(&model, &sae, &sv, &opts)).unwrap()));
+    }
+    let (_, cpu) = &results[0];
+    assert_eq!(cpu.table.len(), 2 + 3 + 1 + 6);
+    for (dev_name, d) in &results[1..] {
+        let nums = |d: &steerlab::analysis::Decomposition| -> Vec<f32> {
+            d.table.iter().flat_map(|r| [r.norm, r.cosine]).chain(d.bias.cosine_with_zero.clone()).collect()
+        };
+        let diff = max_abs_diff(&nums(d), &nums(cpu));
+        assert!(diff < 1e-3, "{dev_name}: diagnostics differ from the CPU's by {diff}");
+        let feats =
+            |d: &steerlab::analysis::Decomposition| d.projections.top.iter().map(|p| p.feature).collect::<Vec<_>>();
+        assert_eq!(feats(d), feats(cpu), "{dev_name}: different top projections");
+        let active = |d: &steerlab::analysis::Decomposition| d.table.iter().map(|r| r.features).collect::<Vec<_>>();
+        assert_eq!(active(d), active(cpu), "{dev_name}: different feature counts");
+    }
+}

@@ -90,10 +90,9 @@ impl Model {
         self.net.forward(tokens, &mut KvCache::new(self.cfg().n_layers), hooks)
     }
 
-    /// The activations at `point` of every position of `text`, on the host: [seq, d_model]. The pass stops there.
-    pub async fn activations(&self, text: &str, point: HookPoint) -> Result<HostTensor> {
-        let tokens = self.encode(text, false)?;
-        let acts = self.net.activations(&tokens, &mut Hooks::default(), point)?; // [1, s, d]
+    /// The activations at `point` of every position of `tokens`, on the host: [seq, d_model]. The pass stops there.
+    pub async fn activations(&self, tokens: &[u32], point: HookPoint) -> Result<HostTensor> {
+        let acts = self.net.activations(tokens, &mut Hooks::default(), point)?; // [1, s, d]
         let [_, s, d] = acts.dims();
         read(acts.reshape([s, d])).await
     }

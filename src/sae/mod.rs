@@ -174,14 +174,14 @@ fn fold_decoder_norm(w_enc: &mut [f32], b_enc: &mut [f32], w_dec: &mut [f32], d_
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::tensor_file::{NamedTensor, to_safetensors};
     use burn::tensor::TensorData;
 
     /// A hand-built SAE with d_in = 2, d_sae = 3: feature 0 reads +x0, feature 1 reads −x0 (its anti-aligned
     /// partner), feature 2 reads x1 with a large encoder bias that dominates encode(0).
-    fn sae(arch: &str, extra: &str) -> Sae {
+    pub(crate) fn hand_built(arch: &str, extra: &str) -> Sae {
         let w = to_safetensors(
             &[
                 NamedTensor::f32("W_enc", vec![2, 3], vec![1.0, -1.0, 0.0, 0.0, 0.0, 1.0]),
@@ -207,7 +207,7 @@ mod tests {
 
     #[test]
     fn relu_drops_the_negative_projection_and_its_partner_fires() {
-        let s = sae("standard", "");
+        let s = hand_built("standard", "");
         // encode(0): only the bias feature fires.
         assert_eq!(run(&s, [0.0, 0.0]).0, vec![0.0, 0.0, 5.0]);
         // x0 = −2: feature 0's projection is negative and dropped; its anti-aligned partner fires.
@@ -218,13 +218,13 @@ mod tests {
 
     #[test]
     fn apply_b_dec_jumprelu_and_topk() {
-        let s = sae("standard", r#","apply_b_dec_to_input":true"#);
+        let s = hand_built("standard", r#","apply_b_dec_to_input":true"#);
         assert_eq!(run(&s, [2.5, 0.5]).0, vec![2.0, 0.0, 6.0]);
-        let s = sae("jumprelu", "");
+        let s = hand_built("jumprelu", "");
         // feature 0 at 0.4 is under its 0.5 threshold; feature 2 at 5.5 under 6.0.
         assert_eq!(run(&s, [0.4, 0.5]).0, vec![0.0, 0.0, 0.0]);
         assert_eq!(run(&s, [0.6, 1.5]).0, vec![0.6, 0.0, 6.5]);
-        let s = sae("topk", r#","activation_fn_kwargs":{"k":1}"#);
+        let s = hand_built("topk", r#","activation_fn_kwargs":{"k":1}"#);
         // pre-activations [3, −3, 1]: only the largest survives.
         assert_eq!(run(&s, [3.0, -4.0]).0, vec![3.0, 0.0, 0.0]);
     }
@@ -240,7 +240,7 @@ mod tests {
             "c",
         )
         .unwrap();
-        let e = sae("standard", "").check_fits(&model).unwrap_err().to_string();
+        let e = hand_built("standard", "").check_fits(&model).unwrap_err().to_string();
         assert_eq!(e, "SAE d_in = 2 does not match the model's d_model = 4");
     }
 }

@@ -26,7 +26,7 @@ pub async fn caa_vector(model: &Model, pairs: &[ContrastivePair], hook: &str) ->
 
 /// The activation at `point` of `text`'s last token: [d_model].
 pub async fn last_token_activation(model: &Model, text: &str, point: HookPoint) -> Result<Vec<f32>> {
-    let acts = model.activations(text, point).await?;
+    let acts = model.activations(&model.encode(text, false)?, point).await?;
     let d = model.cfg().d_model;
     Ok(acts.data[acts.data.len() - d..].to_vec())
 }

@@ -1,6 +1,7 @@
 //! Steering vectors: datasets, how they are computed, stored and applied.
 
 pub mod apply;
+pub mod builtin;
 pub mod caa;
 pub mod dataset;
 pub mod propensity;

@@ -101,6 +101,8 @@ mod cli {
         },
         /// Propensity on held-out A/B items against the steering multiplier, for a vector or a CAA layer sweep.
         Steerability(crate::science::SteerabilityArgs),
+        /// The SAE diagnostics of a steering vector (Mayne et al. 2024), as tables and JSON.
+        Decompose(crate::science::DecomposeArgs),
         /// Time GPT-2 small's forward pass (random weights) against PyTorch on this machine.
         Bench(crate::bench::BenchArgs),
     }
@@ -222,6 +224,7 @@ mod cli {
                 Ok(())
             }
             Cmd::Steerability(args) => crate::science::steerability_cmd(args),
+            Cmd::Decompose(args) => crate::science::decompose_cmd(args),
             Cmd::Bench(args) => crate::bench::run(args),
         }
     }

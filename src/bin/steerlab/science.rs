@@ -102,3 +102,172 @@ pub fn write_json(path: &std::path::Path, value: &serde_json::Value) -> Result<(
     eprintln!("wrote {}", path.display());
     Ok(())
 }
+
+#[derive(Args)]
+pub struct DecomposeArgs {
+    /// Hugging Face model directory.
+    #[arg(long)]
+    model: PathBuf,
+    /// SAELens directory (cfg.json, sae_weights.safetensors) reading the vector's hook.
+    #[arg(long)]
+    sae: PathBuf,
+    /// Steering vector (safetensors `steering_vector`), read at the SAE's hook.
+    #[arg(long)]
+    vector: PathBuf,
+    /// Held-out A/B items: adds steerability to the table.
+    #[arg(long)]
+    eval: Option<PathBuf>,
+    /// The pairs the vector came from: adds their activations to the default-component strips.
+    #[arg(long)]
+    pairs: Option<PathBuf>,
+    /// Background text, one passage a line (default: the built-in corpus).
+    #[arg(long)]
+    corpus: Option<PathBuf>,
+    #[arg(long, value_delimiter = ',', default_value = "-2,-1,0,1,2", allow_negative_numbers = true)]
+    multipliers: Vec<f32>,
+    /// Feature counts for top-k subsets and gradient pursuit.
+    #[arg(long, value_delimiter = ',', default_value = "1,4,16,64")]
+    ks: Vec<usize>,
+    /// Features listed per view.
+    #[arg(long, default_value_t = 10)]
+    top: usize,
+    /// Also write everything as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    #[arg(long, default_value = "cpu")]
+    device: DeviceChoice,
+}
+
+pub fn decompose_cmd(a: DecomposeArgs) -> Result<()> {
+    use steerlab::analysis::{DecomposeOptions, decompose};
+    use steerlab::sae::Sae;
+    use steerlab::steer::builtin::{CORPUS, corpus_passages};
+
+    let device = pollster::block_on(init_device(a.device))?;
+    let model = Model::from_dir(&a.model, &device)?;
+    let sae = Sae::from_dir(&a.sae, &device)?;
+    let sv_file = a.vector.display().to_string();
+    let sv = SteeringVector::from_safetensors(&read_bytes(&a.vector)?, &sv_file)?;
+    if let Some(hook) = sv.metadata.get("hook").filter(|h| **h != sae.cfg.hook_name) {
+        return Err(Error::file(sv_file, format!("read at {hook}, but the SAE reads {}", sae.cfg.hook_name)));
+    }
+    let corpus = corpus_passages(&match &a.corpus {
+        Some(path) => read_text(path)?,
+        None => CORPUS.to_string(),
+    });
+    let pairs = a.pairs.as_deref().map(|p| load_dataset(p)?.pairs()).transpose()?;
+    let eval = match a.eval.as_deref().map(load_dataset).transpose()? {
+        Some(Dataset::Ab(items)) => Some(prepare(&model, &items)?),
+        Some(Dataset::Pairs(_)) => return Err(Error::invalid("--eval needs A/B items, not contrastive pairs")),
+        None => None,
+    };
+    let opts = DecomposeOptions {
+        corpus: &corpus,
+        pairs: pairs.as_deref(),
+        eval: eval.as_deref(),
+        multipliers: &a.multipliers,
+        ks: &a.ks,
+        top: a.top,
+    };
+    let d = pollster::block_on(decompose(&model, &sae, &sv.values, &opts))?;
+    print_decomposition(&d);
+    if let Some(path) = &a.json {
+        let value = serde_json::to_value(&d).map_err(|e| Error::invalid(e.to_string()))?;
+        write_json(path, &value)?;
+    }
+    Ok(())
+}
+
+fn print_decomposition(d: &steerlab::analysis::Decomposition) {
+    let n = &d.norms;
+    println!(
+        "1. Norms at {}: steering vector {:.3}; activations median {:.3}, mean {:.3} over {} tokens",
+        d.hook, n.vector_norm, n.median, n.mean, n.tokens
+    );
+    println!("   the median activation is {:.1}x the steering vector's norm\n", n.median_over_vector);
+
+    let b = &d.bias;
+    println!("2. Encoder bias: top features of encode(s * SV) next to encode(0)");
+    print!("   {:>8} {:>10}", "feature", "encode(0)");
+    for s in &b.scales {
+        print!(" {:>12}", format!("s = {s:.1}"));
+    }
+    println!();
+    for f in b.features.iter().take(15) {
+        print!("   {:>8} {:>10.3}", f.feature, f.zero);
+        f.scaled.iter().for_each(|v| print!(" {v:>12.3}"));
+        println!();
+    }
+    for (i, s) in b.scales.iter().enumerate() {
+        println!(
+            "   s = {s:.1}: cos(encode(s * SV), encode(0)) = {:.3}; {:.0}% of its top {} are encode(0)'s",
+            b.cosine_with_zero[i],
+            100.0 * b.top_k_overlap[i],
+            b.k
+        );
+    }
+
+    println!("\n3. Default components: projection on each feature's encoder direction (mean)");
+    println!("   {:>8} {:>10} {:>10} {:>10} {:>10}", "feature", "corpus", "positive", "negative", "vector");
+    let mean_of =
+        |s: &Option<steerlab::analysis::defaults::Strip>| s.as_ref().map_or("-".into(), |s| format!("{:.3}", s.mean));
+    for c in &d.defaults {
+        println!(
+            "   {:>8} {:>10.3} {:>10} {:>10} {:>10.3}",
+            c.feature,
+            c.corpus.mean,
+            mean_of(&c.positive),
+            mean_of(&c.negative),
+            c.vector
+        );
+    }
+
+    let p = &d.projections;
+    println!(
+        "\n4. Signed projections on decoder directions ({:.0}% of the squared projection is negative)",
+        100.0 * p.negative_share
+    );
+    println!("   {:>8} {:>10} {:>10} {:>10} {:>10}  ", "feature", "decoder", "encoder", "pre-act", "act");
+    for r in &p.top {
+        let mark = if r.dropped && r.decoder < 0.0 {
+            "dropped (negative)"
+        } else if r.dropped {
+            "dropped"
+        } else {
+            ""
+        };
+        println!(
+            "   {:>8} {:>10.3} {:>10.3} {:>10.3} {:>10.3}  {mark}",
+            r.feature, r.decoder, r.encoder, r.pre_activation, r.activation
+        );
+    }
+    for q in &p.partners {
+        println!(
+            "   feature {} ({:.3}) has anti-aligned partner {} (cos {:.3}) that {} ({:.3})",
+            q.feature,
+            q.decoder,
+            q.partner,
+            q.cosine,
+            if q.fires { "fires" } else { "stays off" },
+            q.partner_activation
+        );
+    }
+
+    println!("\n5. Steerability of the vector and its decompositions");
+    println!(
+        "   {:<44} {:>8} {:>8} {:>7} {:>12} {:>9}",
+        "method", "features", "norm", "cos", "steerability", "relative"
+    );
+    for r in &d.table {
+        let opt = |v: Option<f32>, p: usize| v.map_or("-".into(), |v| format!("{v:.prec$}", prec = p));
+        println!(
+            "   {:<44} {:>8} {:>8.3} {:>7.3} {:>12} {:>9}",
+            r.method,
+            r.features.map_or("-".into(), |f| f.to_string()),
+            r.norm,
+            r.cosine,
+            opt(r.steerability, 4),
+            opt(r.relative, 2)
+        );
+    }
+}

@@ -1,0 +1,52 @@
+//! Activations at a hook for background text and for the two sides of contrastive pairs.
+
+use crate::error::{Error, Result};
+use crate::model::Model;
+use crate::model::hooks::HookPoint;
+use crate::model::weights::HostTensor;
+use crate::steer::caa::last_token_activation;
+use crate::steer::dataset::ContrastivePair;
+
+/// Activations [n, d_model] of every token of every passage but the first (position 0 carries outlier
+/// norms in GPT-2 and would dominate every statistic); passages longer than the context are cut.
+pub async fn corpus_activations(model: &Model, passages: &[String], point: HookPoint) -> Result<HostTensor> {
+    let d = model.cfg().d_model;
+    let mut data = Vec::new();
+    for text in passages.iter().filter(|t| !t.trim().is_empty()) {
+        let mut tokens = model.encode(text, false)?;
+        tokens.truncate(model.cfg().n_ctx);
+        if tokens.len() < 2 {
+            continue;
+        }
+        data.extend_from_slice(&model.activations(&tokens, point).await?.data[d..]);
+    }
+    if data.is_empty() {
+        return Err(Error::invalid("the corpus has no passage of two tokens or more"));
+    }
+    Ok(HostTensor::new(vec![data.len() / d, d], data))
+}
+
+/// Activations at the read position (last token) of the positive and of the negative texts: [n, d] each.
+pub async fn pair_activations(
+    model: &Model,
+    pairs: &[ContrastivePair],
+    point: HookPoint,
+) -> Result<(HostTensor, HostTensor)> {
+    let d = model.cfg().d_model;
+    let (mut pos, mut neg) = (Vec::new(), Vec::new());
+    for (i, pair) in pairs.iter().enumerate() {
+        pos.extend(last_token_activation(model, &pair.positive, point).await.map_err(|e| e.in_record("pair", i))?);
+        neg.extend(last_token_activation(model, &pair.negative, point).await.map_err(|e| e.in_record("pair", i))?);
+    }
+    Ok((HostTensor::new(vec![pairs.len(), d], pos), HostTensor::new(vec![pairs.len(), d], neg)))
+}
+
+/// The mean row of [n, d].
+pub fn mean_row(x: &HostTensor) -> Vec<f32> {
+    let d = x.shape[1];
+    let mut sum = vec![0.0f64; d];
+    for row in x.data.chunks(d) {
+        sum.iter_mut().zip(row).for_each(|(s, v)| *s += *v as f64);
+    }
+    sum.into_iter().map(|s| (s / x.shape[0] as f64) as f32).collect()
+}

@@ -1,0 +1,98 @@
+//! Diagnostic 3: default components. Real activations carry large components along many encoder directions
+//! whatever the prompt; the positive and the negative prompts share them and CAA's difference removes them,
+//! so a feature the SAE uses for every activation can look very different on the steering vector.
+
+use crate::device::read;
+use crate::error::Result;
+use crate::model::weights::HostTensor;
+use crate::sae::Sae;
+use burn::tensor::{Int, Tensor, TensorData};
+
+/// Values of one group for a strip plot: their mean and up to `STRIP` of them, evenly spaced.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Strip {
+    pub mean: f32,
+    pub values: Vec<f32>,
+}
+
+const STRIP: usize = 200;
+
+/// Per feature, the projection x · W_enc[:, f] (before bias) of each group's activations.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DefaultComponent {
+    pub feature: usize,
+    pub corpus: Strip,
+    pub positive: Option<Strip>,
+    pub negative: Option<Strip>,
+    /// The steering vector's own projection.
+    pub vector: f32,
+}
+
+pub async fn default_components(
+    sae: &Sae,
+    features: &[usize],
+    corpus: &HostTensor,
+    positive: Option<&HostTensor>,
+    negative: Option<&HostTensor>,
+    sv: &[f32],
+) -> Result<Vec<DefaultComponent>> {
+    if features.is_empty() {
+        return Ok(Vec::new());
+    }
+    let device = sae.w_dec.device();
+    let ids: Vec<i64> = features.iter().map(|&f| f as i64).collect();
+    let dirs =
+        sae.w_enc.clone().select(1, Tensor::<1, Int>::from_data(TensorData::new(ids, [features.len()]), &device));
+    let project = async |x: &HostTensor| -> Result<Vec<Vec<f32>>> {
+        let t = Tensor::<2>::from_data(TensorData::new(x.data.clone(), [x.shape[0], x.shape[1]]), &device);
+        let p = read(t.matmul(dirs.clone())).await?.data; // [n, features]
+        Ok((0..features.len()).map(|j| p.iter().skip(j).step_by(features.len()).copied().collect()).collect())
+    };
+    let corpus = project(corpus).await?;
+    let pos = match positive {
+        Some(x) => Some(project(x).await?),
+        None => None,
+    };
+    let neg = match negative {
+        Some(x) => Some(project(x).await?),
+        None => None,
+    };
+    let vector = project(&HostTensor::new(vec![1, sv.len()], sv.to_vec())).await?;
+    Ok(features
+        .iter()
+        .enumerate()
+        .map(|(j, &feature)| DefaultComponent {
+            feature,
+            corpus: strip(&corpus[j]),
+            positive: pos.as_ref().map(|p| strip(&p[j])),
+            negative: neg.as_ref().map(|n| strip(&n[j])),
+            vector: vector[j][0],
+        })
+        .collect())
+}
+
+fn strip(values: &[f32]) -> Strip {
+    let mean = values.iter().map(|&v| v as f64).sum::<f64>() as f32 / values.len().max(1) as f32;
+    let step = values.len().div_ceil(STRIP).max(1);
+    Strip { mean, values: values.iter().step_by(step).copied().collect() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sae::tests::hand_built;
+
+    #[test]
+    fn shared_components_cancel_in_the_vector() {
+        let sae = hand_built("standard", "");
+        // Both sides have x1 = 4 (a default component along feature 2); they differ in x0.
+        let pos = HostTensor::new(vec![2, 2], vec![1.0, 4.0, 1.5, 4.0]);
+        let neg = HostTensor::new(vec![2, 2], vec![-1.0, 4.0, -0.5, 4.0]);
+        let corpus = HostTensor::new(vec![1, 2], vec![0.0, 3.0]);
+        let sv = [2.0, 0.0];
+        let d = pollster::block_on(default_components(&sae, &[2, 0], &corpus, Some(&pos), Some(&neg), &sv)).unwrap();
+        assert_eq!((d[0].feature, d[0].positive.as_ref().unwrap().mean, d[0].vector), (2, 4.0, 0.0));
+        assert_eq!(d[0].negative.as_ref().unwrap().values, vec![4.0, 4.0]);
+        assert_eq!((d[1].corpus.mean, d[1].vector), (0.0, 2.0));
+    }
+}

@@ -1,0 +1,86 @@
+//! The diagnostics of Mayne et al. 2024 ("Can sparse autoencoders be used to decompose and interpret
+//! steering vectors?"): why an SAE's reconstruction of a steering vector loses its steering behaviour. Each
+//! function returns plain data that the CLI prints and the browser plots; `decompose` runs them all.
+
+pub mod bias;
+pub mod corpus;
+pub mod defaults;
+pub mod norms;
+pub mod projections;
+pub mod table;
+
+use crate::error::{Error, Result};
+use crate::model::Model;
+use crate::sae::Sae;
+use crate::steer::dataset::ContrastivePair;
+use crate::steer::propensity::{AbPrompt, norm};
+
+/// What `decompose` needs besides the model, the SAE and the steering vector.
+pub struct DecomposeOptions<'a> {
+    /// Background text, one passage per entry: activation norms and the mean activation come from it.
+    pub corpus: &'a [String],
+    /// The contrastive pairs the vector came from, for the default-component strips.
+    pub pairs: Option<&'a [ContrastivePair]>,
+    /// Held-out A/B items: with them the table measures steerability, without it only geometry.
+    pub eval: Option<&'a [AbPrompt]>,
+    pub multipliers: &'a [f32],
+    /// Feature counts for the top-k subsets and gradient pursuit.
+    pub ks: &'a [usize],
+    /// How many features each per-feature view lists.
+    pub top: usize,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Decomposition {
+    pub hook: String,
+    pub vector_norm: f32,
+    pub norms: norms::NormHistogram,
+    pub bias: bias::BiasDominance,
+    pub defaults: Vec<defaults::DefaultComponent>,
+    pub projections: projections::SignedProjections,
+    pub table: Vec<table::TableRow>,
+}
+
+/// Runs the five diagnostics for `sv`, a steering vector at the SAE's hook.
+pub async fn decompose(model: &Model, sae: &Sae, sv: &[f32], opts: &DecomposeOptions<'_>) -> Result<Decomposition> {
+    let point = sae.check_fits(model.cfg())?;
+    if sv.len() != sae.cfg.d_in {
+        return Err(Error::invalid(format!(
+            "steering vector has {} dims but the SAE's d_in is {}",
+            sv.len(),
+            sae.cfg.d_in
+        )));
+    }
+    let corpus = corpus::corpus_activations(model, opts.corpus, point).await?;
+    let norms = norms::norm_histogram(&corpus, sv, 40);
+    let typical = (norms.median / norms.vector_norm.max(1e-12)).max(1.0);
+    let bias = bias::bias_dominance(sae, sv, &[1.0, typical], opts.top).await?;
+    let features: Vec<usize> = bias.features.iter().map(|f| f.feature).take(opts.top).collect();
+    let (pos, neg) = match opts.pairs {
+        Some(pairs) => {
+            let (p, n) = corpus::pair_activations(model, pairs, point).await?;
+            (Some(p), Some(n))
+        }
+        None => (None, None),
+    };
+    let defaults = defaults::default_components(sae, &features, &corpus, pos.as_ref(), neg.as_ref(), sv).await?;
+    let projections = projections::signed_projections(sae, sv, opts.top).await?;
+    let mean = corpus::mean_row(&corpus);
+    let eval = opts.eval.map(|prompts| table::Eval { model, prompts, multipliers: opts.multipliers });
+    let table = table::steerability_table(sae, sv, &mean, opts.ks, eval).await?;
+    Ok(Decomposition { hook: point.to_string(), vector_norm: norm(sv), norms, bias, defaults, projections, table })
+}
+
+/// Indices of the `k` largest values, largest first.
+pub(crate) fn top_indices(values: &[f32], k: usize, key: impl Fn(f32) -> f32) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..values.len()).collect();
+    idx.sort_by(|&a, &b| key(values[b]).total_cmp(&key(values[a])));
+    idx.truncate(k);
+    idx
+}
+
+pub(crate) fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f64 = a.iter().zip(b).map(|(x, y)| (*x as f64) * (*y as f64)).sum();
+    let (na, nb) = (norm(a) as f64, norm(b) as f64);
+    if na == 0.0 || nb == 0.0 { 0.0 } else { (dot / (na * nb)) as f32 }
+}

@@ -1,0 +1,75 @@
+//! Diagnostic 5, the heart of the lab: where does the steering behaviour go? The steerability of the
+//! steering vector next to that of its SAE reconstruction and of better decompositions.
+
+use super::cosine;
+use crate::device::read;
+use crate::error::Result;
+use crate::model::Model;
+use crate::sae::Sae;
+use crate::sae::decompose::Decomposed;
+use crate::steer::propensity::{AbPrompt, norm, steerability};
+use burn::tensor::{Tensor, TensorData};
+
+/// Held-out A/B items to measure steerability on.
+pub struct Eval<'a> {
+    pub model: &'a Model,
+    pub prompts: &'a [AbPrompt],
+    pub multipliers: &'a [f32],
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TableRow {
+    pub method: String,
+    /// Features used (None for the vector itself and the full reconstruction).
+    pub features: Option<usize>,
+    pub norm: f32,
+    /// Cosine with the steering vector.
+    pub cosine: f32,
+    pub steerability: Option<f32>,
+    /// steerability ÷ the steering vector's.
+    pub relative: Option<f32>,
+}
+
+/// Rows: the vector; its SAE reconstruction (b_dec included, as the SAE outputs it); the bias-corrected
+/// reconstruction against `mean` and its top-k subsets; gradient pursuit, non-negative and signed, for each k.
+pub async fn steerability_table(
+    sae: &Sae,
+    sv: &[f32],
+    mean: &[f32],
+    ks: &[usize],
+    eval: Option<Eval<'_>>,
+) -> Result<Vec<TableRow>> {
+    let x = Tensor::<2>::from_data(TensorData::new(sv.to_vec(), [1, sv.len()]), &sae.w_dec.device());
+    let (acts, rec) = sae.reconstruct(x);
+    let full = Decomposed { coefs: read(acts).await?.data, vector: read(rec).await?.data };
+    let mut candidates: Vec<(String, Option<usize>, Vec<f32>)> = vec![
+        ("steering vector".into(), None, sv.to_vec()),
+        ("SAE reconstruction".into(), Some(full.active()), full.vector),
+    ];
+    let corrected = sae.bias_corrected(sv, mean).await?;
+    for &k in ks {
+        let d = sae.top_k_subset(&corrected.coefs, k).await?;
+        candidates.push((format!("bias-corrected, top {k}"), Some(d.active()), d.vector));
+    }
+    candidates.push(("bias-corrected reconstruction".into(), Some(corrected.active()), corrected.vector));
+    for signed in [false, true] {
+        let label = if signed { "signed" } else { "non-negative" };
+        for (k, d) in sae.gradient_pursuit(sv, ks, signed).await? {
+            candidates.push((format!("gradient pursuit ({label}), k = {k}"), Some(d.active()), d.vector));
+        }
+    }
+    let mut rows = Vec::new();
+    let mut reference = None;
+    for (method, features, v) in candidates {
+        let s = match &eval {
+            Some(e) => {
+                Some(steerability(e.model, e.prompts, &sae.cfg.hook_name, &v, e.multipliers).await?.steerability)
+            }
+            None => None,
+        };
+        reference = reference.or(s);
+        let relative = s.zip(reference).map(|(s, r)| if r != 0.0 { s / r } else { f32::NAN });
+        rows.push(TableRow { method, features, norm: norm(&v), cosine: cosine(&v, sv), steerability: s, relative });
+    }
+    Ok(rows)
+}
