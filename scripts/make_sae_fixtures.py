@@ -8,6 +8,7 @@ Run once (needs PyPI sae-lens); the small outputs are committed:
 tests/fixtures/saes/NAME/expected.safetensors holds probes F32 [n, d_in] (row 0 is the zero vector),
 feature_acts F32 [n, d_sae] and reconstruction F32 [n, d_in].
 """
+import json
 import os
 
 import torch
@@ -67,5 +68,35 @@ def main():
         print("wrote", path, (acts > 0).sum(-1).tolist())
 
 
+
+
+def sparsify():
+    """An EleutherAI sparsify TopK SAE as sparsify saves one hookpoint (layers.1 = output of block 1), and its
+    encodings computed by sparsify's formulas: relu(encoder(x - b_dec)) -> top k -> acts @ W_dec + b_dec."""
+    g = torch.Generator().manual_seed(11)
+    k, n = 6, D_SAE
+    enc_w = 0.5 * torch.randn(n, D_IN, generator=g)
+    enc_b = 0.5 * torch.randn(n, generator=g)
+    w_dec = 0.5 * torch.randn(n, D_IN, generator=g)
+    b_dec = 0.5 * torch.randn(D_IN, generator=g)
+    path = os.path.join(OUT, "sparsify", "layers.1")
+    os.makedirs(path, exist_ok=True)
+    cfg = {"expansion_factor": 3, "normalize_decoder": True, "num_latents": 0, "k": k, "multi_topk": False,
+           "skip_connection": False, "transcode": False, "d_in": D_IN}
+    with open(os.path.join(path, "cfg.json"), "w") as f:
+        json.dump(cfg, f)
+    save_file({"encoder.weight": enc_w, "encoder.bias": enc_b, "W_dec": w_dec, "b_dec": b_dec},
+              os.path.join(path, "sae.safetensors"))
+    probes = torch.randn(N, D_IN, generator=g) * torch.tensor([0.0, 0.1, 1.0, 3.0, 10.0, 1.0])[:, None]
+    pre = torch.relu((probes - b_dec) @ enc_w.T + enc_b)
+    top_acts, top_idx = pre.topk(k, dim=-1)
+    acts = torch.zeros_like(pre).scatter(-1, top_idx, top_acts)
+    rec = acts @ w_dec + b_dec
+    save_file({"probes": probes.contiguous(), "feature_acts": acts.contiguous(), "reconstruction": rec.contiguous()},
+              os.path.join(path, "expected.safetensors"))
+    print("wrote", path)
+
+
 if __name__ == "__main__":
     main()
+    sparsify()

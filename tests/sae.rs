@@ -16,7 +16,7 @@ fn sae_dir(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/saes").join(name)
 }
 
-const SAES: [&str; 7] = [
+const SAES: [&str; 8] = [
     "standard",
     "jumprelu",
     "topk",
@@ -24,6 +24,7 @@ const SAES: [&str; 7] = [
     "jumprelu-layer-norm",
     "standard-expected-average",
     "topk-rescaled",
+    "sparsify/layers.1", // EleutherAI sparsify layout, converted on load
 ];
 
 #[test]
@@ -55,6 +56,8 @@ fn sae_fits_the_fixture_model_or_says_why() {
     let model = Model::from_dir(&model_dir("gpt2-tiny"), &cpu).unwrap();
     let sae = Sae::from_dir(&sae_dir("standard"), &cpu).unwrap();
     assert_eq!(sae.check_fits(model.cfg()).unwrap().to_string(), "blocks.1.hook_resid_pre");
+    let sparsify = Sae::from_dir(&sae_dir("sparsify/layers.1"), &cpu).unwrap();
+    assert_eq!(sparsify.check_fits(model.cfg()).unwrap().to_string(), "blocks.1.hook_resid_post");
 }
 
 #[test]

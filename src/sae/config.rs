@@ -113,6 +113,50 @@ impl SaeConfig {
     }
 }
 
+/// The config of an EleutherAI sparsify SAE (`cfg.json` beside `sae.safetensors`), whose directory is named by
+/// its hookpoint: `layers.L`, `gpt_neox.layers.L`, `h.L` or `transformer.h.L`, the output of block L.
+pub fn sparsify_config(text: &str, file: &str, hookpoint: &str) -> Result<SaeConfig> {
+    let v: Value = serde_json::from_str(text).map_err(|e| Error::file(file, format!("not valid JSON: {e}")))?;
+    let num = |k: &str| v.get(k).and_then(Value::as_u64).map(|n| n as usize);
+    let flag = |k: &str| v.get(k).and_then(Value::as_bool) == Some(true);
+    if flag("skip_connection") || flag("transcode") {
+        return Err(Error::file(file, "sparsify transcoders and skip connections are not supported (SAEs only)"));
+    }
+    let d_in = num("d_in").filter(|&d| d > 0).ok_or_else(|| Error::file(file, "missing or invalid `d_in`"))?;
+    let d_sae = match num("num_latents") {
+        Some(n) if n > 0 => n,
+        _ => {
+            d_in * num("expansion_factor")
+                .filter(|&e| e > 0)
+                .ok_or_else(|| Error::file(file, "needs a positive `num_latents` or `expansion_factor`"))?
+        }
+    };
+    let k = num("k")
+        .filter(|&k| k > 0 && k <= d_sae)
+        .ok_or_else(|| Error::file(file, format!("missing or invalid `k` (1 to num_latents = {d_sae})")))?;
+    let layer = hookpoint
+        .rsplit_once('.')
+        .filter(|(head, _)| matches!(*head, "layers" | "gpt_neox.layers" | "h" | "transformer.h"))
+        .and_then(|(_, l)| l.parse::<usize>().ok())
+        .ok_or_else(|| {
+            Error::file(
+                file,
+                format!(
+                    "hookpoint \"{hookpoint}\" (the directory name) is not a residual stream output such as layers.6"
+                ),
+            )
+        })?;
+    Ok(SaeConfig {
+        arch: SaeArch::TopK { k },
+        d_in,
+        d_sae,
+        hook_name: format!("blocks.{layer}.hook_resid_post"),
+        apply_b_dec_to_input: true,
+        normalize: Normalize::None,
+        rescale_acts_by_decoder_norm: false,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,6 +171,17 @@ mod tests {
         let old = r#"{"d_in":4,"d_sae":8,"hook_point":"blocks.0.hook_resid_pre"}"#;
         let cfg = SaeConfig::from_json(old, "cfg.json").unwrap();
         assert_eq!((cfg.arch, cfg.hook_name.as_str()), (SaeArch::Standard, "blocks.0.hook_resid_pre"));
+    }
+
+    #[test]
+    fn sparsify_configs() {
+        let cfg = r#"{"expansion_factor":3,"num_latents":0,"k":4,"d_in":8}"#;
+        let c = sparsify_config(cfg, "c.json", "gpt_neox.layers.2").unwrap();
+        assert_eq!((c.arch, c.d_sae, c.hook_name.as_str()), (SaeArch::TopK { k: 4 }, 24, "blocks.2.hook_resid_post"));
+        let e = sparsify_config(cfg, "c.json", "embed_in").unwrap_err().to_string();
+        assert!(e.contains("hookpoint \"embed_in\""), "{e}");
+        let e = sparsify_config(r#"{"d_in":8,"k":4,"transcode":true,"num_latents":8}"#, "c.json", "layers.1");
+        assert!(e.unwrap_err().to_string().contains("transcoders"));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use crate::device::read;
 use crate::error::{Error, Result};
 use crate::model::config::ModelConfig;
 use crate::model::hooks::HookPoint;
-use crate::model::layers::upload;
+use crate::model::layers::{transpose, upload};
 use crate::model::weights::{HostTensor, SafetensorsWeights, Weights};
 use burn::tensor::{Device, IndexingUpdateOp, Tensor, activation};
 use config::{Normalize, SaeArch, SaeConfig};
@@ -48,12 +48,36 @@ impl Sae {
         })
     }
 
-    /// Loads `cfg.json` and `sae_weights.safetensors` from a directory.
+    /// Converts an EleutherAI sparsify SAE (`cfg.json` + `sae.safetensors` with `encoder.weight` [d_sae, d_in],
+    /// `encoder.bias`, `W_dec`, `b_dec`) for the hookpoint its directory is named after. Its encoder, ReLU then
+    /// top-k of (x − b_dec) · encoderᵀ + bias, is a SAELens TopK SAE with apply_b_dec_to_input.
+    pub fn from_sparsify(name: &str, hookpoint: &str, cfg_json: &str, weights: &[u8], device: &Device) -> Result<Self> {
+        let cfg = config::sparsify_config(cfg_json, &format!("{name}/cfg.json"), hookpoint)?;
+        let w = SafetensorsWeights::parse(weights, &format!("{name}/sae.safetensors"), &[])?;
+        let (d_in, d_sae) = (cfg.d_in, cfg.d_sae);
+        Ok(Self {
+            w_enc: upload(transpose(w.get("encoder.weight", &[d_sae, d_in])?), device),
+            b_enc: upload(w.get("encoder.bias", &[d_sae])?, device),
+            w_dec: upload(w.get("W_dec", &[d_sae, d_in])?, device),
+            b_dec: upload(w.get("b_dec", &[d_in])?, device),
+            threshold: None,
+            cfg,
+        })
+    }
+
+    /// Loads a directory in the SAELens layout (`cfg.json`, `sae_weights.safetensors`) or the sparsify layout
+    /// (`cfg.json`, `sae.safetensors`, the directory named by its hookpoint).
     #[cfg(not(target_arch = "wasm32"))]
     pub fn from_dir(dir: &std::path::Path, device: &Device) -> Result<Self> {
         use crate::files::{read_bytes, read_text};
         let cfg = read_text(&dir.join("cfg.json"))?;
-        Self::from_files(&dir.display().to_string(), &cfg, &read_bytes(&dir.join("sae_weights.safetensors"))?, device)
+        let name = dir.display().to_string();
+        let sparsify = dir.join("sae.safetensors");
+        if !dir.join("sae_weights.safetensors").exists() && sparsify.exists() {
+            let hookpoint = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            return Self::from_sparsify(&name, hookpoint, &cfg, &read_bytes(&sparsify)?, device);
+        }
+        Self::from_files(&name, &cfg, &read_bytes(&dir.join("sae_weights.safetensors"))?, device)
     }
 
     /// Checks that this SAE reads a hook of `model` with its width.
