@@ -8,6 +8,7 @@ pub mod error;
 pub mod files;
 pub mod model;
 pub mod sae;
+pub mod stats;
 pub mod steer;
 pub mod tensor_file;
 pub mod tokenizer;

@@ -1,10 +1,11 @@
 //! Diagnostic 2: is the encoder bias in charge? The top features of encode(SV) next to encode(0) and
 //! encode(s · SV): when SV is short, its encoding is nearly encode(0) (Mayne et al. 2024).
 
-use super::{cosine, top_indices};
+use super::top_indices;
 use crate::device::read;
 use crate::error::Result;
 use crate::sae::Sae;
+use crate::stats::cosine;
 use burn::tensor::{Tensor, TensorData};
 
 #[derive(Debug, Clone, serde::Serialize)]

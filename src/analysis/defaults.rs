@@ -6,6 +6,7 @@ use crate::device::read;
 use crate::error::Result;
 use crate::model::weights::HostTensor;
 use crate::sae::Sae;
+use crate::stats::mean;
 use burn::tensor::{Int, Tensor, TensorData};
 
 /// Values of one group for a strip plot: their mean and up to `STRIP` of them, evenly spaced.
@@ -72,7 +73,7 @@ pub async fn default_components(
 }
 
 fn strip(values: &[f32]) -> Strip {
-    let mean = values.iter().map(|&v| v as f64).sum::<f64>() as f32 / values.len().max(1) as f32;
+    let mean = mean(values.iter().copied());
     let step = values.len().div_ceil(STRIP).max(1);
     Strip { mean, values: values.iter().step_by(step).copied().collect() }
 }

@@ -12,8 +12,9 @@ pub mod table;
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::sae::Sae;
+use crate::stats::norm;
 use crate::steer::dataset::ContrastivePair;
-use crate::steer::propensity::{AbPrompt, norm};
+use crate::steer::propensity::AbPrompt;
 
 /// What `decompose` needs besides the model, the SAE and the steering vector.
 pub struct DecomposeOptions<'a> {
@@ -77,10 +78,4 @@ pub(crate) fn top_indices(values: &[f32], k: usize, key: impl Fn(f32) -> f32) ->
     idx.sort_by(|&a, &b| key(values[b]).total_cmp(&key(values[a])));
     idx.truncate(k);
     idx
-}
-
-pub(crate) fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    let dot: f64 = a.iter().zip(b).map(|(x, y)| (*x as f64) * (*y as f64)).sum();
-    let (na, nb) = (norm(a) as f64, norm(b) as f64);
-    if na == 0.0 || nb == 0.0 { 0.0 } else { (dot / (na * nb)) as f32 }
 }

@@ -2,7 +2,7 @@
 //! trained on activations; a vector far shorter than any of them is out of distribution for the encoder.
 
 use crate::model::weights::HostTensor;
-use crate::steer::propensity::norm;
+use crate::stats::{mean, norm};
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct NormHistogram {
@@ -24,7 +24,7 @@ pub fn norm_histogram(acts: &HostTensor, vector: &[f32], bins: usize) -> NormHis
     norms.sort_by(f32::total_cmp);
     let vector_norm = norm(vector);
     let median = norms.get(norms.len() / 2).copied().unwrap_or(0.0);
-    let mean = norms.iter().map(|&n| n as f64).sum::<f64>() as f32 / norms.len().max(1) as f32;
+    let mean = mean(norms.iter().copied());
     let top = norms.last().copied().unwrap_or(0.0).max(vector_norm).max(1e-12) * 1.05;
     let bins = bins.max(1);
     let edges: Vec<f32> = (0..=bins).map(|i| top * i as f32 / bins as f32).collect();

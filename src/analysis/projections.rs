@@ -6,7 +6,7 @@ use super::top_indices;
 use crate::device::read;
 use crate::error::Result;
 use crate::sae::Sae;
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::{Int, Tensor, TensorData};
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Projection {
@@ -61,18 +61,26 @@ pub async fn signed_projections(sae: &Sae, sv: &[f32], top: usize) -> Result<Sig
     };
     let total: f64 = decoder.iter().map(|&v| (v as f64).powi(2)).sum();
     let negative: f64 = decoder.iter().filter(|v| **v < 0.0).map(|&v| (v as f64).powi(2)).sum();
+    let negative_features: Vec<usize> =
+        top_indices(&decoder, top, |v| -v).into_iter().filter(|&f| decoder[f] < 0.0).collect();
     let mut partners = Vec::new();
-    for f in top_indices(&decoder, top, |v| -v).into_iter().filter(|&f| decoder[f] < 0.0) {
-        let cos = read(unit.clone().matmul(unit.clone().slice([f..f + 1, 0..sae.cfg.d_in]).transpose())).await?.data; // [d_sae]
-        let partner = top_indices(&cos, 2, |v| -v).into_iter().find(|&g| g != f).unwrap_or(f);
-        partners.push(Partner {
-            feature: f,
-            decoder: decoder[f],
-            partner,
-            cosine: cos[partner],
-            partner_activation: acts[partner],
-            fires: acts[partner] > 0.0,
-        });
+    if !negative_features.is_empty() {
+        // Decoder cosines of every feature with each of them, in one pass: [d_sae, m].
+        let ids: Vec<i64> = negative_features.iter().map(|&f| f as i64).collect();
+        let ids = Tensor::<1, Int>::from_data(TensorData::new(ids, [negative_features.len()]), &device);
+        let cos = read(unit.clone().matmul(unit.clone().select(0, ids).transpose())).await?.data;
+        for (j, &f) in negative_features.iter().enumerate() {
+            let col: Vec<f32> = cos.iter().skip(j).step_by(negative_features.len()).copied().collect();
+            let partner = top_indices(&col, 2, |v| -v).into_iter().find(|&g| g != f).unwrap_or(f);
+            partners.push(Partner {
+                feature: f,
+                decoder: decoder[f],
+                partner,
+                cosine: col[partner],
+                partner_activation: acts[partner],
+                fires: acts[partner] > 0.0,
+            });
+        }
     }
     Ok(SignedProjections {
         top: top_indices(&decoder, top, f32::abs).into_iter().map(row).collect(),

@@ -1,13 +1,13 @@
 //! Diagnostic 5, the heart of the lab: where does the steering behaviour go? The steerability of the
 //! steering vector next to that of its SAE reconstruction and of better decompositions.
 
-use super::cosine;
 use crate::device::read;
 use crate::error::Result;
 use crate::model::Model;
 use crate::sae::Sae;
 use crate::sae::decompose::Decomposed;
-use crate::steer::propensity::{AbPrompt, norm, steerability};
+use crate::stats::{cosine, norm};
+use crate::steer::propensity::{AbPrompt, steerability};
 use burn::tensor::{Tensor, TensorData};
 
 /// Held-out A/B items to measure steerability on.

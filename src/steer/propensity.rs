@@ -10,6 +10,7 @@ use crate::device::read;
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::model::hooks::{HookPoint, Hooks, Intervention};
+use crate::stats::{mean, norm};
 use burn::tensor::{Int, Tensor, TensorData};
 
 /// An A/B item tokenised: the prompt up to the answer letter and the two letters' token ids.
@@ -25,34 +26,28 @@ pub fn prepare(model: &Model, items: &[AbItem]) -> Result<Vec<AbPrompt>> {
     if items.is_empty() {
         return Err(Error::invalid("no A/B items to evaluate"));
     }
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, item)| {
-            let prompt = item.prompt();
-            let tokens = model.encode(&prompt, false)?;
-            let (m, n) = item.letters()?;
-            if tokens.len() >= model.cfg().n_ctx {
-                return Err(Error::invalid(format!(
-                    "A/B item {}: the prompt is {} tokens, too long for the model's context of {} tokens",
-                    i + 1,
-                    tokens.len(),
-                    model.cfg().n_ctx
-                )));
-            }
-            let letter_id = |letter: &str| -> Result<u32> {
-                let with = model.encode(&format!("{prompt}{letter}"), false)?;
-                match with.split_last() {
-                    Some((&id, rest)) if rest == tokens.as_slice() => Ok(id),
-                    _ => Err(Error::invalid(format!(
-                        "A/B item {}: answer letter \"{letter}\" is not one token after \"... Answer: (\"",
-                        i + 1
-                    ))),
-                }
-            };
-            Ok(AbPrompt { matching: letter_id(&m)?, not_matching: letter_id(&n)?, tokens })
-        })
-        .collect()
+    items.iter().enumerate().map(|(i, item)| prepare_one(model, item).map_err(|e| e.in_record("A/B item", i))).collect()
+}
+
+fn prepare_one(model: &Model, item: &AbItem) -> Result<AbPrompt> {
+    let prompt = item.prompt();
+    let tokens = model.encode(&prompt, false)?;
+    let (m, n) = item.letters()?;
+    if tokens.len() >= model.cfg().n_ctx {
+        return Err(Error::invalid(format!(
+            "the prompt is {} tokens, too long for the model's context of {} tokens",
+            tokens.len(),
+            model.cfg().n_ctx
+        )));
+    }
+    let letter_id = |letter: &str| -> Result<u32> {
+        let with = model.encode(&format!("{prompt}{letter}"), false)?;
+        match with.split_last() {
+            Some((&id, rest)) if rest == tokens.as_slice() => Ok(id),
+            _ => Err(Error::invalid(format!("answer letter \"{letter}\" is not one token after \"... Answer: (\""))),
+        }
+    };
+    Ok(AbPrompt { matching: letter_id(&m)?, not_matching: letter_id(&n)?, tokens })
 }
 
 /// One item's propensity.
@@ -178,15 +173,6 @@ pub fn slope(xs: &[f32], ys: &[f32]) -> f32 {
         sxx += (x as f64 - mx).powi(2);
     }
     (sxy / sxx) as f32
-}
-
-fn mean(values: impl Iterator<Item = f32>) -> f32 {
-    let (sum, n) = values.fold((0.0f64, 0usize), |(s, n), v| (s + v as f64, n + 1));
-    (sum / n.max(1) as f64) as f32
-}
-
-pub fn norm(v: &[f32]) -> f32 {
-    v.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt() as f32
 }
 
 #[cfg(test)]

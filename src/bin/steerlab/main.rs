@@ -137,7 +137,7 @@ mod cli {
             let tokens = model.encode(&self.prompt, self.prepend_bos)?;
             let mut steering = Vec::new();
             if let (Some(path), Some(hook)) = (&self.steer, &self.hook) {
-                let sv = SteeringVector::from_safetensors(&read_bytes(path)?, &path.display().to_string())?;
+                let sv = crate::science::load_vector(path)?;
                 steering.push(intervention(&model, hook, &sv.values, self.coef, 0)?);
             }
             Ok((model, tokens, steering))

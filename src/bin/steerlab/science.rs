@@ -1,12 +1,13 @@
 //! The science commands: steerability sweeps (and, below, the SAE decomposition diagnostics).
 
 use clap::Args;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use steerlab::device::{DeviceChoice, init_device};
 use steerlab::files::{read_bytes, read_text};
 use steerlab::model::Model;
-use steerlab::steer::dataset::Dataset;
-use steerlab::steer::propensity::{SteerabilityCurve, layer_sweep, norm, prepare, steerability};
+use steerlab::stats::norm;
+use steerlab::steer::dataset::{AbItem, Dataset};
+use steerlab::steer::propensity::{SteerabilityCurve, layer_sweep, prepare, steerability};
 use steerlab::steer::vector::SteeringVector;
 use steerlab::{Error, Result};
 
@@ -41,15 +42,10 @@ pub struct SteerabilityArgs {
 pub fn steerability_cmd(a: SteerabilityArgs) -> Result<()> {
     let device = pollster::block_on(init_device(a.device))?;
     let model = Model::from_dir(&a.model, &device)?;
-    let items = match load_dataset(&a.eval)? {
-        Dataset::Ab(items) => items,
-        Dataset::Pairs(_) => {
-            return Err(Error::file(a.eval.display().to_string(), "--eval needs A/B items, not contrastive pairs"));
-        }
-    };
+    let items = load_ab_items(&a.eval)?;
     let prompts = prepare(&model, &items)?;
     let rows: Vec<(f32, SteerabilityCurve)> = if let Some(path) = &a.vector {
-        let sv = SteeringVector::from_safetensors(&read_bytes(path)?, &path.display().to_string())?;
+        let sv = load_vector(path)?;
         let hook = a.hook.clone().or_else(|| sv.metadata.get("hook").cloned()).ok_or_else(|| {
             Error::file(path.display().to_string(), "no `hook` in its metadata: name one with --hook")
         })?;
@@ -92,11 +88,25 @@ fn print_curves(rows: &[(f32, SteerabilityCurve)], n_items: usize) {
     );
 }
 
-pub fn load_dataset(path: &std::path::Path) -> Result<Dataset> {
+pub fn load_dataset(path: &Path) -> Result<Dataset> {
     Dataset::parse(&read_text(path)?, &path.display().to_string())
 }
 
-pub fn write_json(path: &std::path::Path, value: &serde_json::Value) -> Result<()> {
+/// Held-out A/B items for `--eval`.
+fn load_ab_items(path: &Path) -> Result<Vec<AbItem>> {
+    match load_dataset(path)? {
+        Dataset::Ab(items) => Ok(items),
+        Dataset::Pairs(_) => {
+            Err(Error::file(path.display().to_string(), "--eval needs A/B items, not contrastive pairs"))
+        }
+    }
+}
+
+pub fn load_vector(path: &Path) -> Result<SteeringVector> {
+    SteeringVector::from_safetensors(&read_bytes(path)?, &path.display().to_string())
+}
+
+pub fn write_json(path: &Path, value: &serde_json::Value) -> Result<()> {
     let text = serde_json::to_string_pretty(value).map_err(|e| Error::invalid(e.to_string()))?;
     std::fs::write(path, text).map_err(|e| Error::file(path.display().to_string(), e))?;
     eprintln!("wrote {}", path.display());
@@ -146,19 +156,20 @@ pub fn decompose_cmd(a: DecomposeArgs) -> Result<()> {
     let device = pollster::block_on(init_device(a.device))?;
     let model = Model::from_dir(&a.model, &device)?;
     let sae = Sae::from_dir(&a.sae, &device)?;
-    let sv_file = a.vector.display().to_string();
-    let sv = SteeringVector::from_safetensors(&read_bytes(&a.vector)?, &sv_file)?;
+    let sv = load_vector(&a.vector)?;
     if let Some(hook) = sv.metadata.get("hook").filter(|h| **h != sae.cfg.hook_name) {
-        return Err(Error::file(sv_file, format!("read at {hook}, but the SAE reads {}", sae.cfg.hook_name)));
+        return Err(Error::file(
+            a.vector.display().to_string(),
+            format!("read at {hook}, but the SAE reads {}", sae.cfg.hook_name),
+        ));
     }
     let corpus = corpus_passages(&match &a.corpus {
         Some(path) => read_text(path)?,
         None => CORPUS.to_string(),
     });
     let pairs = a.pairs.as_deref().map(|p| load_dataset(p)?.pairs()).transpose()?;
-    let eval = match a.eval.as_deref().map(load_dataset).transpose()? {
-        Some(Dataset::Ab(items)) => Some(prepare(&model, &items)?),
-        Some(Dataset::Pairs(_)) => return Err(Error::invalid("--eval needs A/B items, not contrastive pairs")),
+    let eval = match a.eval.as_deref().map(load_ab_items).transpose()? {
+        Some(items) => Some(prepare(&model, &items)?),
         None => None,
     };
     let opts = DecomposeOptions {
