@@ -97,6 +97,34 @@ def sparsify():
     print("wrote", path)
 
 
+def gemma_scope():
+    """Gemma Scope SAEs as Google ships them (params.npz under layer_N/width_.../) and their encodings by sae-lens'
+    JumpReLU SAE configured as its Gemma Scope loader configures it (apply_b_dec_to_input False, no normalisation).
+    One archive is written by np.savez (stored, as the real files), one by np.savez_compressed (deflated)."""
+    import numpy as np
+    g = torch.Generator().manual_seed(13)
+    cfg = JumpReLUSAEConfig(d_in=D_IN, d_sae=D_SAE, apply_b_dec_to_input=False,
+                            metadata=SAEMetadata(hook_name="blocks.1.hook_resid_post", model_name="gpt2-tiny"))
+    sae = JumpReLUSAE(cfg)
+    with torch.no_grad():
+        for pname, p in sae.named_parameters():
+            p.copy_(0.3 * torch.rand(p.shape, generator=g) if pname == "threshold" else
+                    0.5 * torch.randn(p.shape, generator=g))
+    params = {k: v.detach().numpy() for k, v in sae.state_dict().items()}
+    probes = torch.randn(N, D_IN, generator=g) * torch.tensor([0.0, 0.1, 1.0, 3.0, 10.0, 1.0])[:, None]
+    with torch.no_grad():
+        acts = sae.encode(probes)
+        rec = sae.decode(acts)
+    for leaf, save in [("average_l0_9", np.savez), ("compressed", np.savez_compressed)]:
+        path = os.path.join(OUT, "gemma-scope-res", "layer_1", "width_96", leaf)
+        os.makedirs(path, exist_ok=True)
+        save(os.path.join(path, "params.npz"), **params)
+        save_file({"probes": probes.contiguous(), "feature_acts": acts.contiguous(),
+                   "reconstruction": rec.contiguous()}, os.path.join(path, "expected.safetensors"))
+        print("wrote", path, sorted(params))
+
+
 if __name__ == "__main__":
     main()
     sparsify()
+    gemma_scope()

@@ -7,6 +7,7 @@ pub mod error;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod files;
 pub mod model;
+pub mod npz;
 pub mod sae;
 pub mod stats;
 pub mod steer;

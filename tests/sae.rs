@@ -16,7 +16,7 @@ fn sae_dir(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/saes").join(name)
 }
 
-const SAES: [&str; 8] = [
+const SAES: [&str; 10] = [
     "standard",
     "jumprelu",
     "topk",
@@ -25,13 +25,17 @@ const SAES: [&str; 8] = [
     "standard-expected-average",
     "topk-rescaled",
     "sparsify/layers.1", // EleutherAI sparsify layout, converted on load
+    // Gemma Scope params.npz (np.savez, stored; np.savez_compressed, deflated), converted on load
+    "gemma-scope-res/layer_1/width_96/average_l0_9",
+    "gemma-scope-res/layer_1/width_96/compressed/params.npz",
 ];
 
 #[test]
 fn encodings_match_sae_lens() {
     for (dev_name, device) in devices() {
         for name in SAES {
-            let exp = Expected::from_file(&sae_dir(name).join("expected.safetensors"));
+            let dir = sae_dir(name.trim_end_matches("/params.npz"));
+            let exp = Expected::from_file(&dir.join("expected.safetensors"));
             let sae = Sae::from_dir(&sae_dir(name), &device).unwrap();
             let probes = exp.f32("probes");
             let n = probes.len() / sae.cfg.d_in;
@@ -58,6 +62,27 @@ fn sae_fits_the_fixture_model_or_says_why() {
     assert_eq!(sae.check_fits(model.cfg()).unwrap().to_string(), "blocks.1.hook_resid_pre");
     let sparsify = Sae::from_dir(&sae_dir("sparsify/layers.1"), &cpu).unwrap();
     assert_eq!(sparsify.check_fits(model.cfg()).unwrap().to_string(), "blocks.1.hook_resid_post");
+    let gemma = Sae::from_dir(&sae_dir("gemma-scope-res/layer_1/width_96/average_l0_9"), &cpu).unwrap();
+    assert_eq!(gemma.check_fits(model.cfg()).unwrap().to_string(), "blocks.1.hook_resid_post");
+}
+
+/// A damaged Gemma Scope archive is refused with a message naming the file, never half-loaded.
+#[test]
+fn corrupt_npz_is_named() {
+    let dir = std::env::temp_dir().join(format!("steerlab-npz-{}/layer_1", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = std::fs::read(sae_dir("gemma-scope-res/layer_1/width_96/compressed/params.npz")).unwrap();
+    let cpu = burn::tensor::Device::flex();
+    let load = |bytes: &[u8]| {
+        std::fs::write(dir.join("params.npz"), bytes).unwrap();
+        Sae::from_dir(&dir, &cpu).err().expect("a damaged archive must not load").to_string()
+    };
+    let e = load(&good[..good.len() / 2]);
+    assert!(e.contains("params.npz: not a valid .npz (zip) archive"), "{e}");
+    let mut flipped = good.clone();
+    flipped[200] ^= 0xFF; // inside the first member's deflated data
+    let e = load(&flipped);
+    assert!(e.contains("params.npz: tensor `") && (e.contains("checksum") || e.contains("inflate")), "{e}");
 }
 
 #[test]

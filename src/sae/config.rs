@@ -157,6 +157,34 @@ pub fn sparsify_config(text: &str, file: &str, hookpoint: &str) -> Result<SaeCon
     })
 }
 
+/// The config of a Gemma Scope SAE (`params.npz`, JumpReLU, encoder reading x without subtracting b_dec), its hook
+/// read from its path as sae-lens reads it: `.../gemma-scope-2b-pt-res/layer_20/width_16k/average_l0_71/params.npz`
+/// reads `blocks.20.hook_resid_post`. Only residual-stream SAEs are taken: steerlab hooks the residual stream.
+pub fn gemma_scope_config(path: &str, d_in: usize, d_sae: usize) -> Result<SaeConfig> {
+    let parts: Vec<&str> = path.split(['/', '\\']).collect();
+    if let Some(p) = parts.iter().find(|p| p.contains("-mlp") || p.contains("-att") || p.contains("embedding")) {
+        return Err(Error::file(
+            path,
+            format!(
+                "\"{p}\": Gemma Scope MLP, attention and embedding SAEs read hooks steerlab does not have (use a -res SAE)"
+            ),
+        ));
+    }
+    let layer = parts.iter().rev().find_map(|p| p.strip_prefix("layer_").and_then(|l| l.parse::<usize>().ok()));
+    let layer = layer.ok_or_else(|| {
+        Error::file(path, "no layer_N directory in the path, so the hook is unknown (keep Gemma Scope's layout)")
+    })?;
+    Ok(SaeConfig {
+        arch: SaeArch::JumpRelu,
+        d_in,
+        d_sae,
+        hook_name: format!("blocks.{layer}.hook_resid_post"),
+        apply_b_dec_to_input: false,
+        normalize: Normalize::None,
+        rescale_acts_by_decoder_norm: false,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,6 +210,18 @@ mod tests {
         assert!(e.contains("hookpoint \"embed_in\""), "{e}");
         let e = sparsify_config(r#"{"d_in":8,"k":4,"transcode":true,"num_latents":8}"#, "c.json", "layers.1");
         assert!(e.unwrap_err().to_string().contains("transcoders"));
+    }
+
+    #[test]
+    fn gemma_scope_hooks() {
+        let c = gemma_scope_config("gemma-scope-2b-pt-res/layer_20/width_16k/average_l0_71/params.npz", 8, 16).unwrap();
+        assert_eq!(
+            (c.arch, c.hook_name.as_str(), c.apply_b_dec_to_input),
+            (SaeArch::JumpRelu, "blocks.20.hook_resid_post", false)
+        );
+        let e = gemma_scope_config("gemma-scope-2b-pt-mlp/layer_3/width_16k/params.npz", 8, 16).unwrap_err();
+        assert!(e.to_string().contains("use a -res SAE"), "{e}");
+        assert!(gemma_scope_config("downloads/params.npz", 8, 16).unwrap_err().to_string().contains("no layer_N"));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use crate::model::config::ModelConfig;
 use crate::model::hooks::HookPoint;
 use crate::model::layers::{transpose, upload};
 use crate::model::weights::{HostTensor, SafetensorsWeights, Weights};
-use burn::tensor::{Device, IndexingUpdateOp, Tensor, activation};
+use burn::tensor::{Device, IndexingUpdateOp, Int, Tensor, TensorData, activation};
 use config::{Normalize, SaeArch, SaeConfig};
 
 pub struct Sae {
@@ -65,11 +65,41 @@ impl Sae {
         })
     }
 
-    /// Loads a directory in the SAELens layout (`cfg.json`, `sae_weights.safetensors`) or the sparsify layout
-    /// (`cfg.json`, `sae.safetensors`, the directory named by its hookpoint).
+    /// Converts a Gemma Scope SAE (`params.npz`: W_enc, W_dec, b_enc, b_dec, threshold), whose `path` names its
+    /// hook (`layer_N` → blocks.N.hook_resid_post). Its sizes are read from W_enc.
+    pub fn from_gemma_scope(path: &str, npz: &[u8], device: &Device) -> Result<Self> {
+        let w = crate::npz::NpzWeights::parse(npz, path)?;
+        // Early releases spell the matrices w_enc / w_dec; sae-lens renames them as here.
+        let key = |name: &str| if w.has(name) { name.to_string() } else { name.replacen("W_", "w_", 1) };
+        let w_enc = w.get_any(&key("W_enc"))?;
+        let [d_in, d_sae] = w_enc.shape[..] else {
+            return Err(Error::Tensor {
+                file: path.into(),
+                tensor: "W_enc".into(),
+                msg: format!("shape {:?}, expected [d_in, d_sae]", w_enc.shape),
+            });
+        };
+        let cfg = config::gemma_scope_config(path, d_in, d_sae)?;
+        Ok(Self {
+            w_enc: upload(w_enc, device),
+            b_enc: upload(w.get("b_enc", &[d_sae])?, device),
+            w_dec: upload(w.get(&key("W_dec"), &[d_sae, d_in])?, device),
+            b_dec: upload(w.get("b_dec", &[d_in])?, device),
+            threshold: Some(upload(w.get("threshold", &[d_sae])?, device)),
+            cfg,
+        })
+    }
+
+    /// Loads a directory in the SAELens layout (`cfg.json`, `sae_weights.safetensors`), the sparsify layout
+    /// (`cfg.json`, `sae.safetensors`, the directory named by its hookpoint) or Gemma Scope's (`params.npz`, or
+    /// that file itself, under a `layer_N` directory).
     #[cfg(not(target_arch = "wasm32"))]
     pub fn from_dir(dir: &std::path::Path, device: &Device) -> Result<Self> {
         use crate::files::{read_bytes, read_text};
+        let npz = if dir.extension().is_some_and(|e| e == "npz") { dir.to_path_buf() } else { dir.join("params.npz") };
+        if npz.is_file() && !dir.join("sae_weights.safetensors").exists() {
+            return Self::from_gemma_scope(&npz.display().to_string(), &read_bytes(&npz)?, device);
+        }
         let cfg = read_text(&dir.join("cfg.json"))?;
         let name = dir.display().to_string();
         let sparsify = dir.join("sae.safetensors");
@@ -161,6 +191,38 @@ impl Sae {
         acts.matmul(self.w_dec.clone()) + self.b_dec.clone().unsqueeze::<2>()
     }
 
+    /// Checks feature indices against d_sae.
+    pub fn check_features(&self, features: &[usize]) -> Result<()> {
+        match features.iter().find(|&&f| f >= self.cfg.d_sae) {
+            Some(f) => {
+                Err(Error::invalid(format!("feature {f} does not exist: this SAE has {} features", self.cfg.d_sae)))
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// The decoder rows of `features` (checked): [n, d_in].
+    pub fn decoder_rows(&self, features: &[usize]) -> Result<Tensor<2>> {
+        self.check_features(features)?;
+        let ids = features.iter().map(|&f| f as i64).collect::<Vec<_>>();
+        let ids = Tensor::<1, Int>::from_data(TensorData::new(ids, [features.len()]), &self.w_dec.device());
+        Ok(self.w_dec.clone().select(0, ids))
+    }
+
+    /// What feature steering adds to the residual stream: Σ strength × W_dec[feature], [d_in].
+    pub async fn feature_direction(&self, features: &[(usize, f32)]) -> Result<Vec<f32>> {
+        if features.is_empty() {
+            return Err(Error::invalid("no features to steer with"));
+        }
+        if let Some((f, s)) = features.iter().find(|(_, s)| !s.is_finite()) {
+            return Err(Error::invalid(format!("feature {f}: strength {s} is not finite")));
+        }
+        let rows = self.decoder_rows(&features.iter().map(|(f, _)| *f).collect::<Vec<_>>())?; // [n, d]
+        let strengths = features.iter().map(|(_, s)| *s).collect::<Vec<_>>();
+        let strengths = Tensor::<2>::from_data(TensorData::new(strengths, [1, features.len()]), &rows.device());
+        Ok(read(strengths.matmul(rows)).await?.data)
+    }
+
     /// Encodes host vectors [n, d_in] (or one [d_in]) and returns (feature_acts [n, d_sae],
     /// reconstruction [n, d_in]).
     pub async fn encode_host(&self, x: HostTensor, device: &Device) -> Result<(HostTensor, HostTensor)> {
@@ -200,7 +262,6 @@ fn fold_decoder_norm(w_enc: &mut [f32], b_enc: &mut [f32], w_dec: &mut [f32], d_
 pub(crate) mod tests {
     use super::*;
     use crate::tensor_file::{NamedTensor, to_safetensors};
-    use burn::tensor::TensorData;
 
     /// A hand-built SAE with d_in = 2, d_sae = 3: feature 0 reads +x0, feature 1 reads −x0 (its anti-aligned
     /// partner), feature 2 reads x1 with a large encoder bias that dominates encode(0).
@@ -250,6 +311,16 @@ pub(crate) mod tests {
         let s = hand_built("topk", r#","activation_fn_kwargs":{"k":1}"#);
         // pre-activations [3, −3, 1]: only the largest survives.
         assert_eq!(run(&s, [3.0, -4.0]).0, vec![3.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn feature_direction_sums_decoder_rows() {
+        let s = hand_built("standard", "");
+        let d = pollster::block_on(s.feature_direction(&[(0, 2.0), (2, -3.0)])).unwrap();
+        assert_eq!(d, vec![2.0, -3.0]);
+        let e = pollster::block_on(s.feature_direction(&[(3, 1.0)])).unwrap_err().to_string();
+        assert_eq!(e, "feature 3 does not exist: this SAE has 3 features");
+        assert!(pollster::block_on(s.feature_direction(&[])).is_err());
     }
 
     #[test]
