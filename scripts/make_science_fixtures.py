@@ -10,6 +10,9 @@ tests/fixtures/ab.jsonl (prompt = question + "\\n\\nAnswer: (", read at the answ
   ab.logit_diff.blocks.{L}.hook_resid_pre F32 [m, n]      logit(matching) - logit(not matching) at the answer
                                                           position, with multiplier MULTS[i] x that vector added
                                                           at every position of blocks.{L}.hook_resid_pre
+and an ActAdd check (ACTADD): the position-aligned vector of a prompt pair at blocks.1.hook_resid_pre, the shorter
+prompt padded with space tokens, and the steered prompt's last-position logits at its top 20 tokens:
+  actadd.vector F32 [k, d]   actadd.top_ids I64 [20]   actadd.top_logits F32 [20]
 """
 import json
 import os
@@ -22,6 +25,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 FIX = os.path.join(HERE, "..", "tests", "fixtures")
 MODELS = ["gpt2-tiny", "gpt2-tiny-bf16-prefixed", "pythia-tiny-f16-parallel", "pythia-tiny-f32-sequential"]
 MULTS = [-2.0, 0.0, 1.0, 3.0]
+ACTADD = {"positive": "Love", "negative": "Hate you", "prompt": "I think that you are", "coef": 2.0, "layer": 1}
 
 
 def letter(answer):
@@ -77,8 +81,35 @@ def main():
                 steer["v"] = None
                 handle.remove()
                 out[f"ab.logit_diff.{hook}"] = torch.stack(rows).contiguous()
-        save_file(out, os.path.join(path, "science.safetensors"), metadata={"multipliers": json.dumps(MULTS)})
+            out.update(actadd(model, blocks, tok, enc))
+        meta = {"multipliers": json.dumps(MULTS), "actadd": json.dumps(ACTADD)}
+        save_file(out, os.path.join(path, "science.safetensors"), metadata=meta)
         print("wrote", name, out["ab.logit_diff.blocks.1.hook_resid_pre"][:, 0].tolist())
+
+
+def actadd(model, blocks, tok, enc):
+    pos, neg = enc(ACTADD["positive"]), enc(ACTADD["negative"])
+    space = enc(" ")
+    assert space.numel() == 1
+    k = max(pos.numel(), neg.numel())
+    pad = lambda ids: torch.cat([ids, space.repeat(k - ids.numel())])
+    hidden = lambda ids: model(ids[None], output_hidden_states=True).hidden_states[ACTADD["layer"]][0]
+    v = hidden(pad(pos)) - hidden(pad(neg))  # [k, d]
+
+    def add(module, args, kwargs):
+        h = args[0] if args else kwargs["hidden_states"]
+        h = h.clone()
+        h[0, :k] += ACTADD["coef"] * v
+        if args:
+            return (h,) + tuple(args[1:]), kwargs
+        kwargs["hidden_states"] = h
+        return args, kwargs
+
+    handle = blocks[ACTADD["layer"]].register_forward_pre_hook(add, with_kwargs=True)
+    logits = model(enc(ACTADD["prompt"])[None]).logits[0, -1].float()
+    handle.remove()
+    top = logits.topk(20)
+    return {"actadd.vector": v.contiguous(), "actadd.top_ids": top.indices, "actadd.top_logits": top.values.contiguous()}
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ fn stderr(o: &Output) -> String {
 }
 
 fn write_sv(dir: &Path, values: Vec<f32>) -> String {
-    let sv = SteeringVector { values, metadata: Default::default() };
+    let sv = SteeringVector { values, rows: None, metadata: Default::default() };
     let path = dir.join("sv.safetensors");
     std::fs::write(&path, sv.to_safetensors().unwrap()).unwrap();
     path.display().to_string()
@@ -249,4 +249,79 @@ fn steerability_and_decompose_tell_the_same_story() {
     );
     let o = steerlab(&["decompose", "--model", &model, "--sae", &sae, "--vector", &sv, "--eval", &pairs]);
     assert!(stderr(&o).contains("--eval needs A/B items"), "{}", stderr(&o));
+}
+
+/// ActAdd vectors steer the first positions with their hook from the file; SAE features steer with their decoder
+/// rows × strength, which the trace shows exactly at the SAE's hook.
+#[test]
+fn actadd_and_feature_steering() {
+    let dir = scratch("actadd");
+    let model = model_dir("gpt2-tiny").display().to_string();
+    let sv = dir.join("actadd.safetensors").display().to_string();
+    let o = steerlab(&["actadd", "--model", &model, "--positive", "Love", "--negative", "Hate you"]);
+    assert!(!o.status.success(), "--hook and --out are required");
+    let hook = "blocks.1.hook_resid_pre";
+    let o = steerlab(&[
+        "actadd",
+        "--model",
+        &model,
+        "--positive",
+        "Love",
+        "--negative",
+        "Hate you",
+        "--hook",
+        hook,
+        "--out",
+        &sv,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v = SteeringVector::from_safetensors(&std::fs::read(&sv).unwrap(), "actadd").unwrap();
+    let k = v.rows.expect("an ActAdd vector is position-aligned");
+    assert_eq!((v.values.len(), v.hook()), (k * 32, Some(hook)));
+
+    let trace = |extra: &[&str]| {
+        let out = dir.join("t.safetensors").display().to_string();
+        let mut args = vec!["trace", "--model", &model, "--prompt", "I think that you are", "--out", &out];
+        args.extend_from_slice(extra);
+        let o = steerlab(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let bytes = std::fs::read(&out).unwrap();
+        tensor_f32(&SafeTensors::deserialize(&bytes).unwrap(), hook).1
+    };
+    let plain = trace(&[]);
+    let d = 32;
+    let steered = trace(&["--steer", &sv, "--coef", "2"]);
+    let delta: Vec<f32> = steered.iter().zip(&plain).map(|(a, b)| a - b).collect();
+    let want: Vec<f32> = v.values.iter().map(|x| 2.0 * x).collect();
+    assert!(max_abs_diff(&delta[..k * d], &want) <= 1e-4, "row i of the ActAdd vector lands on position i");
+    assert!(delta[k * d..].iter().all(|x| x.abs() <= 1e-5), "later positions are not steered at the hook");
+
+    let sae_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/saes/standard");
+    let sae = sae_dir.display().to_string();
+    let bytes = std::fs::read(sae_dir.join("sae_weights.safetensors")).unwrap();
+    let (_, w_dec) = tensor_f32(&SafeTensors::deserialize(&bytes).unwrap(), "W_dec");
+    let steered = trace(&["--sae", &sae, "--feature", "3:5", "--feature", "7:-1.5"]);
+    for (p, (s, b)) in steered.chunks(d).zip(plain.chunks(d)).enumerate() {
+        let want: Vec<f32> = (0..d).map(|i| 5.0 * w_dec[3 * d + i] - 1.5 * w_dec[7 * d + i]).collect();
+        let got: Vec<f32> = s.iter().zip(b).map(|(a, b)| a - b).collect();
+        assert!(max_abs_diff(&got, &want) <= 1e-4, "position {p}: feature steering adds the decoder rows");
+    }
+    for (bad, msg) in
+        [("3", "expected INDEX:STRENGTH"), ("96:1", "feature 96 does not exist: this SAE has 96 features")]
+    {
+        let o = steerlab(&[
+            "trace",
+            "--model",
+            &model,
+            "--prompt",
+            "Hi",
+            "--out",
+            "/dev/null",
+            "--sae",
+            &sae,
+            "--feature",
+            bad,
+        ]);
+        assert!(stderr(&o).contains(msg), "{}", stderr(&o));
+    }
 }

@@ -68,3 +68,37 @@ fn built_in_datasets_parse() {
     }
     assert_eq!(seen, 4);
 }
+
+/// ActAdd: the position-aligned vector of one prompt pair (the shorter padded with spaces) and the steered
+/// prompt's logits, against transformers.
+#[test]
+fn actadd_matches_transformers() {
+    use steerlab::model::hooks::Hooks;
+    use steerlab::steer::{actadd::actadd_vector, apply::aligned_intervention};
+    for (dev_name, device) in devices() {
+        for name in MODELS {
+            let exp = Expected::from_file(&model_dir(name).join("science.safetensors"));
+            let cfg: serde_json::Value = serde_json::from_str(&exp.meta("actadd")).unwrap();
+            let text = |k: &str| cfg[k].as_str().unwrap().to_string();
+            let hook = format!("blocks.{}.hook_resid_pre", cfg["layer"]);
+            let model = Model::from_dir(&model_dir(name), &device).unwrap();
+            let v =
+                pollster::block_on(actadd_vector(&model, &text("positive"), &text("negative"), &hook, false)).unwrap();
+            let want = exp.f32("actadd.vector");
+            assert_eq!(v.data.len(), want.len(), "{name}: ActAdd vector size");
+            let d = rel_diff(&v.data, &want);
+            assert!(d <= 1e-4, "{name} on {dev_name}: ActAdd vector differs by {d} (relative)");
+
+            let coef = cfg["coef"].as_f64().unwrap() as f32;
+            let iv = aligned_intervention(&model, &hook, &v.data, coef, 0).unwrap();
+            let tokens = model.encode(&text("prompt"), false).unwrap();
+            let logits = model.forward(&tokens, &mut Hooks::steering(vec![iv])).unwrap();
+            let logits = pollster::block_on(steerlab::device::read(logits)).unwrap();
+            let vocab = logits.shape[2];
+            let last = &logits.data[logits.data.len() - vocab..];
+            let got: Vec<f32> = exp.u32("actadd.top_ids").iter().map(|&i| last[i as usize]).collect();
+            let d = max_abs_diff(&got, &exp.f32("actadd.top_logits"));
+            assert!(d <= 1e-3, "{name} on {dev_name}: steered logits differ by {d}");
+        }
+    }
+}

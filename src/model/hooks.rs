@@ -65,13 +65,49 @@ impl fmt::Display for HookPoint {
     }
 }
 
-/// Adds `coef × vector` at `hook`, at every absolute position `>= from_pos`.
+/// Adds `coef × vector` at `hook`: a [1, d_model] vector at every absolute position `>= from_pos`, or, when
+/// `aligned` (ActAdd), a [k, d_model] one whose row i goes to position `from_pos + i` only.
 #[derive(Clone, Debug)]
 pub struct Intervention {
     pub hook: HookPoint,
-    pub vector: Tensor<1>, // [d_model]
+    pub vector: Tensor<2>,
+    pub aligned: bool,
     pub coef: f32,
     pub from_pos: usize,
+}
+
+impl Intervention {
+    /// What this adds to positions `start..start + s`: [1, s, d] (or [1, 1, d] to broadcast), or nothing.
+    fn delta(&self, start: usize, s: usize) -> Option<Tensor<3>> {
+        let [k, d] = self.vector.dims();
+        let scaled = || self.vector.clone() * self.coef;
+        let device = self.vector.device();
+        if !self.aligned {
+            return if self.from_pos <= start {
+                Some(scaled().unsqueeze::<3>()) // [1, 1, d]
+            } else if self.from_pos < start + s {
+                let keep: Vec<f32> = (start..start + s).map(|p| if p >= self.from_pos { 1.0 } else { 0.0 }).collect();
+                let keep = Tensor::<3>::from_data(TensorData::new(keep, [1, s, 1]), &device);
+                Some(scaled().unsqueeze::<3>() * keep)
+            } else {
+                None
+            };
+        }
+        // The rows that land in this window, zero-padded to its length.
+        let (lo, hi) = (start.max(self.from_pos), (start + s).min(self.from_pos + k));
+        if lo >= hi {
+            return None;
+        }
+        let mut parts = Vec::new();
+        if lo > start {
+            parts.push(Tensor::<2>::zeros([lo - start, d], &device));
+        }
+        parts.push(scaled().slice([lo - self.from_pos..hi - self.from_pos, 0..d]));
+        if start + s > hi {
+            parts.push(Tensor::<2>::zeros([start + s - hi, d], &device));
+        }
+        Some(Tensor::cat(parts, 0).unsqueeze::<3>()) // [1, s, d]
+    }
 }
 
 /// What one forward pass does at its hook points: the interventions to apply, the hooks to capture
@@ -95,7 +131,7 @@ impl Hooks {
     /// Checks every vector has the model's width.
     pub fn check(&self, d_model: usize) -> Result<()> {
         for iv in &self.interventions {
-            let n = iv.vector.dims()[0];
+            let n = iv.vector.dims()[1];
             if n != d_model {
                 return Err(Error::invalid(format!(
                     "steering vector for {} has {n} dims but the model's d_model is {d_model}",
@@ -110,13 +146,8 @@ impl Hooks {
     pub fn run(&mut self, point: HookPoint, mut x: Tensor<3>, start: usize) -> Tensor<3> {
         let [_, s, _] = x.dims();
         for iv in self.interventions.iter().filter(|iv| iv.hook == point) {
-            let delta = (iv.vector.clone() * iv.coef).unsqueeze::<3>(); // [1, 1, d]
-            if iv.from_pos <= start {
+            if let Some(delta) = iv.delta(start, s) {
                 x = x + delta;
-            } else if iv.from_pos < start + s {
-                let keep: Vec<f32> = (start..start + s).map(|p| if p >= iv.from_pos { 1.0 } else { 0.0 }).collect();
-                let keep = Tensor::<3>::from_data(TensorData::new(keep, [1, s, 1]), &x.device());
-                x = x + delta * keep;
             }
         }
         if self.capture.contains(&point) {
@@ -144,5 +175,21 @@ mod tests {
         assert!(HookPoint::parse("blocks.3.hook_resid_pre", 3).is_err());
         assert!(HookPoint::parse("blocks.x.hook_resid_pre", 3).is_err());
         assert!(HookPoint::parse("blocks.0.hook_attn_out", 3).unwrap_err().to_string().contains("unknown hook"));
+    }
+
+    /// Position-aligned rows land on their own positions, whichever window of a cached pass sees them.
+    #[test]
+    fn aligned_rows_land_on_their_positions() {
+        let device = burn::tensor::Device::flex();
+        let vector = Tensor::<2>::from_data(TensorData::new(vec![1.0, 2.0, 3.0], [3, 1]), &device);
+        let iv = Intervention { hook: HookPoint::ResidPre(0), vector, aligned: true, coef: 2.0, from_pos: 1 };
+        let read = |t: Option<Tensor<3>>| t.map(|t| pollster::block_on(crate::device::read(t)).unwrap().data);
+        assert_eq!(read(iv.delta(0, 6)), Some(vec![0.0, 2.0, 4.0, 6.0, 0.0, 0.0]));
+        assert_eq!(read(iv.delta(2, 1)), Some(vec![4.0]));
+        assert_eq!(read(iv.delta(3, 2)), Some(vec![6.0, 0.0]));
+        assert_eq!(read(iv.delta(4, 3)), None);
+        let all = Intervention { aligned: false, from_pos: 2, vector: iv.vector.clone().slice([0..1, 0..1]), ..iv };
+        assert_eq!(read(all.delta(0, 4)), Some(vec![0.0, 0.0, 2.0, 2.0]));
+        assert_eq!(read(all.delta(5, 1)), Some(vec![2.0]));
     }
 }

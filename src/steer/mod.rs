@@ -1,5 +1,6 @@
 //! Steering vectors: datasets, how they are computed, stored and applied.
 
+pub mod actadd;
 pub mod apply;
 pub mod builtin;
 pub mod caa;

@@ -32,7 +32,9 @@ mod cli {
     use steerlab::model::sampling::Sampling;
     use steerlab::model::weights::SafetensorsWeights;
     use steerlab::sae::Sae;
-    use steerlab::steer::{apply::intervention, caa::caa_vector, vector::SteeringVector};
+    use steerlab::steer::actadd::actadd_vector;
+    use steerlab::steer::apply::{aligned_intervention, intervention};
+    use steerlab::steer::{caa::caa_vector, vector::SteeringVector};
     use steerlab::tensor_file::NamedTensor;
     use steerlab::{Error, Result};
 
@@ -83,6 +85,26 @@ mod cli {
             #[arg(long, default_value = "cpu")]
             device: DeviceChoice,
         },
+        /// Compute a position-aligned ActAdd vector [k, d_model] from one prompt pair (e.g. "Love" / "Hate").
+        Actadd {
+            /// Hugging Face model directory.
+            #[arg(long)]
+            model: PathBuf,
+            #[arg(long)]
+            positive: String,
+            #[arg(long)]
+            negative: String,
+            /// Hook to read and later steer, e.g. blocks.6.hook_resid_pre.
+            #[arg(long)]
+            hook: String,
+            /// Put the BOS token first (as TransformerLens does); steer with --prepend-bos then.
+            #[arg(long)]
+            prepend_bos: bool,
+            #[arg(long)]
+            out: PathBuf,
+            #[arg(long, default_value = "cpu")]
+            device: DeviceChoice,
+        },
         /// Encode vectors with an SAE: writes `feature_acts` [n, d_sae] and `reconstruction` [n, d_in].
         SaeEncode {
             /// SAELens directory (cfg.json, sae_weights.safetensors).
@@ -117,15 +139,22 @@ mod cli {
         /// Put the model's BOS token first.
         #[arg(long)]
         prepend_bos: bool,
-        /// Steering-vector file (safetensors with a `steering_vector` tensor).
-        #[arg(long, requires = "hook")]
+        /// Steering-vector file (safetensors with a `steering_vector` tensor; an ActAdd one steers the
+        /// prompt's first positions).
+        #[arg(long)]
         steer: Option<PathBuf>,
-        /// Hook to steer at, e.g. blocks.6.hook_resid_pre.
+        /// Hook to steer at, e.g. blocks.6.hook_resid_pre (default: the one in the vector's metadata).
         #[arg(long, requires = "steer")]
         hook: Option<String>,
         /// Multiplier of the steering vector.
         #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
         coef: f32,
+        /// SAE whose features --feature steers with (at the SAE's hook).
+        #[arg(long, requires = "feature")]
+        sae: Option<PathBuf>,
+        /// Steer with SAE feature INDEX: its decoder direction × STRENGTH at every position. Repeatable.
+        #[arg(long, value_name = "INDEX:STRENGTH", requires = "sae", allow_negative_numbers = true)]
+        feature: Vec<String>,
         #[arg(long, default_value = "cpu")]
         device: DeviceChoice,
     }
@@ -136,9 +165,26 @@ mod cli {
             let model = Model::from_dir(&self.model, &device)?;
             let tokens = model.encode(&self.prompt, self.prepend_bos)?;
             let mut steering = Vec::new();
-            if let (Some(path), Some(hook)) = (&self.steer, &self.hook) {
+            if let Some(path) = &self.steer {
                 let sv = crate::science::load_vector(path)?;
-                steering.push(intervention(&model, hook, &sv.values, self.coef, 0)?);
+                let hook = crate::science::vector_hook(&sv, self.hook.as_deref(), path)?;
+                steering.push(match sv.rows {
+                    None => intervention(&model, &hook, &sv.values, self.coef, 0)?,
+                    Some(_) => {
+                        if sv.metadata.get("prepend_bos").is_some_and(|b| b == "true") && !self.prepend_bos {
+                            eprintln!("note: this ActAdd vector was read after a BOS token; --prepend-bos aligns it");
+                        }
+                        aligned_intervention(&model, &hook, &sv.values, self.coef, 0)?
+                    }
+                });
+            }
+            if let Some(dir) = &self.sae {
+                let sae = Sae::from_dir(dir, &device)?;
+                sae.check_fits(model.cfg())?;
+                let features =
+                    self.feature.iter().map(|f| crate::science::parse_feature(f)).collect::<Result<Vec<_>>>()?;
+                let direction = pollster::block_on(sae.feature_direction(&features))?;
+                steering.push(intervention(&model, &sae.cfg.hook_name, &direction, 1.0, 0)?);
             }
             Ok((model, tokens, steering))
         }
@@ -203,7 +249,7 @@ mod cli {
                     ("dataset", pairs.display().to_string()),
                     ("count", dataset.len().to_string()),
                 ]);
-                write(&out, &SteeringVector { values, metadata }.to_safetensors()?)?;
+                write(&out, &SteeringVector { values, rows: None, metadata }.to_safetensors()?)?;
                 eprintln!("wrote {} (mean of {} pairs)", out.display(), dataset.len());
                 Ok(())
             }
@@ -221,6 +267,23 @@ mod cli {
                     metadata([("hook", sae.cfg.hook_name.clone()), ("input", format!("{}:{tensor}", input.display()))]);
                 write(&out, &steerlab::tensor_file::to_safetensors(&tensors, meta)?)?;
                 eprintln!("wrote {}", out.display());
+                Ok(())
+            }
+            Cmd::Actadd { model, positive, negative, hook, prepend_bos, out, device } => {
+                let device = pollster::block_on(init_device(device))?;
+                let model = Model::from_dir(&model, &device)?;
+                let v = pollster::block_on(actadd_vector(&model, &positive, &negative, &hook, prepend_bos))?;
+                let metadata = metadata([
+                    ("model", model.name.clone()),
+                    ("hook", hook),
+                    ("method", "actadd".into()),
+                    ("positive", positive),
+                    ("negative", negative),
+                    ("prepend_bos", prepend_bos.to_string()),
+                ]);
+                let rows = v.shape[0];
+                write(&out, &SteeringVector { values: v.data, rows: Some(rows), metadata }.to_safetensors()?)?;
+                eprintln!("wrote {} ({rows} positions)", out.display());
                 Ok(())
             }
             Cmd::Steerability(args) => crate::science::steerability_cmd(args),

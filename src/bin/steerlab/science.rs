@@ -46,11 +46,10 @@ pub fn steerability_cmd(a: SteerabilityArgs) -> Result<()> {
     let prompts = prepare(&model, &items)?;
     let rows: Vec<(f32, SteerabilityCurve)> = if let Some(path) = &a.vector {
         let sv = load_vector(path)?;
-        let hook = a.hook.clone().or_else(|| sv.metadata.get("hook").cloned()).ok_or_else(|| {
-            Error::file(path.display().to_string(), "no `hook` in its metadata: name one with --hook")
-        })?;
-        let curve = pollster::block_on(steerability(&model, &prompts, &hook, &sv.values, &a.multipliers))?;
-        vec![(norm(&sv.values), curve)]
+        let hook = vector_hook(&sv, a.hook.as_deref(), path)?;
+        let values = sv.single(&path.display().to_string(), "steerability")?;
+        let curve = pollster::block_on(steerability(&model, &prompts, &hook, values, &a.multipliers))?;
+        vec![(norm(values), curve)]
     } else {
         let path = a.pairs.as_ref().expect("clap requires --pairs without --vector");
         let train = load_dataset(path)?.pairs()?;
@@ -100,6 +99,25 @@ fn load_ab_items(path: &Path) -> Result<Vec<AbItem>> {
             Err(Error::file(path.display().to_string(), "--eval needs A/B items, not contrastive pairs"))
         }
     }
+}
+
+/// The hook to steer `sv` at: `given`, else the one its metadata names.
+pub fn vector_hook(sv: &SteeringVector, given: Option<&str>, path: &Path) -> Result<String> {
+    given
+        .or(sv.hook())
+        .map(str::to_string)
+        .ok_or_else(|| Error::file(path.display().to_string(), "no `hook` in its metadata: name one with --hook"))
+}
+
+/// An SAE feature and strength written `INDEX:STRENGTH`.
+pub fn parse_feature(text: &str) -> Result<(usize, f32)> {
+    let bad = || Error::invalid(format!("--feature {text}: expected INDEX:STRENGTH, e.g. 1234:40"));
+    let (index, strength) = text.split_once(':').ok_or_else(bad)?;
+    let strength: f32 = strength.trim().parse().map_err(|_| bad())?;
+    if !strength.is_finite() {
+        return Err(bad());
+    }
+    Ok((index.trim().parse().map_err(|_| bad())?, strength))
 }
 
 pub fn load_vector(path: &Path) -> Result<SteeringVector> {
@@ -180,7 +198,8 @@ pub fn decompose_cmd(a: DecomposeArgs) -> Result<()> {
         ks: &a.ks,
         top: a.top,
     };
-    let d = pollster::block_on(decompose(&model, &sae, &sv.values, &opts))?;
+    let d =
+        pollster::block_on(decompose(&model, &sae, sv.single(&a.vector.display().to_string(), "decompose")?, &opts))?;
     print_decomposition(&d);
     if let Some(path) = &a.json {
         let value = serde_json::to_value(&d).map_err(|e| Error::invalid(e.to_string()))?;
