@@ -20,7 +20,7 @@ pub fn aligned_intervention(
     from_pos: usize,
 ) -> Result<Intervention> {
     let d = model.cfg().d_model;
-    if values.is_empty() || values.len() % d != 0 {
+    if values.is_empty() || !values.len().is_multiple_of(d) {
         return Err(Error::invalid(format!(
             "a position-aligned vector holds rows of d_model = {d}, but it has {} values",
             values.len()
