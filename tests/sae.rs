@@ -144,3 +144,55 @@ fn decompose_agrees_across_devices() {
         assert_eq!(active(d), active(cpu), "{dev_name}: different feature counts");
     }
 }
+
+/// Logit lens, output and input scores (Arad et al. 2025) against the paper's method run with transformers and
+/// sae-lens (scripts/make_feature_fixtures.py), for three settings of lens size and amplification.
+#[test]
+fn feature_scores_match_the_papers_method() {
+    use steerlab::analysis::features::{ScoreOptions, feature_scores};
+    use steerlab::steer::builtin::{CORPUS, corpus_passages};
+    let exp = Expected::from_file(&sae_dir("standard").join("scores.safetensors"));
+    let variants: serde_json::Value = serde_json::from_str(&exp.meta("variants")).unwrap();
+    let corpus = corpus_passages(CORPUS);
+    let features: Vec<usize> = (0..8).collect();
+    for (dev_name, device) in devices() {
+        let model = Model::from_dir(&model_dir("gpt2-tiny"), &device).unwrap();
+        let sae = Sae::from_dir(&sae_dir("standard"), &device).unwrap();
+        for (prefix, v) in variants.as_object().unwrap() {
+            let opts = ScoreOptions {
+                prompt: &exp.meta("prompt"),
+                lens_k: v[0].as_u64().unwrap() as usize,
+                amplification: v[1].as_f64().unwrap() as f32,
+                corpus: &corpus,
+                max_examples: 100,
+            };
+            let mut got = pollster::block_on(feature_scores(&model, &sae, &features, &opts)).unwrap();
+            got.sort_by_key(|s| s.feature);
+            let at = |name: &str| format!("{prefix}{name}");
+            if prefix.is_empty() {
+                let lens: Vec<u32> = got.iter().flat_map(|s| s.lens.iter().map(|t| t.id)).collect();
+                assert_eq!(lens, exp.u32("lens_ids"), "logit-lens tokens on {dev_name}");
+            }
+            let scores: Vec<f32> = got.iter().map(|s| s.output_score).collect();
+            let d = rel_diff(&scores, &exp.f32(&at("output_score")));
+            assert!(d <= 1e-3, "{prefix}output scores on {dev_name} differ by {d} (relative)");
+            for (s, &want) in got.iter().zip(&exp.u32(&at("output_rank"))) {
+                let slack = 2.max(want as usize / 100);
+                assert!(
+                    s.output_rank.abs_diff(want as usize) <= slack,
+                    "{prefix}rank of {}: {} vs {want}",
+                    s.feature,
+                    s.output_rank
+                );
+            }
+            let examples: Vec<usize> = got.iter().map(|s| s.examples).collect();
+            assert_eq!(examples, exp.u32(&at("examples")).iter().map(|&e| e as usize).collect::<Vec<_>>());
+            let input: Vec<f32> = got.iter().map(|s| s.input_score.unwrap_or(f32::NAN)).collect();
+            let want = exp.f32(&at("input_score"));
+            assert!(
+                input.iter().zip(&want).all(|(a, b)| (a - b).abs() <= 1e-6 || (a.is_nan() && b.is_nan())),
+                "{prefix}input scores {input:?} vs {want:?}"
+            );
+        }
+    }
+}

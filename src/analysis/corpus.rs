@@ -7,23 +7,47 @@ use crate::model::weights::HostTensor;
 use crate::steer::caa::last_token_activation;
 use crate::steer::dataset::ContrastivePair;
 
-/// Activations [n, d_model] of every token of every passage but the first (position 0 carries outlier
-/// norms in GPT-2 and would dominate every statistic); passages longer than the context are cut.
-pub async fn corpus_activations(model: &Model, passages: &[String], point: HookPoint) -> Result<HostTensor> {
+/// One passage's tokens and their activations [n, d_model], position 0 left out.
+pub struct PassageActivations {
+    pub tokens: Vec<u32>,
+    pub acts: HostTensor,
+}
+
+/// Each passage's activations at every token but the first (position 0 carries outlier norms in GPT-2 and
+/// would dominate every statistic); passages longer than the context are cut, one-token passages skipped.
+pub async fn passage_activations(
+    model: &Model,
+    passages: &[String],
+    point: HookPoint,
+) -> Result<Vec<PassageActivations>> {
     let d = model.cfg().d_model;
-    let mut data = Vec::new();
+    let mut out = Vec::new();
     for text in passages.iter().filter(|t| !t.trim().is_empty()) {
         let mut tokens = model.encode(text, false)?;
         tokens.truncate(model.cfg().n_ctx);
         if tokens.len() < 2 {
             continue;
         }
-        data.extend_from_slice(&model.activations(&tokens, point).await?.data[d..]);
+        let data = model.activations(&tokens, point).await?.data[d..].to_vec();
+        tokens.remove(0);
+        out.push(PassageActivations { acts: HostTensor::new(vec![tokens.len(), d], data), tokens });
     }
-    if data.is_empty() {
+    if out.is_empty() {
         return Err(Error::invalid("the corpus has no passage of two tokens or more"));
     }
-    Ok(HostTensor::new(vec![data.len() / d, d], data))
+    Ok(out)
+}
+
+/// Every passage's activations (see `passage_activations`) in one [n, d_model].
+pub async fn corpus_activations(model: &Model, passages: &[String], point: HookPoint) -> Result<HostTensor> {
+    Ok(stack(&passage_activations(model, passages, point).await?))
+}
+
+/// The passages' activations in one [n, d_model].
+pub fn stack(passages: &[PassageActivations]) -> HostTensor {
+    let d = passages.first().map_or(0, |p| p.acts.shape[1]);
+    let data: Vec<f32> = passages.iter().flat_map(|p| p.acts.data.iter().copied()).collect();
+    HostTensor::new(vec![data.len() / d.max(1), d], data)
 }
 
 /// Activations at the read position (last token) of the positive and of the negative texts: [n, d] each.

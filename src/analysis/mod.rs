@@ -1,12 +1,15 @@
 //! The diagnostics of Mayne et al. 2024 ("Can sparse autoencoders be used to decompose and interpret
-//! steering vectors?"): why an SAE's reconstruction of a steering vector loses its steering behaviour. Each
-//! function returns plain data that the CLI prints and the browser plots; `decompose` runs them all.
+//! steering vectors?"): why an SAE's reconstruction of a steering vector loses its steering behaviour, and
+//! which SAE features steer well (`features`: Arad et al. 2025; `side_effects`: Duan 2026). Each function
+//! returns plain data that the CLI prints and the browser plots; `decompose` runs the five diagnostics.
 
 pub mod bias;
 pub mod corpus;
 pub mod defaults;
+pub mod features;
 pub mod norms;
 pub mod projections;
+pub mod side_effects;
 pub mod table;
 
 use crate::error::{Error, Result};

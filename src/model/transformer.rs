@@ -101,6 +101,19 @@ impl Transformer {
         Ok(self.unembed.unembed(normed))
     }
 
+    /// The logit lens: rows of the residual stream through ln_final and the unembedding, [n, d_model] → [n, vocab].
+    pub fn logit_lens(&self, x: Tensor<2>) -> Tensor<2> {
+        let [n, _] = x.dims();
+        self.unembed.unembed(self.ln_final.forward(x.unsqueeze::<3>())).reshape([n, self.unembed.rows])
+    }
+
+    /// One token's logit under the logit lens for each row: [n, d_model] → [n], without the full vocabulary.
+    pub fn logit_lens_of(&self, x: Tensor<2>, token: u32) -> Tensor<1> {
+        let [n, d] = x.dims();
+        let row = self.unembed.embed(&[token], &self.device).reshape([d, 1]);
+        self.ln_final.forward(x.unsqueeze::<3>()).reshape([n, d]).matmul(row).reshape([n])
+    }
+
     /// [1, s, d] → attention output [1, s, d], appending this step's keys and values to the cache.
     fn attention(&self, layer: usize, block: &Block, x: Tensor<3>, cache: &mut KvCache, start: usize) -> Tensor<3> {
         let cfg = &self.cfg;

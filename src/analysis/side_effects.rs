@@ -1,0 +1,338 @@
+//! Side effects of steering with one SAE feature, predicted before steering and measured after it (after Duan
+//! 2026, "Pre-Intervention Prediction of Sparse Autoencoder Steering Side Effects"), so a user sees how well the
+//! predictors rank features.
+//!
+//! Predictors, from the SAE and a corpus only:
+//! - decoder geometry: the largest |cosine| of the feature's decoder row with another's, and how many others
+//!   lie within |cosine| ≥ `NEIGHBOUR_COSINE` (its cosine neighbourhood);
+//! - activation statistics: firing rate over corpus tokens and mean activation where it fires;
+//! - co-activation: the largest Jaccard index of its firing tokens with another feature's;
+//! - direct-logit footprint: the effective number of tokens its logit lens spreads over, exp(entropy).
+//!
+//! Measured, steering with strength × decoder row at every position of each prompt:
+//! - effect stability: per prompt, the change of log p(the feature's lens tokens) at the last position; its
+//!   mean, standard deviation and coefficient of variation std / |mean| (lower is more stable);
+//! - collateral spread: at the SAE's hook, the share of the total change of feature activations that lands on
+//!   other features, Σ_{g≠f} |Δa_g| / Σ_g |Δa_g|, averaged over the prompts' tokens.
+
+use super::corpus::{passage_activations, stack};
+use super::features::{logit_lens, softmax};
+use crate::device::read;
+use crate::error::{Error, Result};
+use crate::model::Model;
+use crate::model::hooks::Hooks;
+use crate::model::layers::upload;
+use crate::sae::Sae;
+use crate::stats::mean;
+use crate::steer::apply::intervention;
+use burn::tensor::{Int, Tensor, TensorData};
+
+/// |cosine| from which another decoder row counts as a neighbour.
+pub const NEIGHBOUR_COSINE: f32 = 0.5;
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Predictors {
+    pub max_decoder_cosine: f32,
+    pub neighbours: usize,
+    pub firing_rate: f32,
+    pub mean_activation: f32,
+    pub max_coactivation: f32,
+    pub logit_footprint: f32,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Measured {
+    pub effect_mean: f32,
+    pub effect_std: f32,
+    /// std / |mean| of the effect across prompts.
+    pub effect_cv: f32,
+    pub collateral_spread: f32,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SideEffectRow {
+    pub feature: usize,
+    pub predictors: Predictors,
+    pub measured: Measured,
+}
+
+/// How one predictor ranked the features: Spearman correlation with each measured side effect (None with
+/// fewer than three features or a constant column).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct PredictorCheck {
+    pub predictor: &'static str,
+    pub vs_instability: Option<f32>,
+    pub vs_collateral: Option<f32>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SideEffects {
+    pub strength: f32,
+    pub rows: Vec<SideEffectRow>,
+    pub checks: Vec<PredictorCheck>,
+}
+
+/// Predicts and measures the side effects of steering with each of `features` at `strength`.
+pub async fn side_effects(
+    model: &Model,
+    sae: &Sae,
+    features: &[usize],
+    corpus: &[String],
+    prompts: &[String],
+    strength: f32,
+    lens_k: usize,
+) -> Result<SideEffects> {
+    let point = sae.check_fits(model.cfg())?;
+    sae.check_features(features)?;
+    if features.is_empty() || prompts.is_empty() {
+        return Err(Error::invalid("side effects need at least one feature and one prompt"));
+    }
+    if !strength.is_finite() {
+        return Err(Error::invalid(format!("strength {strength} is not finite")));
+    }
+    let device = &model.net.device;
+    let geometry = decoder_geometry(sae, features).await?;
+    let corpus_acts = stack(&passage_activations(model, corpus, point).await?);
+    let (acts, _) = sae.reconstruct(upload::<2>(corpus_acts, device));
+    let stats = activation_stats(acts, features).await?;
+    let lenses = logit_lens(model, sae, features, lens_k).await?;
+    let footprints = logit_footprints(model, sae, features).await?;
+
+    // Clean next-token distributions and hook activations of the prompts, once.
+    let mut clean = Vec::new();
+    for text in prompts {
+        let tokens = model.encode(text, false)?;
+        let logits = model.forward(&tokens, &mut Hooks::default()).map_err(|e| e.in_record("prompt", clean.len()))?;
+        clean.push((tokens, last_probs(logits).await?));
+    }
+    let prompt_acts = stack(&passage_activations(model, prompts, point).await?);
+
+    let mut rows = Vec::with_capacity(features.len());
+    for (i, &f) in features.iter().enumerate() {
+        let row = read(sae.decoder_rows(&[f])?).await?.data;
+        let lens: Vec<usize> = lenses[i].iter().map(|t| t.id as usize).collect();
+        let mass = |probs: &[f32]| lens.iter().map(|&t| probs[t] as f64).sum::<f64>().max(1e-30).ln() as f32;
+        let mut effects = Vec::with_capacity(prompts.len());
+        for (tokens, probs) in &clean {
+            let iv = intervention(model, &sae.cfg.hook_name, &row, strength, 0)?;
+            let steered = last_probs(model.forward(tokens, &mut Hooks::steering(vec![iv]))?).await?;
+            effects.push(mass(&steered) - mass(probs));
+        }
+        let effect_mean = mean(effects.iter().copied());
+        let effect_std = mean(effects.iter().map(|e| (e - effect_mean).powi(2))).sqrt();
+        let collateral_spread = collateral(sae, &prompt_acts.data, &row, strength, f, device).await?;
+        rows.push(SideEffectRow {
+            feature: f,
+            predictors: Predictors {
+                max_decoder_cosine: geometry[i].0,
+                neighbours: geometry[i].1,
+                firing_rate: stats[i].0,
+                mean_activation: stats[i].1,
+                max_coactivation: stats[i].2,
+                logit_footprint: footprints[i],
+            },
+            measured: Measured {
+                effect_mean,
+                effect_std,
+                effect_cv: effect_std / effect_mean.abs().max(1e-12),
+                collateral_spread,
+            },
+        });
+    }
+    let checks = predictor_checks(&rows);
+    Ok(SideEffects { strength, rows, checks })
+}
+
+type Column = (&'static str, fn(&Predictors) -> f32);
+
+const PREDICTORS: [Column; 6] = [
+    ("max_decoder_cosine", |p| p.max_decoder_cosine),
+    ("neighbours", |p| p.neighbours as f32),
+    ("firing_rate", |p| p.firing_rate),
+    ("mean_activation", |p| p.mean_activation),
+    ("max_coactivation", |p| p.max_coactivation),
+    ("logit_footprint", |p| p.logit_footprint),
+];
+
+fn predictor_checks(rows: &[SideEffectRow]) -> Vec<PredictorCheck> {
+    let cv: Vec<f32> = rows.iter().map(|r| r.measured.effect_cv).collect();
+    let spread: Vec<f32> = rows.iter().map(|r| r.measured.collateral_spread).collect();
+    PREDICTORS
+        .iter()
+        .map(|(name, get)| {
+            let xs: Vec<f32> = rows.iter().map(|r| get(&r.predictors)).collect();
+            PredictorCheck {
+                predictor: name,
+                vs_instability: spearman(&xs, &cv),
+                vs_collateral: spearman(&xs, &spread),
+            }
+        })
+        .collect()
+}
+
+/// Per feature: the largest |cosine| with another decoder row and the count of rows within NEIGHBOUR_COSINE.
+async fn decoder_geometry(sae: &Sae, features: &[usize]) -> Result<Vec<(f32, usize)>> {
+    let unit = sae.unit_decoder(); // [d_sae, d]
+    let ids = feature_ids(features, &unit.device());
+    let cos = read(unit.clone().select(0, ids).matmul(unit.transpose())).await?; // [n, d_sae]
+    let d_sae = sae.cfg.d_sae;
+    Ok(features
+        .iter()
+        .zip(cos.data.chunks(d_sae))
+        .map(|(&f, row)| {
+            let others = row.iter().enumerate().filter(|&(g, _)| g != f).map(|(_, c)| c.abs());
+            let max = others.clone().fold(0.0f32, f32::max);
+            (max, others.filter(|&c| c >= NEIGHBOUR_COSINE).count())
+        })
+        .collect())
+}
+
+/// Per feature, from corpus activations [n, d_sae]: (firing rate, mean activation where it fires, largest
+/// Jaccard index of its firing tokens with another feature's).
+async fn activation_stats(acts: Tensor<2>, features: &[usize]) -> Result<Vec<(f32, f32, f32)>> {
+    let [n, d_sae] = acts.dims();
+    let fired = acts.clone().greater_elem(0.0).float(); // [n, d_sae]
+    let ids = feature_ids(features, &acts.device());
+    let mine = fired.clone().select(1, ids.clone()); // [n, k]
+    let co = read(mine.clone().transpose().matmul(fired.clone())).await?.data; // [k, d_sae]: tokens firing both
+    let counts = read(fired.sum_dim(0)).await?.data; // [1, d_sae]
+    let sums = read(acts.select(1, ids).sum_dim(0)).await?.data; // [1, k]
+    Ok(features
+        .iter()
+        .enumerate()
+        .map(|(i, &f)| {
+            let row = &co[i * d_sae..(i + 1) * d_sae];
+            let jaccard = row
+                .iter()
+                .enumerate()
+                .filter(|&(g, _)| g != f)
+                .map(|(g, &both)| {
+                    let union = counts[f] + counts[g] - both;
+                    if union > 0.0 { both / union } else { 0.0 }
+                })
+                .fold(0.0f32, f32::max);
+            let mean_act = if counts[f] > 0.0 { sums[i] / counts[f] } else { 0.0 };
+            (counts[f] / n as f32, mean_act, jaccard)
+        })
+        .collect())
+}
+
+/// exp(entropy) of the softmax of each feature's logit lens: how many tokens its direct effect spreads over.
+async fn logit_footprints(model: &Model, sae: &Sae, features: &[usize]) -> Result<Vec<f32>> {
+    let logits = read(model.net.logit_lens(sae.decoder_rows(features)?)).await?;
+    let vocab = logits.shape[1];
+    Ok(logits
+        .data
+        .chunks(vocab)
+        .map(|row| {
+            let entropy: f64 = softmax(row).iter().filter(|&&p| p > 0.0).map(|&p| -(p as f64) * (p as f64).ln()).sum();
+            entropy.exp() as f32
+        })
+        .collect())
+}
+
+/// Mean over the rows of `x` [n, d] of the share of |encode(x + strength·row) − encode(x)| off feature `f`.
+async fn collateral(
+    sae: &Sae,
+    x: &[f32],
+    row: &[f32],
+    strength: f32,
+    f: usize,
+    device: &burn::tensor::Device,
+) -> Result<f32> {
+    let d = row.len();
+    let n = x.len() / d;
+    let x = Tensor::<2>::from_data(TensorData::new(x.to_vec(), [n, d]), device);
+    let shift = Tensor::<2>::from_data(TensorData::new(row.to_vec(), [1, d]), device) * strength;
+    let (before, _) = sae.reconstruct(x.clone());
+    let (after, _) = sae.reconstruct(x + shift);
+    let change = (after - before).abs(); // [n, d_sae]
+    let total = read(change.clone().sum_dim(1)).await?.data;
+    let own = read(change.select(1, feature_ids(&[f], device))).await?.data;
+    let shares: Vec<f32> =
+        total.iter().zip(&own).filter(|(t, _)| **t > 0.0).map(|(t, o)| ((t - o) / t).max(0.0)).collect();
+    Ok(if shares.is_empty() { 0.0 } else { mean(shares) })
+}
+
+async fn last_probs(logits: Tensor<3>) -> Result<Vec<f32>> {
+    let [_, s, v] = logits.dims();
+    Ok(softmax(&read(logits.slice([0..1, s - 1..s, 0..v])).await?.data))
+}
+
+fn feature_ids(features: &[usize], device: &burn::tensor::Device) -> Tensor<1, Int> {
+    Tensor::from_data(TensorData::new(features.iter().map(|&f| f as i64).collect::<Vec<_>>(), [features.len()]), device)
+}
+
+/// Spearman's rank correlation (average ranks for ties); None for fewer than three points or a constant side.
+pub fn spearman(xs: &[f32], ys: &[f32]) -> Option<f32> {
+    if xs.len() < 3 || xs.len() != ys.len() {
+        return None;
+    }
+    let (rx, ry) = (ranks(xs), ranks(ys));
+    let (mx, my) = (mean(rx.iter().copied()), mean(ry.iter().copied()));
+    let (mut sxy, mut sxx, mut syy) = (0.0f64, 0.0f64, 0.0f64);
+    for (x, y) in rx.iter().zip(&ry) {
+        let (dx, dy) = ((x - mx) as f64, (y - my) as f64);
+        sxy += dx * dy;
+        sxx += dx * dx;
+        syy += dy * dy;
+    }
+    (sxx > 0.0 && syy > 0.0).then(|| (sxy / (sxx * syy).sqrt()) as f32)
+}
+
+fn ranks(v: &[f32]) -> Vec<f32> {
+    let mut idx: Vec<usize> = (0..v.len()).collect();
+    idx.sort_by(|&a, &b| v[a].total_cmp(&v[b]));
+    let mut out = vec![0.0; v.len()];
+    let mut i = 0;
+    while i < idx.len() {
+        let mut j = i;
+        while j + 1 < idx.len() && v[idx[j + 1]] == v[idx[i]] {
+            j += 1;
+        }
+        for &k in &idx[i..=j] {
+            out[k] = (i + j) as f32 / 2.0;
+        }
+        i = j + 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sae::tests::hand_built;
+
+    #[test]
+    fn spearman_ranks_with_ties() {
+        assert_eq!(spearman(&[1.0, 2.0, 3.0, 4.0], &[10.0, 20.0, 30.0, 45.0]), Some(1.0));
+        assert_eq!(spearman(&[1.0, 2.0, 3.0], &[3.0, 2.0, 1.0]), Some(-1.0));
+        assert_eq!(spearman(&[1.0, 1.0, 1.0], &[3.0, 2.0, 1.0]), None);
+        assert_eq!(spearman(&[1.0, 2.0], &[1.0, 2.0]), None);
+        assert_eq!(ranks(&[5.0, 1.0, 5.0, 2.0]), vec![2.5, 0.0, 2.5, 1.0]);
+    }
+
+    /// Features 0 and 1 of the hand-built SAE are anti-aligned (|cos| = 1), feature 2 stands alone.
+    #[test]
+    fn geometry_coactivation_and_collateral_on_a_hand_built_sae() {
+        let sae = hand_built("standard", "");
+        let cpu = burn::tensor::Device::flex();
+        let g = pollster::block_on(decoder_geometry(&sae, &[0, 1, 2])).unwrap();
+        assert_eq!(g, vec![(1.0, 1), (1.0, 1), (0.0, 0)]);
+
+        // Tokens: feature 0 fires on the first two, feature 1 on the third; feature 2 (bias 5) on all.
+        let x = Tensor::<2>::from_data(TensorData::new(vec![1.0, 0.0, 3.0, 0.0, -2.0, 0.0], [3, 2]), &cpu);
+        let (acts, _) = sae.reconstruct(x);
+        let s = pollster::block_on(activation_stats(acts, &[0, 1, 2])).unwrap();
+        assert_eq!(s[0], (2.0 / 3.0, 2.0, 2.0 / 3.0)); // co-fires with feature 2 on 2 of 3 tokens
+        assert_eq!(s[1], (1.0 / 3.0, 2.0, 1.0 / 3.0));
+        assert_eq!(s[2], (1.0, 5.0, 2.0 / 3.0));
+
+        // Steering feature 2 moves only feature 2; steering feature 0 from x0 = −1 to +1 also switches its
+        // anti-aligned partner off: half the change is collateral.
+        let c = pollster::block_on(collateral(&sae, &[1.0, 0.0], &[0.0, 1.0], 2.0, 2, &cpu)).unwrap();
+        assert_eq!(c, 0.0);
+        let c = pollster::block_on(collateral(&sae, &[-1.0, 0.0], &[1.0, 0.0], 2.0, 0, &cpu)).unwrap();
+        assert_eq!(c, 0.5);
+    }
+}
