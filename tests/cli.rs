@@ -325,3 +325,45 @@ fn actadd_and_feature_steering() {
         assert!(stderr(&o).contains(msg), "{}", stderr(&o));
     }
 }
+
+/// `steerlab features` scores features, measures their side effects, writes JSON, and names bad requests.
+#[test]
+fn features_scores_and_side_effects() {
+    let dir = scratch("features");
+    let model = model_dir("gpt2-tiny").display().to_string();
+    let sae = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/saes/standard").display().to_string();
+    let json = dir.join("f.json").display().to_string();
+    let base = ["features", "--model", model.as_str(), "--sae", sae.as_str()];
+    let run = |extra: &[&str]| steerlab(&[&base[..], extra].concat());
+    let o = run(&["--features", "0,1,2", "--strength", "2", "--json", &json]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("best output score first") && out.contains("How each predictor ranked"), "{out}");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let scores = v["scores"].as_array().unwrap();
+    let out_scores: Vec<f64> = scores.iter().map(|s| s["output_score"].as_f64().unwrap()).collect();
+    assert!(out_scores.windows(2).all(|w| w[0] >= w[1]), "ranked by output score: {out_scores:?}");
+    assert_eq!(scores[0]["lens"].as_array().unwrap().len(), 20);
+    let side = &v["side_effects"];
+    assert_eq!((side["strength"].as_f64(), side["rows"].as_array().unwrap().len()), (Some(2.0), 3));
+    for row in side["rows"].as_array().unwrap() {
+        let spread = row["measured"]["collateral_spread"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&spread), "{row}");
+    }
+    assert_eq!(side["checks"].as_array().unwrap().len(), 6);
+
+    let o = run(&["--promoting", " the", "--count", "3", "--lens-k", "5"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for (extra, msg) in [
+        (&["--features", "0,96"][..], "feature 96 does not exist"),
+        (&["--promoting", "two words"], "\"two words\" is 2 tokens"),
+        (&[][..], "--features"),
+    ] {
+        let o = run(extra);
+        assert!(!o.status.success() && stderr(&o).contains(msg), "{extra:?}: {}", stderr(&o));
+    }
+    let empty = dir.join("empty.txt");
+    std::fs::write(&empty, "\n\n").unwrap();
+    let o = run(&["--features", "0", "--prompts", empty.to_str().unwrap()]);
+    assert!(stderr(&o).contains("empty.txt: no non-empty line"), "{}", stderr(&o));
+}

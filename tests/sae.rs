@@ -196,3 +196,34 @@ fn feature_scores_match_the_papers_method() {
         }
     }
 }
+
+/// Side-effect predictors and measurements agree on every device.
+#[test]
+fn side_effects_agree_across_devices() {
+    use steerlab::analysis::side_effects::side_effects;
+    use steerlab::steer::builtin::{CORPUS, PROMPTS, corpus_passages};
+    let (corpus, prompts) = (corpus_passages(CORPUS), corpus_passages(PROMPTS));
+    let mut runs = Vec::new();
+    for (_, device) in devices() {
+        let model = Model::from_dir(&model_dir("gpt2-tiny"), &device).unwrap();
+        let sae = Sae::from_dir(&sae_dir("jumprelu"), &device).unwrap();
+        runs.push(
+            pollster::block_on(side_effects(&model, &sae, &[3, 10, 40], &corpus, &prompts[..4], None, 20)).unwrap(),
+        );
+    }
+    let flat = |s: &steerlab::analysis::side_effects::SideEffects| {
+        let mut v = vec![s.strength];
+        for r in &s.rows {
+            let (p, m) = (&r.predictors, &r.measured);
+            v.extend([p.max_decoder_cosine, p.firing_rate, p.mean_activation, p.max_coactivation, p.logit_footprint]);
+            v.extend([m.effect_mean, m.effect_std, m.collateral_spread]);
+        }
+        v
+    };
+    let cpu = flat(&runs[0]);
+    assert!(cpu.iter().all(|v| v.is_finite()), "{cpu:?}");
+    for other in &runs[1..] {
+        let close = flat(other).iter().zip(&cpu).all(|(a, b)| (a - b).abs() <= 1e-3 * b.abs().max(1.0));
+        assert!(close, "{:?} vs {cpu:?}", flat(other));
+    }
+}

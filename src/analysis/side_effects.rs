@@ -17,6 +17,7 @@
 
 use super::corpus::{passage_activations, stack};
 use super::features::{logit_lens, softmax};
+use super::norms::norm_histogram;
 use crate::device::read;
 use crate::error::{Error, Result};
 use crate::model::Model;
@@ -72,14 +73,15 @@ pub struct SideEffects {
     pub checks: Vec<PredictorCheck>,
 }
 
-/// Predicts and measures the side effects of steering with each of `features` at `strength`.
+/// Predicts and measures the side effects of steering with each of `features` at `strength` (default: half the
+/// median norm of the corpus activations at the SAE's hook, strong enough to show, comparable across models).
 pub async fn side_effects(
     model: &Model,
     sae: &Sae,
     features: &[usize],
     corpus: &[String],
     prompts: &[String],
-    strength: f32,
+    strength: Option<f32>,
     lens_k: usize,
 ) -> Result<SideEffects> {
     let point = sae.check_fits(model.cfg())?;
@@ -87,12 +89,14 @@ pub async fn side_effects(
     if features.is_empty() || prompts.is_empty() {
         return Err(Error::invalid("side effects need at least one feature and one prompt"));
     }
-    if !strength.is_finite() {
-        return Err(Error::invalid(format!("strength {strength} is not finite")));
-    }
     let device = &model.net.device;
     let geometry = decoder_geometry(sae, features).await?;
     let corpus_acts = stack(&passage_activations(model, corpus, point).await?);
+    let strength = match strength {
+        Some(s) if s.is_finite() => s,
+        Some(s) => return Err(Error::invalid(format!("strength {s} is not finite"))),
+        None => 0.5 * norm_histogram(&corpus_acts, &[], 1).median,
+    };
     let (acts, _) = sae.reconstruct(upload::<2>(corpus_acts, device));
     let stats = activation_stats(acts, features).await?;
     let lenses = logit_lens(model, sae, features, lens_k).await?;

@@ -16,7 +16,10 @@ pub const DATASETS: &[BuiltIn] = &[
 /// Everyday text, one passage a line: background activations for the diagnostics.
 pub const CORPUS: &str = include_str!("../../static/datasets/corpus.txt");
 
-/// The corpus as passages.
+/// Neutral sentence openings, one a line: the fresh contexts feature steering is measured on.
+pub const PROMPTS: &str = include_str!("../../static/datasets/prompts.txt");
+
+/// The corpus (or the prompts) as passages, one a line.
 pub fn corpus_passages(text: &str) -> Vec<String> {
     text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect()
 }

@@ -17,6 +17,8 @@ fn main() -> std::process::ExitCode {
 #[cfg(not(target_arch = "wasm32"))]
 mod bench;
 #[cfg(not(target_arch = "wasm32"))]
+mod features;
+#[cfg(not(target_arch = "wasm32"))]
 mod science;
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -125,6 +127,8 @@ mod cli {
         Steerability(crate::science::SteerabilityArgs),
         /// The SAE diagnostics of a steering vector (Mayne et al. 2024), as tables and JSON.
         Decompose(crate::science::DecomposeArgs),
+        /// Score SAE features for steering (output / input scores) and their side effects.
+        Features(crate::features::FeaturesArgs),
         /// Time GPT-2 small's forward pass (random weights) against PyTorch on this machine.
         Bench(crate::bench::BenchArgs),
     }
@@ -288,6 +292,7 @@ mod cli {
             }
             Cmd::Steerability(args) => crate::science::steerability_cmd(args),
             Cmd::Decompose(args) => crate::science::decompose_cmd(args),
+            Cmd::Features(args) => crate::features::run(args),
             Cmd::Bench(args) => crate::bench::run(args),
         }
     }
