@@ -124,9 +124,8 @@ pub async fn feature_scores(
         let row = read(sae.decoder_rows(&[f])?).await?.data;
         let coef = max_act * opts.amplification * scale;
         let iv = intervention(model, &sae.cfg.hook_name, &row, coef, tokens.len() - 1)?;
-        let logits = model.forward(&tokens, &mut Hooks::steering(vec![iv]))?; // [1, s, vocab]
-        let [_, s, v] = logits.dims();
-        let probs = softmax(&read(logits.slice([0..1, s - 1..s, 0..v])).await?.data);
+        let probs = softmax(&read(model.next_token_logits(&tokens, &mut Hooks::steering(vec![iv]))?).await?.data);
+        let v = probs.len();
         let best = lens.iter().map(|t| probs[t.id as usize]).fold(0.0f32, f32::max);
         let output_rank = probs.iter().filter(|&&p| p > best).count();
         let hits = examples.iter().filter(|&&t| lens.iter().any(|l| l.id == t)).count();

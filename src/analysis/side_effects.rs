@@ -106,8 +106,9 @@ pub async fn side_effects(
     let mut clean = Vec::new();
     for text in prompts {
         let tokens = model.encode(text, false)?;
-        let logits = model.forward(&tokens, &mut Hooks::default()).map_err(|e| e.in_record("prompt", clean.len()))?;
-        clean.push((tokens, last_probs(logits).await?));
+        let logits =
+            model.next_token_logits(&tokens, &mut Hooks::default()).map_err(|e| e.in_record("prompt", clean.len()))?;
+        clean.push((tokens, softmax(&read(logits).await?.data)));
     }
     let prompt_acts = stack(&passage_activations(model, prompts, point).await?);
 
@@ -119,7 +120,7 @@ pub async fn side_effects(
         let mut effects = Vec::with_capacity(prompts.len());
         for (tokens, probs) in &clean {
             let iv = intervention(model, &sae.cfg.hook_name, &row, strength, 0)?;
-            let steered = last_probs(model.forward(tokens, &mut Hooks::steering(vec![iv]))?).await?;
+            let steered = softmax(&read(model.next_token_logits(tokens, &mut Hooks::steering(vec![iv]))?).await?.data);
             effects.push(mass(&steered) - mass(probs));
         }
         let effect_mean = mean(effects.iter().copied());
@@ -256,11 +257,6 @@ async fn collateral(
     let shares: Vec<f32> =
         total.iter().zip(&own).filter(|(t, _)| **t > 0.0).map(|(t, o)| ((t - o) / t).max(0.0)).collect();
     Ok(if shares.is_empty() { 0.0 } else { mean(shares) })
-}
-
-async fn last_probs(logits: Tensor<3>) -> Result<Vec<f32>> {
-    let [_, s, v] = logits.dims();
-    Ok(softmax(&read(logits.slice([0..1, s - 1..s, 0..v])).await?.data))
 }
 
 fn feature_ids(features: &[usize], device: &burn::tensor::Device) -> Tensor<1, Int> {

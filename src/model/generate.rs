@@ -39,9 +39,7 @@ pub async fn generate(
         if !out.is_empty() && cache.len() >= cfg.n_ctx {
             break; // context full
         }
-        let logits = model.net.forward(&input, &mut cache, hooks)?; // [1, s, vocab]
-        let [_, s, vocab] = logits.dims();
-        let last = read(logits.slice([0..1, s - 1..s, 0..vocab]).reshape([vocab])).await?;
+        let last = read(model.net.next_token_logits(&input, &mut cache, hooks)?).await?; // [vocab]
         let token = sampler.next(&last.data);
         out.push(token);
         on_token(token);

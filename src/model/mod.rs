@@ -90,6 +90,11 @@ impl Model {
         self.net.forward(tokens, &mut KvCache::new(self.cfg().n_layers), hooks)
     }
 
+    /// One pass from position 0, unembedding only the last position: the next token's logits [vocab].
+    pub fn next_token_logits(&self, tokens: &[u32], hooks: &mut Hooks) -> Result<Tensor<1>> {
+        self.net.next_token_logits(tokens, &mut KvCache::new(self.cfg().n_layers), hooks)
+    }
+
     /// The activations at `point` of every position of `tokens`, on the host: [seq, d_model]. The pass stops there.
     pub async fn activations(&self, tokens: &[u32], point: HookPoint) -> Result<HostTensor> {
         let acts = self.net.activations(tokens, &mut Hooks::default(), point)?; // [1, s, d]

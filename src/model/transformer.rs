@@ -20,6 +20,14 @@ pub struct Block {
     pub mlp_out: Linear,
 }
 
+/// Where a forward pass stops: logits of every position, of the last one only, or the activation at a hook.
+#[derive(Clone, Copy, PartialEq)]
+enum Until {
+    Logits,
+    LastLogits,
+    Hook(HookPoint),
+}
+
 pub struct Transformer {
     pub cfg: ModelConfig,
     pub device: Device,
@@ -36,23 +44,23 @@ pub struct Transformer {
 impl Transformer {
     /// Runs `tokens` (at absolute positions `cache.len()..`) and returns logits [1, seq, vocab].
     pub fn forward(&self, tokens: &[u32], cache: &mut KvCache, hooks: &mut Hooks) -> Result<Tensor<3>> {
-        self.run(tokens, cache, hooks, None)
+        self.run(tokens, cache, hooks, Until::Logits)
+    }
+
+    /// Like `forward`, but unembeds only the last position: the next token's logits [vocab].
+    pub fn next_token_logits(&self, tokens: &[u32], cache: &mut KvCache, hooks: &mut Hooks) -> Result<Tensor<1>> {
+        let logits = self.run(tokens, cache, hooks, Until::LastLogits)?; // [1, 1, vocab]
+        Ok(logits.reshape([self.unembed.rows]))
     }
 
     /// Runs `tokens` from position 0 only as far as `point` and returns the activation there [1, seq, d_model]
     /// (after any intervention at it).
     pub fn activations(&self, tokens: &[u32], hooks: &mut Hooks, point: HookPoint) -> Result<Tensor<3>> {
-        self.run(tokens, &mut KvCache::new(self.cfg.n_layers), hooks, Some(point))
+        self.run(tokens, &mut KvCache::new(self.cfg.n_layers), hooks, Until::Hook(point))
     }
 
-    /// The forward pass; with `until`, it stops at that hook and returns its activation instead of logits.
-    fn run(
-        &self,
-        tokens: &[u32],
-        cache: &mut KvCache,
-        hooks: &mut Hooks,
-        until: Option<HookPoint>,
-    ) -> Result<Tensor<3>> {
+    /// The forward pass, as far as `until` says.
+    fn run(&self, tokens: &[u32], cache: &mut KvCache, hooks: &mut Hooks, until: Until) -> Result<Tensor<3>> {
         let cfg = &self.cfg;
         let start = cache.len();
         let s = tokens.len();
@@ -77,28 +85,29 @@ impl Transformer {
         }
         for (l, block) in self.blocks.iter().enumerate() {
             let pre = hooks.run(HookPoint::ResidPre(l), x, start);
-            if until == Some(HookPoint::ResidPre(l)) {
+            if until == Until::Hook(HookPoint::ResidPre(l)) {
                 return Ok(pre);
             }
             let attn = self.attention(l, block, block.ln_1.forward(pre.clone()), cache, start);
             let mid = hooks.run(HookPoint::ResidMid(l), pre.clone() + attn, start);
-            if until == Some(HookPoint::ResidMid(l)) {
+            if until == Until::Hook(HookPoint::ResidMid(l)) {
                 return Ok(mid);
             }
             let mlp_input = if cfg.parallel_residual { pre } else { mid.clone() };
             let mlp =
                 block.mlp_out.forward(activate(block.mlp_in.forward(block.ln_2.forward(mlp_input)), cfg.activation));
             x = hooks.run(HookPoint::ResidPost(l), mid + mlp, start);
-            if until == Some(HookPoint::ResidPost(l)) {
+            if until == Until::Hook(HookPoint::ResidPost(l)) {
                 return Ok(x);
             }
         }
         cache.advance(s);
-        let normed = hooks.run(HookPoint::LnFinal, self.ln_final.forward(x), start);
-        if until == Some(HookPoint::LnFinal) {
-            return Ok(normed);
+        let normed = hooks.run(HookPoint::LnFinal, self.ln_final.forward(x), start); // [1, s, d]
+        match until {
+            Until::Hook(_) => Ok(normed), // only LnFinal is left
+            Until::LastLogits => Ok(self.unembed.unembed(normed.slice([0..1, s - 1..s, 0..cfg.d_model]))),
+            Until::Logits => Ok(self.unembed.unembed(normed)),
         }
-        Ok(self.unembed.unembed(normed))
     }
 
     /// The logit lens: rows of the residual stream through ln_final and the unembedding, [n, d_model] → [n, vocab].

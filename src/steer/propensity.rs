@@ -67,9 +67,7 @@ impl Propensity {
 pub async fn propensities(model: &Model, prompts: &[AbPrompt], steering: &[Intervention]) -> Result<Vec<Propensity>> {
     let mut out = Vec::with_capacity(prompts.len());
     for p in prompts {
-        let logits = model.forward(&p.tokens, &mut Hooks::steering(steering.to_vec()))?; // [1, s, vocab]
-        let [_, s, v] = logits.dims();
-        let last = logits.slice([0..1, s - 1..s, 0..v]).reshape([v]);
+        let last = model.next_token_logits(&p.tokens, &mut Hooks::steering(steering.to_vec()))?; // [vocab]
         let ids = Tensor::<1, Int>::from_data(
             TensorData::new(vec![p.matching as i64, p.not_matching as i64], [2]),
             &model.net.device,
