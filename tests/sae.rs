@@ -104,6 +104,14 @@ fn sae_encode_cli_writes_acts_and_reconstruction() {
     let exp = Expected::from_file(&exp_path);
     assert!(rel_diff(&got.f32("feature_acts"), &exp.f32("feature_acts")) <= 1e-5);
     assert!(rel_diff(&got.f32("reconstruction"), &exp.f32("reconstruction")) <= 1e-5);
+    let (x, rec) = (exp.f32("probes"), exp.f32("reconstruction"));
+    let mse: Vec<f32> = x
+        .chunks(32)
+        .zip(rec.chunks(32))
+        .map(|(a, b)| a.iter().zip(b).map(|(a, b)| (a - b).powi(2)).sum::<f32>() / 32.0)
+        .collect();
+    assert!(rel_diff(&got.f32("mse"), &mse) <= 1e-4, "per-vector reconstruction error");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("fraction of variance unexplained"));
 
     // feature_acts is [6, 96]: not vectors of this SAE's d_in = 32.
     let o = run("feature_acts");

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod decompose;
+pub mod fidelity;
 
 use crate::device::read;
 use crate::error::{Error, Result};

@@ -34,6 +34,7 @@ mod cli {
     use steerlab::model::sampling::Sampling;
     use steerlab::model::weights::SafetensorsWeights;
     use steerlab::sae::Sae;
+    use steerlab::sae::fidelity::reconstruction_error;
     use steerlab::steer::actadd::actadd_vector;
     use steerlab::steer::apply::{aligned_intervention, intervention};
     use steerlab::steer::{caa::caa_vector, vector::SteeringVector};
@@ -107,9 +108,10 @@ mod cli {
             #[arg(long, default_value = "cpu")]
             device: DeviceChoice,
         },
-        /// Encode vectors with an SAE: writes `feature_acts` [n, d_sae] and `reconstruction` [n, d_in].
+        /// Encode vectors with an SAE: writes `feature_acts` [n, d_sae], `reconstruction` [n, d_in] and each
+        /// vector's reconstruction error (`mse`, `relative_error` [n]).
         SaeEncode {
-            /// SAELens directory (cfg.json, sae_weights.safetensors).
+            /// SAE directory (SAELens, sparsify or Gemma Scope layout).
             #[arg(long)]
             sae: PathBuf,
             /// safetensors file holding the vectors.
@@ -262,10 +264,20 @@ mod cli {
                 let sae = Sae::from_dir(&sae, &device)?;
                 let bytes = read_bytes(&input)?;
                 let x = SafetensorsWeights::parse(&bytes, &input.display().to_string(), &[])?.get_any(&tensor)?;
-                let (acts, rec) = pollster::block_on(sae.encode_host(x, &device))?;
+                let (acts, rec) = pollster::block_on(sae.encode_host(x.clone(), &device))?;
+                let err = reconstruction_error(&x, &rec);
+                let n = err.mse.len();
+                eprintln!(
+                    "{n} vectors: mean squared error {:.6}, mean relative error {:.4}, fraction of variance unexplained {}",
+                    err.mse.iter().sum::<f32>() / n as f32,
+                    err.relative.iter().sum::<f32>() / n as f32,
+                    err.fraction_unexplained.map_or("-".into(), |f| format!("{f:.4}"))
+                );
                 let tensors = [
                     NamedTensor::f32("feature_acts", acts.shape, acts.data),
                     NamedTensor::f32("reconstruction", rec.shape, rec.data),
+                    NamedTensor::f32("mse", vec![n], err.mse),
+                    NamedTensor::f32("relative_error", vec![n], err.relative),
                 ];
                 let meta =
                     metadata([("hook", sae.cfg.hook_name.clone()), ("input", format!("{}:{tensor}", input.display()))]);
