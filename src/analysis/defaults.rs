@@ -4,10 +4,11 @@
 
 use crate::device::read;
 use crate::error::Result;
+use crate::model::layers::index_tensor;
 use crate::model::weights::HostTensor;
 use crate::sae::Sae;
 use crate::stats::mean;
-use burn::tensor::{Int, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData};
 
 /// Values of one group for a strip plot: their mean and up to `STRIP` of them, evenly spaced.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -41,9 +42,7 @@ pub async fn default_components(
         return Ok(Vec::new());
     }
     let device = sae.w_dec.device();
-    let ids: Vec<i64> = features.iter().map(|&f| f as i64).collect();
-    let dirs =
-        sae.w_enc.clone().select(1, Tensor::<1, Int>::from_data(TensorData::new(ids, [features.len()]), &device));
+    let dirs = sae.w_enc.clone().select(1, index_tensor(features, &device));
     let project = async |x: &HostTensor| -> Result<Vec<Vec<f32>>> {
         let t = Tensor::<2>::from_data(TensorData::new(x.data.clone(), [x.shape[0], x.shape[1]]), &device);
         let p = read(t.matmul(dirs.clone())).await?.data; // [n, features]

@@ -12,7 +12,7 @@ use crate::device::read;
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::model::hooks::Hooks;
-use crate::model::layers::upload;
+use crate::model::layers::{index_tensor, upload};
 use crate::model::weights::HostTensor;
 use crate::sae::Sae;
 use crate::steer::apply::intervention;
@@ -157,10 +157,7 @@ async fn decoder_scale(sae: &Sae, x: HostTensor, device: &burn::tensor::Device) 
 async fn top_examples(model: &Model, sae: &Sae, features: &[usize], opts: &ScoreOptions<'_>) -> Result<Vec<Vec<u32>>> {
     let point = sae.check_fits(model.cfg())?;
     let passages = passage_activations(model, opts.corpus, point).await?;
-    let ids = burn::tensor::Tensor::<1, burn::tensor::Int>::from_data(
-        burn::tensor::TensorData::new(features.iter().map(|&f| f as i64).collect::<Vec<_>>(), [features.len()]),
-        &model.net.device,
-    );
+    let ids = index_tensor(features, &model.net.device);
     // Per feature: (max activation, token at it) for each passage.
     let mut best: Vec<Vec<(f32, u32)>> = vec![Vec::new(); features.len()];
     for p in &passages {

@@ -5,8 +5,9 @@
 use super::top_indices;
 use crate::device::read;
 use crate::error::Result;
+use crate::model::layers::index_tensor;
 use crate::sae::Sae;
-use burn::tensor::{Int, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData};
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Projection {
@@ -66,8 +67,7 @@ pub async fn signed_projections(sae: &Sae, sv: &[f32], top: usize) -> Result<Sig
     let mut partners = Vec::new();
     if !negative_features.is_empty() {
         // Decoder cosines of every feature with each of them, in one pass: [d_sae, m].
-        let ids: Vec<i64> = negative_features.iter().map(|&f| f as i64).collect();
-        let ids = Tensor::<1, Int>::from_data(TensorData::new(ids, [negative_features.len()]), &device);
+        let ids = index_tensor(&negative_features, &device);
         let cos = read(unit.clone().matmul(unit.clone().select(0, ids).transpose())).await?.data;
         for (j, &f) in negative_features.iter().enumerate() {
             let col: Vec<f32> = cos.iter().skip(j).step_by(negative_features.len()).copied().collect();

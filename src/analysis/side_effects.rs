@@ -22,11 +22,11 @@ use crate::device::read;
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::model::hooks::Hooks;
-use crate::model::layers::upload;
+use crate::model::layers::{index_tensor, upload};
 use crate::sae::Sae;
 use crate::stats::mean;
 use crate::steer::apply::intervention;
-use burn::tensor::{Int, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData};
 
 /// |cosine| from which another decoder row counts as a neighbour.
 pub const NEIGHBOUR_COSINE: f32 = 0.5;
@@ -178,7 +178,7 @@ fn predictor_checks(rows: &[SideEffectRow]) -> Vec<PredictorCheck> {
 /// Per feature: the largest |cosine| with another decoder row and the count of rows within NEIGHBOUR_COSINE.
 async fn decoder_geometry(sae: &Sae, features: &[usize]) -> Result<Vec<(f32, usize)>> {
     let unit = sae.unit_decoder(); // [d_sae, d]
-    let ids = feature_ids(features, &unit.device());
+    let ids = index_tensor(features, &unit.device());
     let cos = read(unit.clone().select(0, ids).matmul(unit.transpose())).await?; // [n, d_sae]
     let d_sae = sae.cfg.d_sae;
     Ok(features
@@ -197,7 +197,7 @@ async fn decoder_geometry(sae: &Sae, features: &[usize]) -> Result<Vec<(f32, usi
 async fn activation_stats(acts: Tensor<2>, features: &[usize]) -> Result<Vec<(f32, f32, f32)>> {
     let [n, d_sae] = acts.dims();
     let fired = acts.clone().greater_elem(0.0).float(); // [n, d_sae]
-    let ids = feature_ids(features, &acts.device());
+    let ids = index_tensor(features, &acts.device());
     let mine = fired.clone().select(1, ids.clone()); // [n, k]
     let co = read(mine.clone().transpose().matmul(fired.clone())).await?.data; // [k, d_sae]: tokens firing both
     let counts = read(fired.sum_dim(0)).await?.data; // [1, d_sae]
@@ -253,14 +253,10 @@ async fn collateral(
     let (after, _) = sae.reconstruct(x + shift);
     let change = (after - before).abs(); // [n, d_sae]
     let total = read(change.clone().sum_dim(1)).await?.data;
-    let own = read(change.select(1, feature_ids(&[f], device))).await?.data;
+    let own = read(change.select(1, index_tensor(&[f], device))).await?.data;
     let shares: Vec<f32> =
         total.iter().zip(&own).filter(|(t, _)| **t > 0.0).map(|(t, o)| ((t - o) / t).max(0.0)).collect();
     Ok(if shares.is_empty() { 0.0 } else { mean(shares) })
-}
-
-fn feature_ids(features: &[usize], device: &burn::tensor::Device) -> Tensor<1, Int> {
-    Tensor::from_data(TensorData::new(features.iter().map(|&f| f as i64).collect::<Vec<_>>(), [features.len()]), device)
 }
 
 /// Spearman's rank correlation (average ranks for ties); None for fewer than three points or a constant side.

@@ -4,11 +4,16 @@
 use super::config::Activation;
 use super::weights::{HostTensor, Weights};
 use crate::error::Result;
-use burn::tensor::{Bool, Device, Tensor, TensorData, activation};
+use burn::tensor::{Bool, Device, Int, Tensor, TensorData, activation};
 
 /// Uploads a host tensor of rank `D`.
 pub fn upload<const D: usize>(h: HostTensor, device: &Device) -> Tensor<D> {
     Tensor::from_data(TensorData::new(h.data, h.shape), device)
+}
+
+/// Row or column indices as a device tensor, for `select`.
+pub fn index_tensor(ids: &[usize], device: &Device) -> Tensor<1, Int> {
+    Tensor::from_data(TensorData::new(ids.iter().map(|&i| i as i64).collect::<Vec<_>>(), [ids.len()]), device)
 }
 
 pub struct LayerNorm {

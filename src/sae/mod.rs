@@ -9,9 +9,9 @@ use crate::device::read;
 use crate::error::{Error, Result};
 use crate::model::config::ModelConfig;
 use crate::model::hooks::HookPoint;
-use crate::model::layers::{transpose, upload};
+use crate::model::layers::{index_tensor, transpose, upload};
 use crate::model::weights::{HostTensor, SafetensorsWeights, Weights};
-use burn::tensor::{Device, IndexingUpdateOp, Int, Tensor, TensorData, activation};
+use burn::tensor::{Device, IndexingUpdateOp, Tensor, TensorData, activation};
 use config::{Normalize, SaeArch, SaeConfig};
 
 pub struct Sae {
@@ -205,9 +205,7 @@ impl Sae {
     /// The decoder rows of `features` (checked): [n, d_in].
     pub fn decoder_rows(&self, features: &[usize]) -> Result<Tensor<2>> {
         self.check_features(features)?;
-        let ids = features.iter().map(|&f| f as i64).collect::<Vec<_>>();
-        let ids = Tensor::<1, Int>::from_data(TensorData::new(ids, [features.len()]), &self.w_dec.device());
-        Ok(self.w_dec.clone().select(0, ids))
+        Ok(self.w_dec.clone().select(0, index_tensor(features, &self.w_dec.device())))
     }
 
     /// What feature steering adds to the residual stream: Σ strength × W_dec[feature], [d_in].

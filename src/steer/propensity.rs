@@ -10,8 +10,8 @@ use crate::device::read;
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::model::hooks::{HookPoint, Hooks, Intervention};
+use crate::model::layers::index_tensor;
 use crate::stats::{mean, norm};
-use burn::tensor::{Int, Tensor, TensorData};
 
 /// An A/B item tokenised: the prompt up to the answer letter and the two letters' token ids.
 #[derive(Debug, Clone, PartialEq)]
@@ -68,10 +68,7 @@ pub async fn propensities(model: &Model, prompts: &[AbPrompt], steering: &[Inter
     let mut out = Vec::with_capacity(prompts.len());
     for p in prompts {
         let last = model.next_token_logits(&p.tokens, &mut Hooks::steering(steering.to_vec()))?; // [vocab]
-        let ids = Tensor::<1, Int>::from_data(
-            TensorData::new(vec![p.matching as i64, p.not_matching as i64], [2]),
-            &model.net.device,
-        );
+        let ids = index_tensor(&[p.matching as usize, p.not_matching as usize], &model.net.device);
         let two = read(last.select(0, ids)).await?.data;
         out.push(Propensity::from_logit_diff(two[0] - two[1]));
     }
