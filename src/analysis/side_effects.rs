@@ -117,10 +117,11 @@ pub async fn side_effects(
         let row = read(sae.decoder_rows(&[f])?).await?.data;
         let lens: Vec<usize> = lenses[i].iter().map(|t| t.id as usize).collect();
         let mass = |probs: &[f32]| lens.iter().map(|&t| probs[t] as f64).sum::<f64>().max(1e-30).ln() as f32;
+        let iv = intervention(model, &sae.cfg.hook_name, &row, strength, 0)?;
         let mut effects = Vec::with_capacity(prompts.len());
         for (tokens, probs) in &clean {
-            let iv = intervention(model, &sae.cfg.hook_name, &row, strength, 0)?;
-            let steered = softmax(&read(model.next_token_logits(tokens, &mut Hooks::steering(vec![iv]))?).await?.data);
+            let steering = &mut Hooks::steering(vec![iv.clone()]);
+            let steered = softmax(&read(model.next_token_logits(tokens, steering)?).await?.data);
             effects.push(mass(&steered) - mass(probs));
         }
         let effect_mean = mean(effects.iter().copied());
