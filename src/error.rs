@@ -15,6 +15,9 @@ pub enum Error {
     /// The compute device failed (no adapter, lost device, failed read-back).
     #[error("device: {0}")]
     Device(String),
+    /// The caller cancelled the request.
+    #[error("cancelled")]
+    Cancelled,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -3,6 +3,7 @@
 
 pub mod analysis;
 pub mod device;
+pub mod engine;
 pub mod error;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod files;

@@ -81,7 +81,7 @@ fn check_model(name: &str) {
             let opts = GenerateOptions { max_new_tokens: 8, ..Default::default() };
             for (key, interventions) in [("greedy", vec![]), ("steered_greedy", steer())] {
                 let mut hooks = Hooks::steering(interventions);
-                let got = pollster::block_on(generate(&model, &tokens, &mut hooks, &opts, |_| {})).unwrap();
+                let got = pollster::block_on(generate(&model, &tokens, &mut hooks, &opts, |_| true)).unwrap();
                 assert_eq!(got, exp.u32(&format!("p{p}.{key}")), "{what}: {key} generation");
             }
         }

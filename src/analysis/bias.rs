@@ -8,7 +8,7 @@ use crate::sae::Sae;
 use crate::stats::cosine;
 use burn::tensor::{Tensor, TensorData};
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct FeatureActs {
     pub feature: usize,
     /// Activation in encode(0).
@@ -17,7 +17,7 @@ pub struct FeatureActs {
     pub scaled: Vec<f32>,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct BiasDominance {
     pub scales: Vec<f32>,
     /// The union of each encoding's top features, by activation at the first scale, then in encode(0).

@@ -11,7 +11,7 @@ use crate::stats::mean;
 use burn::tensor::{Tensor, TensorData};
 
 /// Values of one group for a strip plot: their mean and up to `STRIP` of them, evenly spaced.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Strip {
     pub mean: f32,
     pub values: Vec<f32>,
@@ -20,7 +20,7 @@ pub struct Strip {
 const STRIP: usize = 200;
 
 /// Per feature, the projection x · W_enc[:, f] (before bias) of each group's activations.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct DefaultComponent {
     pub feature: usize,
     pub corpus: Strip,

@@ -21,7 +21,7 @@ use burn::tensor::Tensor;
 /// The neutral prompt Arad et al. amplify features on.
 pub const NEUTRAL_PROMPT: &str = "From my experience,";
 
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LensToken {
     pub id: u32,
     pub text: String,
@@ -29,7 +29,7 @@ pub struct LensToken {
     pub prob: f32,
 }
 
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FeatureScore {
     pub feature: usize,
     /// The top logit-lens tokens, most promoted first.

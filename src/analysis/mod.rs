@@ -34,7 +34,7 @@ pub struct DecomposeOptions<'a> {
     pub top: usize,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Decomposition {
     pub hook: String,
     pub vector_norm: f32,

@@ -4,7 +4,7 @@
 use crate::model::weights::HostTensor;
 use crate::stats::{mean, norm};
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct NormHistogram {
     /// Bin edges, `counts.len() + 1` of them, from 0.
     pub edges: Vec<f32>,

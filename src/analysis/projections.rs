@@ -9,7 +9,7 @@ use crate::model::layers::index_tensor;
 use crate::sae::Sae;
 use burn::tensor::{Tensor, TensorData};
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Projection {
     pub feature: usize,
     /// SV · W_enc[:, f].
@@ -23,7 +23,7 @@ pub struct Projection {
 }
 
 /// A feature with a negative decoder projection and its most anti-aligned decoder partner.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Partner {
     pub feature: usize,
     pub decoder: f32,
@@ -35,7 +35,7 @@ pub struct Partner {
     pub fires: bool,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct SignedProjections {
     /// The `top` features with the largest |decoder projection|.
     pub top: Vec<Projection>,

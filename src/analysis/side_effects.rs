@@ -31,7 +31,7 @@ use burn::tensor::{Tensor, TensorData};
 /// |cosine| from which another decoder row counts as a neighbour.
 pub const NEIGHBOUR_COSINE: f32 = 0.5;
 
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Predictors {
     pub max_decoder_cosine: f32,
     pub neighbours: usize,
@@ -41,7 +41,7 @@ pub struct Predictors {
     pub logit_footprint: f32,
 }
 
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Measured {
     pub effect_mean: f32,
     pub effect_std: f32,
@@ -50,7 +50,7 @@ pub struct Measured {
     pub collateral_spread: f32,
 }
 
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SideEffectRow {
     pub feature: usize,
     pub predictors: Predictors,
@@ -59,14 +59,14 @@ pub struct SideEffectRow {
 
 /// How one predictor ranked the features: Spearman correlation with each measured side effect (None with
 /// fewer than three features or a constant column).
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PredictorCheck {
-    pub predictor: &'static str,
+    pub predictor: String,
     pub vs_instability: Option<f32>,
     pub vs_collateral: Option<f32>,
 }
 
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SideEffects {
     pub strength: f32,
     pub rows: Vec<SideEffectRow>,
@@ -168,7 +168,7 @@ fn predictor_checks(rows: &[SideEffectRow]) -> Vec<PredictorCheck> {
         .map(|(name, get)| {
             let xs: Vec<f32> = rows.iter().map(|r| get(&r.predictors)).collect();
             PredictorCheck {
-                predictor: name,
+                predictor: name.to_string(),
                 vs_instability: spearman(&xs, &cv),
                 vs_collateral: spearman(&xs, &spread),
             }

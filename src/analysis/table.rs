@@ -17,7 +17,7 @@ pub struct Eval<'a> {
     pub multipliers: &'a [f32],
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct TableRow {
     pub method: String,
     /// Features used (None for the vector itself and the full reconstruction).

@@ -7,7 +7,8 @@ use super::sampling::{Sampler, Sampling};
 use crate::device::read;
 use crate::error::Result;
 
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct GenerateOptions {
     pub max_new_tokens: usize,
     pub sampling: Sampling,
@@ -22,13 +23,13 @@ impl Default for GenerateOptions {
 }
 
 /// Continues `prompt`, calling `on_token` with each new token as it is chosen. Stops after
-/// `max_new_tokens`, at EOS (if asked) or when the model's context is full.
+/// `max_new_tokens`, at EOS (if asked), when the model's context is full or when `on_token` returns false.
 pub async fn generate(
     model: &Model,
     prompt: &[u32],
     hooks: &mut Hooks,
     opts: &GenerateOptions,
-    mut on_token: impl FnMut(u32),
+    mut on_token: impl FnMut(u32) -> bool,
 ) -> Result<Vec<u32>> {
     let cfg = model.cfg();
     let mut cache = KvCache::new(cfg.n_layers);
@@ -42,7 +43,9 @@ pub async fn generate(
         let last = read(model.net.next_token_logits(&input, &mut cache, hooks)?).await?; // [vocab]
         let token = sampler.next(&last.data);
         out.push(token);
-        on_token(token);
+        if !on_token(token) {
+            break;
+        }
         if opts.stop_at_eos && Some(token) == cfg.eos_token_id {
             break;
         }

@@ -3,7 +3,7 @@
 
 use crate::model::weights::HostTensor;
 
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ReconstructionError {
     /// Mean squared error of each row, ‖x − x̂‖² / d.
     pub mse: Vec<f32>,

@@ -15,6 +15,8 @@ use burn::tensor::{Device, IndexingUpdateOp, Tensor, TensorData, activation};
 use config::{Normalize, SaeArch, SaeConfig};
 
 pub struct Sae {
+    /// Labels the SAE in outputs (its directory or file).
+    pub name: String,
     pub cfg: SaeConfig,
     pub w_enc: Tensor<2>, // [d_in, d_sae]
     pub b_enc: Tensor<1>, // [d_sae]
@@ -46,6 +48,7 @@ impl Sae {
             b_dec: upload(w.get("b_dec", &[d_in])?, device),
             threshold,
             cfg,
+            name: name.to_string(),
         })
     }
 
@@ -63,6 +66,7 @@ impl Sae {
             b_dec: upload(w.get("b_dec", &[d_in])?, device),
             threshold: None,
             cfg,
+            name: name.to_string(),
         })
     }
 
@@ -88,6 +92,7 @@ impl Sae {
             b_dec: upload(w.get("b_dec", &[d_in])?, device),
             threshold: Some(upload(w.get("threshold", &[d_sae])?, device)),
             cfg,
+            name: path.to_string(),
         })
     }
 

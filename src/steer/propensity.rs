@@ -51,7 +51,7 @@ fn prepare_one(model: &Model, item: &AbItem) -> Result<AbPrompt> {
 }
 
 /// One item's propensity.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Propensity {
     pub logit_diff: f32,
     pub p_matching: f32,
@@ -76,7 +76,7 @@ pub async fn propensities(model: &Model, prompts: &[AbPrompt], steering: &[Inter
 }
 
 /// Propensity against the multiplier of one steering vector.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SteerabilityCurve {
     pub hook: String,
     pub multipliers: Vec<f32>,
@@ -122,7 +122,7 @@ pub async fn steerability(
 }
 
 /// One row of a layer sweep: the CAA vector at `hook` from the training pairs, and its steerability.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LayerSweepRow {
     pub layer: usize,
     pub vector_norm: f32,

@@ -75,6 +75,7 @@ fn App() -> impl IntoView {
                     if let Ok(s) = m.tokenizer.decode(&so_far) {
                         set_output.set(s);
                     }
+                    true
                 })
                 .await
             }

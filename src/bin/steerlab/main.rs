@@ -239,6 +239,7 @@ mod cli {
                         }
                         Err(e) => decode_err = Some(e),
                     }
+                    true
                 }))?;
                 println!();
                 decode_err.map_or(Ok(()), Err)

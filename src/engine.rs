@@ -1,0 +1,311 @@
+//! One request/response API over the engine. The browser lab's Web Worker calls it in-process and the native
+//! helper serves the very same types over HTTP: requests and replies are serde types, JSON on the wire. Long
+//! requests report progress through events and stop at the next step once cancelled.
+
+use crate::analysis::features::{FeatureScore, NEUTRAL_PROMPT, ScoreOptions, feature_scores, features_promoting};
+use crate::analysis::side_effects::{SideEffects, side_effects};
+use crate::analysis::{DecomposeOptions, Decomposition, decompose};
+use crate::error::{Error, Result};
+use crate::model::Model;
+use crate::model::config::ModelConfig;
+use crate::model::generate::{GenerateOptions, generate};
+use crate::model::hooks::{Hooks, Intervention};
+use crate::sae::Sae;
+use crate::sae::config::SaeConfig;
+use crate::steer::actadd::actadd_vector;
+use crate::steer::apply::{aligned_intervention, intervention};
+use crate::steer::builtin::{CORPUS, DATASETS, PROMPTS, corpus_passages};
+use crate::steer::caa::caa_vector;
+use crate::steer::dataset::{AbItem, Dataset};
+use crate::steer::propensity::{LayerSweepRow, SteerabilityCurve, layer_sweep, prepare, steerability};
+use serde::{Deserialize, Serialize};
+use std::cell::Cell;
+
+/// A dataset: one of the built-in files (static/datasets) or text the user typed or dropped (JSONL or a JSON
+/// array of contrastive pairs or A/B items).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "from", rename_all = "snake_case")]
+pub enum DatasetRef {
+    BuiltIn { file: String },
+    Inline { name: String, text: String },
+}
+
+/// Something to add to the residual stream while the model runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Steering {
+    /// `coef × values` at `hook`: [d_model] at every position, or [rows, d_model] position-aligned (ActAdd).
+    Vector { hook: String, values: Vec<f32>, rows: Option<usize>, coef: f32 },
+    /// SAE features: Σ strength × decoder row at the SAE's hook, every position.
+    Features { features: Vec<(usize, f32)> },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    /// What is loaded.
+    Status,
+    /// Continue `prompt`; tokens stream as `Event::Text`.
+    Generate {
+        prompt: String,
+        #[serde(default)]
+        steering: Vec<Steering>,
+        #[serde(default)]
+        options: GenerateOptions,
+    },
+    /// A CAA vector at `hook`.
+    Caa { dataset: DatasetRef, hook: String },
+    /// A position-aligned ActAdd vector at `hook`.
+    ActAdd {
+        positive: String,
+        negative: String,
+        hook: String,
+        #[serde(default)]
+        prepend_bos: bool,
+    },
+    /// Propensity on A/B items against the multiplier of one vector.
+    Steerability { eval: DatasetRef, hook: String, vector: Vec<f32>, multipliers: Vec<f32> },
+    /// CAA vectors at blocks.L.hook_resid_pre for each layer, each evaluated on A/B items.
+    LayerSweep { train: DatasetRef, eval: DatasetRef, layers: Vec<usize>, multipliers: Vec<f32> },
+    /// The SAE diagnostics of a steering vector at the SAE's hook.
+    Decompose {
+        vector: Vec<f32>,
+        #[serde(default)]
+        eval: Option<DatasetRef>,
+        #[serde(default)]
+        pairs: Option<DatasetRef>,
+        /// Background passages, one a line (default: the built-in corpus).
+        #[serde(default)]
+        corpus: Option<String>,
+        multipliers: Vec<f32>,
+        ks: Vec<usize>,
+        top: usize,
+    },
+    /// Output/input scores and side effects of SAE features: `features`, or the `count` promoting a token.
+    Features {
+        #[serde(default)]
+        features: Vec<usize>,
+        #[serde(default)]
+        promoting: Option<String>,
+        #[serde(default = "ten")]
+        count: usize,
+        #[serde(default = "ten_f")]
+        amplification: f32,
+        #[serde(default = "twenty")]
+        lens_k: usize,
+        #[serde(default)]
+        strength: Option<f32>,
+    },
+}
+
+fn ten() -> usize {
+    10
+}
+fn ten_f() -> f32 {
+    10.0
+}
+fn twenty() -> usize {
+    20
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Response {
+    Status { model: Option<Loaded<ModelConfig>>, sae: Option<Loaded<SaeConfig>> },
+    Generated { text: String, tokens: Vec<u32> },
+    Vector { hook: String, values: Vec<f32>, rows: Option<usize>, count: usize },
+    Steerability { curve: SteerabilityCurve },
+    LayerSweep { rows: Vec<LayerSweepRow> },
+    Decomposition { decomposition: Decomposition },
+    Features { hook: String, scores: Vec<FeatureScore>, side_effects: SideEffects },
+}
+
+/// A loaded model or SAE: its name and config.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Loaded<C> {
+    pub name: String,
+    pub config: C,
+}
+
+/// What a request reports while it runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Event {
+    /// The generated text so far (whole, so multi-byte characters arrive whole).
+    Text { text: String },
+}
+
+/// The answer to a JSON request, as JSON: `{"ok": Response}` or `{"error": "..."}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reply {
+    Ok(Response),
+    Error(String),
+}
+
+/// The models and SAE a session has loaded.
+#[derive(Default)]
+pub struct Engine {
+    pub model: Option<Model>,
+    pub sae: Option<Sae>,
+}
+
+impl Engine {
+    /// Loads `model`, dropping an SAE that does not fit it.
+    pub fn set_model(&mut self, model: Model) {
+        if self.sae.as_ref().is_some_and(|s| s.check_fits(model.cfg()).is_err()) {
+            self.sae = None;
+        }
+        self.model = Some(model);
+    }
+
+    /// Loads `sae`, checking it reads a hook of the loaded model.
+    pub fn set_sae(&mut self, sae: Sae) -> Result<()> {
+        sae.check_fits(self.model()?.cfg())?;
+        self.sae = Some(sae);
+        Ok(())
+    }
+
+    fn model(&self) -> Result<&Model> {
+        self.model.as_ref().ok_or_else(|| Error::invalid("no model is loaded"))
+    }
+
+    fn sae(&self) -> Result<&Sae> {
+        self.sae.as_ref().ok_or_else(|| Error::invalid("no SAE is loaded"))
+    }
+
+    /// Parses a JSON request, runs it and answers in JSON; never fails.
+    pub async fn handle_json(&self, request: &str, cancel: &Cell<bool>, on_event: &mut dyn FnMut(Event)) -> String {
+        let reply = match serde_json::from_str::<Request>(request) {
+            Ok(req) => match self.handle(req, cancel, on_event).await {
+                Ok(r) => Reply::Ok(r),
+                Err(e) => Reply::Error(e.to_string()),
+            },
+            Err(e) => Reply::Error(format!("not a valid request: {e}")),
+        };
+        serde_json::to_string(&reply).expect("replies serialise")
+    }
+
+    /// Runs one request. `cancel` is read between steps (each generated token); once set, the request ends
+    /// with `Error::Cancelled`.
+    pub async fn handle(&self, req: Request, cancel: &Cell<bool>, on_event: &mut dyn FnMut(Event)) -> Result<Response> {
+        match req {
+            Request::Status => Ok(Response::Status {
+                model: self.model.as_ref().map(|m| Loaded { name: m.name.clone(), config: m.cfg().clone() }),
+                sae: self.sae.as_ref().map(|s| Loaded { name: s.name.clone(), config: s.cfg.clone() }),
+            }),
+            Request::Generate { prompt, steering, options } => {
+                let model = self.model()?;
+                let tokens = model.encode(&prompt, false)?;
+                let mut hooks = Hooks::steering(self.interventions(&steering).await?);
+                let mut so_far = Vec::new();
+                let mut text = String::new();
+                let out = generate(model, &tokens, &mut hooks, &options, |t| {
+                    so_far.push(t);
+                    if let Ok(s) = model.tokenizer.decode(&so_far) {
+                        text = s;
+                        on_event(Event::Text { text: text.clone() });
+                    }
+                    !cancel.get()
+                })
+                .await?;
+                if cancel.get() {
+                    return Err(Error::Cancelled);
+                }
+                Ok(Response::Generated { text: model.tokenizer.decode(&out)?, tokens: out })
+            }
+            Request::Caa { dataset, hook } => {
+                let pairs = load_dataset(&dataset)?.pairs()?;
+                let values = caa_vector(self.model()?, &pairs, &hook).await?;
+                Ok(Response::Vector { hook, values, rows: None, count: pairs.len() })
+            }
+            Request::ActAdd { positive, negative, hook, prepend_bos } => {
+                let v = actadd_vector(self.model()?, &positive, &negative, &hook, prepend_bos).await?;
+                Ok(Response::Vector { hook, rows: Some(v.shape[0]), values: v.data, count: 1 })
+            }
+            Request::Steerability { eval, hook, vector, multipliers } => {
+                let model = self.model()?;
+                let prompts = prepare(model, &ab_items(&eval)?)?;
+                Ok(Response::Steerability { curve: steerability(model, &prompts, &hook, &vector, &multipliers).await? })
+            }
+            Request::LayerSweep { train, eval, layers, multipliers } => {
+                let model = self.model()?;
+                let train = load_dataset(&train)?.pairs()?;
+                let prompts = prepare(model, &ab_items(&eval)?)?;
+                Ok(Response::LayerSweep { rows: layer_sweep(model, &train, &prompts, &layers, &multipliers).await? })
+            }
+            Request::Decompose { vector, eval, pairs, corpus, multipliers, ks, top } => {
+                let (model, sae) = (self.model()?, self.sae()?);
+                let corpus = corpus_passages(corpus.as_deref().unwrap_or(CORPUS));
+                let pairs = pairs.map(|p| load_dataset(&p)?.pairs()).transpose()?;
+                let eval = eval.map(|e| prepare(model, &ab_items(&e)?)).transpose()?;
+                let opts = DecomposeOptions {
+                    corpus: &corpus,
+                    pairs: pairs.as_deref(),
+                    eval: eval.as_deref(),
+                    multipliers: &multipliers,
+                    ks: &ks,
+                    top,
+                };
+                Ok(Response::Decomposition { decomposition: decompose(model, sae, &vector, &opts).await? })
+            }
+            Request::Features { features, promoting, count, amplification, lens_k, strength } => {
+                let (model, sae) = (self.model()?, self.sae()?);
+                let features = match promoting {
+                    Some(token) => features_promoting(model, sae, &token, count).await?,
+                    None => features,
+                };
+                let (corpus, prompts) = (corpus_passages(CORPUS), corpus_passages(PROMPTS));
+                let opts =
+                    ScoreOptions { prompt: NEUTRAL_PROMPT, amplification, lens_k, corpus: &corpus, max_examples: 100 };
+                let scores = feature_scores(model, sae, &features, &opts).await?;
+                let side = side_effects(model, sae, &features, &corpus, &prompts, strength, lens_k).await?;
+                Ok(Response::Features { hook: sae.cfg.hook_name.clone(), scores, side_effects: side })
+            }
+        }
+    }
+
+    async fn interventions(&self, steering: &[Steering]) -> Result<Vec<Intervention>> {
+        let model = self.model()?;
+        let mut out = Vec::new();
+        for s in steering {
+            out.push(match s {
+                Steering::Vector { hook, values, rows: None, coef } => intervention(model, hook, values, *coef, 0)?,
+                Steering::Vector { hook, values, rows: Some(_), coef } => {
+                    aligned_intervention(model, hook, values, *coef, 0)?
+                }
+                Steering::Features { features } => {
+                    let sae = self.sae()?;
+                    intervention(model, &sae.cfg.hook_name, &sae.feature_direction(features).await?, 1.0, 0)?
+                }
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// Parses a dataset reference.
+pub fn load_dataset(d: &DatasetRef) -> Result<Dataset> {
+    match d {
+        DatasetRef::BuiltIn { file } => {
+            let Some(b) = DATASETS.iter().find(|b| b.file == file) else {
+                let names: Vec<&str> = DATASETS.iter().map(|b| b.file).collect();
+                return Err(Error::invalid(format!(
+                    "no built-in dataset \"{file}\" (there are: {})",
+                    names.join(", ")
+                )));
+            };
+            Dataset::parse(b.text, b.file)
+        }
+        DatasetRef::Inline { name, text } => Dataset::parse(text, name),
+    }
+}
+
+fn ab_items(d: &DatasetRef) -> Result<Vec<AbItem>> {
+    match load_dataset(d)? {
+        Dataset::Ab(items) => Ok(items),
+        Dataset::Pairs(_) => Err(Error::invalid(
+            "evaluation needs A/B items ({\"question\", \"answer_matching_behavior\", ...}), not contrastive pairs",
+        )),
+    }
+}

@@ -1,0 +1,139 @@
+//! The engine's request/response API (what the browser's worker and the helper call) gives the same answers as
+//! the functions it wraps, streams generated text, stops when cancelled, and answers bad requests with errors.
+
+mod common;
+
+use common::*;
+use serde_json::{Value, json};
+use std::cell::Cell;
+use steerlab::engine::{Engine, Event};
+use steerlab::model::Model;
+use steerlab::sae::Sae;
+
+fn engine() -> Engine {
+    let cpu = burn::tensor::Device::flex();
+    let mut e = Engine::default();
+    e.set_model(Model::from_dir(&model_dir("gpt2-tiny"), &cpu).unwrap());
+    let sae = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/saes/standard");
+    e.set_sae(Sae::from_dir(&sae, &cpu).unwrap()).unwrap();
+    e
+}
+
+/// Sends `request` as JSON; returns the reply and the events.
+fn ask(e: &Engine, request: Value) -> (Value, Vec<Event>) {
+    ask_cancelling(e, request, usize::MAX)
+}
+
+/// Like `ask`, cancelling after `after` events.
+fn ask_cancelling(e: &Engine, request: Value, after: usize) -> (Value, Vec<Event>) {
+    let cancel = Cell::new(false);
+    let mut events = Vec::new();
+    let reply = pollster::block_on(e.handle_json(&request.to_string(), &cancel, &mut |ev| {
+        events.push(ev);
+        if events.len() >= after {
+            cancel.set(true);
+        }
+    }));
+    (serde_json::from_str(&reply).unwrap(), events)
+}
+
+fn ok(reply: &Value) -> &Value {
+    reply.get("ok").unwrap_or_else(|| panic!("expected a reply, got {reply}"))
+}
+
+fn error(reply: &Value) -> String {
+    reply["error"].as_str().unwrap_or_else(|| panic!("expected an error, got {reply}")).to_string()
+}
+
+#[test]
+fn status_generate_and_cancel() {
+    let e = engine();
+    let (r, _) = ask(&e, json!({"op": "status"}));
+    assert_eq!(ok(&r)["model"]["config"]["d_model"], 32);
+    assert_eq!(ok(&r)["sae"]["config"]["hook_name"], "blocks.1.hook_resid_pre");
+
+    let exp = Expected::load("gpt2-tiny");
+    let (r, events) = ask(&e, json!({"op": "generate", "prompt": exp.prompts()[0], "options": {"max_new_tokens": 6}}));
+    let tokens: Vec<u32> = serde_json::from_value(ok(&r)["tokens"].clone()).unwrap();
+    assert_eq!(tokens.len(), 6);
+    let Some(Event::Text { text }) = events.last() else { panic!("no streamed text") };
+    assert_eq!(text, ok(&r)["text"].as_str().unwrap(), "the last event holds the whole continuation");
+
+    let steer = json!([{"kind": "features", "features": [[3, 40.0]]}]);
+    let (r, _) =
+        ask(&e, json!({"op": "generate", "prompt": "Hi", "steering": steer, "options": {"max_new_tokens": 4}}));
+    assert!(ok(&r)["tokens"].as_array().unwrap().len() == 4);
+
+    let (r, events) =
+        ask_cancelling(&e, json!({"op": "generate", "prompt": "Hi", "options": {"max_new_tokens": 20}}), 2);
+    assert_eq!((error(&r), events.len()), ("cancelled".to_string(), 2));
+}
+
+#[test]
+fn caa_and_steerability_match_the_functions() {
+    use steerlab::steer::caa::caa_vector;
+    use steerlab::steer::dataset::Dataset;
+    use steerlab::steer::propensity::{prepare, steerability};
+    let e = engine();
+    let model = e.model.as_ref().unwrap();
+    let hook = "blocks.1.hook_resid_pre";
+    let (r, _) =
+        ask(&e, json!({"op": "caa", "dataset": {"from": "built_in", "file": "love-hate.jsonl"}, "hook": hook}));
+    let values: Vec<f32> = serde_json::from_value(ok(&r)["values"].clone()).unwrap();
+    let text = include_str!("../static/datasets/love-hate.jsonl");
+    let pairs = Dataset::parse(text, "love-hate").unwrap().pairs().unwrap();
+    assert_eq!(values, pollster::block_on(caa_vector(model, &pairs, hook)).unwrap());
+
+    let ab = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ab.jsonl"))
+        .unwrap();
+    let eval = json!({"from": "inline", "name": "ab.jsonl", "text": ab});
+    let req =
+        json!({"op": "steerability", "eval": eval, "hook": hook, "vector": values, "multipliers": [-1.0, 0.0, 1.0]});
+    let (r, _) = ask(&e, req);
+    let Dataset::Ab(items) = Dataset::parse(&ab, "ab").unwrap() else { panic!() };
+    let want =
+        pollster::block_on(steerability(model, &prepare(model, &items).unwrap(), hook, &values, &[-1.0, 0.0, 1.0]))
+            .unwrap();
+    assert_eq!(ok(&r)["curve"]["steerability"].as_f64().unwrap() as f32, want.steerability);
+
+    let req =
+        json!({"op": "decompose", "vector": values, "eval": eval, "multipliers": [-1.0, 1.0], "ks": [1, 4], "top": 5});
+    let (r, _) = ask(&e, req);
+    let table = ok(&r)["decomposition"]["table"].as_array().unwrap();
+    assert!(table.iter().any(|row| row["method"].as_str().unwrap().contains("gradient pursuit")), "{table:?}");
+
+    let (r, _) = ask(&e, json!({"op": "features", "features": [0, 5], "strength": 2.0}));
+    assert_eq!(ok(&r)["scores"].as_array().unwrap().len(), 2);
+    assert_eq!(ok(&r)["side_effects"]["rows"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn bad_requests_get_clear_errors() {
+    let e = engine();
+    let (r, _) = ask(&e, json!({"op": "fly"}));
+    assert!(error(&r).starts_with("not a valid request: unknown variant `fly`"), "{r}");
+    let reply = pollster::block_on(e.handle_json("{not json", &Cell::new(false), &mut |_| {}));
+    assert!(reply.contains("not a valid request"), "{reply}");
+    let (r, _) = ask(
+        &e,
+        json!({"op": "caa", "dataset": {"from": "built_in", "file": "nope.jsonl"}, "hook": "blocks.0.hook_resid_pre"}),
+    );
+    assert!(error(&r).contains("no built-in dataset \"nope.jsonl\" (there are: corrigibility-ab.json"), "{r}");
+    let eval = json!({"from": "built_in", "file": "love-hate.jsonl"});
+    let (r, _) = ask(
+        &e,
+        json!({"op": "steerability", "eval": eval, "hook": "blocks.0.hook_resid_pre", "vector": [0.0], "multipliers": [0.0, 1.0]}),
+    );
+    assert!(error(&r).contains("evaluation needs A/B items"), "{r}");
+    let (r, _) = ask(
+        &e,
+        json!({"op": "generate", "prompt": "Hi", "steering": [{"kind": "vector", "hook": "blocks.0.hook_resid_pre", "values": [1.0, 2.0], "rows": null, "coef": 1.0}]}),
+    );
+    assert!(error(&r).contains("steering vector has 2 dims"), "{r}");
+
+    let empty = Engine::default();
+    let (r, _) = ask(&empty, json!({"op": "generate", "prompt": "Hi"}));
+    assert_eq!(error(&r), "no model is loaded");
+    let (r, _) = ask(&empty, json!({"op": "status"}));
+    assert_eq!(ok(&r)["model"], Value::Null);
+}
