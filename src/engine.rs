@@ -139,7 +139,7 @@ pub enum Event {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Reply {
-    Ok(Response),
+    Ok(Box<Response>),
     Error(String),
 }
 
@@ -178,7 +178,7 @@ impl Engine {
     pub async fn handle_json(&self, request: &str, cancel: &Cell<bool>, on_event: &mut dyn FnMut(Event)) -> String {
         let reply = match serde_json::from_str::<Request>(request) {
             Ok(req) => match self.handle(req, cancel, on_event).await {
-                Ok(r) => Reply::Ok(r),
+                Ok(r) => Reply::Ok(Box::new(r)),
                 Err(e) => Reply::Error(e.to_string()),
             },
             Err(e) => Reply::Error(format!("not a valid request: {e}")),
