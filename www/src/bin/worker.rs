@@ -91,9 +91,9 @@ mod worker {
         post(FromWorker::Status { text: "Looking for a WebGPU adapter…".into() });
         let (device, name, fallback) = match init_device(DeviceChoice::Wgpu).await {
             Ok(d) => (d, "WebGPU".to_string(), false),
-            Err(e) => {
+            Err(_) => {
                 let cpu = init_device(DeviceChoice::Cpu).await.map_err(|e| e.to_string())?;
-                (cpu, format!("the CPU (no WebGPU: {e})"), true)
+                (cpu, "the CPU, as this browser offers no WebGPU adapter".to_string(), true)
             }
         };
         post(FromWorker::Status { text: format!("Loading {DEFAULT_LABEL} on {name}…") });
