@@ -186,8 +186,8 @@ impl Engine {
         serde_json::to_string(&reply).expect("replies serialise")
     }
 
-    /// Runs one request. `cancel` is read between steps (each generated token); once set, the request ends
-    /// with `Error::Cancelled`.
+    /// Runs one request. Generation reads `cancel` after each token and, once it is set, ends with
+    /// `Error::Cancelled`; sweeps and diagnostics do not stop early yet.
     pub async fn handle(&self, req: Request, cancel: &Cell<bool>, on_event: &mut dyn FnMut(Event)) -> Result<Response> {
         match req {
             Request::Status => Ok(Response::Status {
@@ -199,12 +199,10 @@ impl Engine {
                 let tokens = model.encode(&prompt, false)?;
                 let mut hooks = Hooks::steering(self.interventions(&steering).await?);
                 let mut so_far = Vec::new();
-                let mut text = String::new();
                 let out = generate(model, &tokens, &mut hooks, &options, |t| {
                     so_far.push(t);
-                    if let Ok(s) = model.tokenizer.decode(&so_far) {
-                        text = s;
-                        on_event(Event::Text { text: text.clone() });
+                    if let Ok(text) = model.tokenizer.decode(&so_far) {
+                        on_event(Event::Text { text });
                     }
                     !cancel.get()
                 })
