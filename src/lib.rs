@@ -5,6 +5,7 @@ pub mod analysis;
 pub mod device;
 pub mod engine;
 pub mod error;
+pub mod experiment;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod files;
 pub mod model;
