@@ -55,6 +55,42 @@ async function lab(browser, url, name, expectFallback) {
   console.log(`ok ${name} (${((Date.now() - started) / 1000).toFixed(0)} s): ${text}`);
 }
 
+// A permalink restores the experiment; damaged and newer-version links say so and leave a working page.
+async function permalinks(browser, url) {
+  const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
+  step = "share a link";
+  await page.goto(url);
+  await page.getByLabel("Prompt").fill("Hello there");
+  await page.getByLabel("Multiplier").fill("2.5");
+  await page.getByLabel("Dataset").selectOption("wedding.jsonl");
+  await page.getByRole("button", { name: "Share" }).click();
+  await page.getByTestId("link").waitFor();
+  const href = page.url();
+  check(/#x1\.[A-Za-z0-9_-]+$/.test(href), `share wrote no link: ${href}`);
+
+  step = "open the link";
+  const again = await browser.newPage({ viewport: { width: 1100, height: 900 } });
+  await again.goto(href);
+  check(await again.getByLabel("Prompt").inputValue() === "Hello there", "the prompt was not restored");
+  check(await again.getByLabel("Multiplier").inputValue() === "2.5", "the multiplier was not restored");
+  check(await again.getByLabel("Dataset").inputValue() === "wedding.jsonl", "the dataset was not restored");
+  await again.screenshot({ path: join(shots, "permalink-restored.png"), fullPage: true });
+
+  for (const [fragment, says] of [["#x1.not*base64", "could not be opened"], ["#x99.AAAA", "newer steerlab"]]) {
+    step = `open ${fragment}`;
+    const bad = await browser.newPage({ viewport: { width: 1100, height: 900 } });
+    await bad.goto(url + fragment);
+    const note = await bad.getByTestId("link").textContent();
+    check(note.includes(says), `${fragment}: "${note}"`);
+    check(await bad.getByRole("button", { name: "Generate" }).isVisible(), `${fragment}: the page did not render`);
+    await bad.screenshot({ path: join(shots, `permalink-bad-${fragment.slice(1, 4)}.png`), fullPage: true });
+    await bad.close();
+  }
+  await again.close();
+  await page.close();
+  console.log("ok permalinks");
+}
+
 const server = await serve(dist);
 await mkdir(shots, { recursive: true });
 let failed = false;
@@ -65,6 +101,7 @@ for (const [name, args, fallback] of [
   const browser = await chromium.launch({ executablePath: chromiumPath, args: ["--no-sandbox", ...args] });
   try {
     await lab(browser, server.url, name, fallback);
+    if (fallback) await permalinks(browser, server.url);
   } catch (e) {
     failed = true;
     console.error(`FAIL ${name} (${step}): ${e.message}`);

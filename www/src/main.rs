@@ -7,6 +7,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 use steerlab::engine::{DatasetRef, Event, Reply, Request, Response, Steering};
+use steerlab::experiment::Experiment;
 use steerlab::model::generate::GenerateOptions;
 use steerlab_www::{FromWorker, ToWorker};
 use wasm_bindgen::JsCast;
@@ -66,14 +67,29 @@ fn main() {
 
 #[component]
 fn App() -> impl IntoView {
+    // A permalink in the URL fragment restores its experiment; a bad one says why and the defaults stay.
+    let hash = window().location().hash().unwrap_or_default();
+    let (start, link_error) = match hash.trim_start_matches('#') {
+        "" => (Experiment::default(), None),
+        h => match Experiment::from_fragment(h) {
+            Ok(e) => (e, None),
+            Err(e) => (Experiment::default(), Some(e.to_string())),
+        },
+    };
+    let start_layer = start.hook.split('.').nth(1).and_then(|l| l.parse::<usize>().ok());
+    let start_dataset = match &start.dataset {
+        DatasetRef::BuiltIn { file } if PAIR_DATASETS.contains(&file.as_str()) => file.clone(),
+        _ => PAIR_DATASETS[0].to_string(),
+    };
+    let (link_note, set_link_note) = signal(link_error.map(|e| format!("The link could not be opened: {e}.")));
     let (status, set_status) = signal(Status::Info("Starting the engine worker…".into()));
     let (ready, set_ready) = signal(false);
     let (busy, set_busy) = signal(0usize);
     let (n_layers, set_n_layers) = signal(1usize);
-    let (prompt, set_prompt) = signal(String::from("I think that"));
-    let (dataset, set_dataset) = signal(PAIR_DATASETS[0].to_string());
-    let (layer, set_layer) = signal(1usize);
-    let (multiplier, set_multiplier) = signal(4.0f32);
+    let (prompt, set_prompt) = signal(start.prompt.clone());
+    let (dataset, set_dataset) = signal(start_dataset);
+    let (layer, set_layer) = signal(start_layer.unwrap_or(1));
+    let (multiplier, set_multiplier) = signal(start.multiplier);
     let (vector, set_vector) = signal(None::<(String, Vec<f32>, usize)>);
     let (plain, set_plain) = signal(String::new());
     let (steered, set_steered) = signal(String::new());
@@ -101,7 +117,9 @@ fn App() -> impl IntoView {
             }
             FromWorker::Ready { device, fallback, model, n_layers } => {
                 set_n_layers.set(n_layers);
-                set_layer.set(n_layers / 2);
+                if start_layer.is_none_or(|l| l >= n_layers) {
+                    set_layer.set(n_layers / 2);
+                }
                 set_ready.set(true);
                 let text = format!("Running {model} on {device}.");
                 set_status.set(if fallback {
@@ -158,6 +176,18 @@ fn App() -> impl IntoView {
     let b = bridge.clone();
     let stop = move |_| b.cancel_all();
     let idle = move || ready.get() && busy.get() == 0;
+    let share = move |_| {
+        let e = Experiment {
+            dataset: DatasetRef::BuiltIn { file: dataset.get_untracked() },
+            hook: format!("blocks.{}.hook_resid_pre", layer.get_untracked()),
+            multiplier: multiplier.get_untracked(),
+            prompt: prompt.get_untracked(),
+            ..Experiment::default()
+        };
+        let fragment = e.to_fragment();
+        let _ = window().location().set_hash(&fragment);
+        set_link_note.set(Some(format!("Link to this experiment: {}", window().location().href().unwrap_or_default())));
+    };
 
     view! {
         <main>
@@ -176,7 +206,10 @@ fn App() -> impl IntoView {
                 <div class="row">
                     <label>"Dataset "
                         <select on:change=move |ev| set_dataset.set(event_target_value(&ev))>
-                            {PAIR_DATASETS.iter().map(|d| view! { <option value=*d>{*d}</option> }).collect_view()}
+                            {PAIR_DATASETS
+                                .iter()
+                                .map(|d| view! { <option value=*d selected=move || dataset.get() == *d>{*d}</option> })
+                                .collect_view()}
                         </select>
                     </label>
                     <label>"Layer "
@@ -211,7 +244,9 @@ fn App() -> impl IntoView {
                     </label>
                     <button on:click=generate disabled=move || !idle()>"Generate"</button>
                     <button on:click=stop disabled=move || busy.get() == 0>"Stop"</button>
+                    <button on:click=share>"Share"</button>
                 </div>
+                {move || link_note.get().map(|t| view! { <p class="note link" data-testid="link">{t}</p> })}
                 <div class="columns">
                     <div><h3>"Unsteered"</h3><pre class="output" data-testid="plain"><b>{move || prompt.get()}</b>{move || plain.get()}</pre></div>
                     <div><h3>"Steered"</h3><pre class="output" data-testid="steered"><b>{move || prompt.get()}</b>{move || steered.get()}</pre></div>
