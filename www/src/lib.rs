@@ -42,7 +42,7 @@ pub enum FromWorker {
         model: String,
         n_layers: usize,
     },
-    /// Start-up failed.
+    /// Something failed outside any request (start-up, a message the worker could not read), in words.
     Failed {
         error: String,
     },

@@ -112,9 +112,7 @@ fn App() -> impl IntoView {
         };
         match msg {
             FromWorker::Status { text } => set_status.set(Status::Info(text)),
-            FromWorker::Failed { error } => {
-                set_status.set(Status::Error(format!("The engine could not start: {error}")))
-            }
+            FromWorker::Failed { error } => set_status.set(Status::Error(error)),
             FromWorker::Ready { device, fallback, model, n_layers } => {
                 set_n_layers.set(n_layers);
                 if start_layer.is_none_or(|l| l >= n_layers) {

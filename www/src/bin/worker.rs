@@ -71,9 +71,9 @@ mod worker {
                         post(FromWorker::Reply { id, reply });
                     });
                 }
-                Err(e) => {
-                    post(FromWorker::Failed { error: format!("the worker got a message it does not understand: {e}") })
-                }
+                Err(e) => post(FromWorker::Failed {
+                    error: format!("The engine worker got a message it does not understand: {e}"),
+                }),
             }
         });
         scope().set_onmessage(Some(on_message.as_ref().unchecked_ref()));
@@ -82,7 +82,7 @@ mod worker {
         spawn_local(async move {
             match load(&engine).await {
                 Ok(ready) => post(ready),
-                Err(error) => post(FromWorker::Failed { error }),
+                Err(e) => post(FromWorker::Failed { error: format!("The engine could not start: {e}") }),
             }
         });
     }
