@@ -4,11 +4,10 @@
 
 use crate::device::read;
 use crate::error::Result;
-use crate::model::layers::index_tensor;
+use crate::model::layers::{index_tensor, upload};
 use crate::model::weights::HostTensor;
 use crate::sae::Sae;
 use crate::stats::mean;
-use burn::tensor::{Tensor, TensorData};
 
 /// Values of one group for a strip plot: their mean and up to `STRIP` of them, evenly spaced.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -44,8 +43,7 @@ pub async fn default_components(
     let device = sae.w_dec.device();
     let dirs = sae.w_enc.clone().select(1, index_tensor(features, &device));
     let project = async |x: &HostTensor| -> Result<Vec<Vec<f32>>> {
-        let t = Tensor::<2>::from_data(TensorData::new(x.data.clone(), [x.shape[0], x.shape[1]]), &device);
-        let p = read(t.matmul(dirs.clone())).await?.data; // [n, features]
+        let p = read(upload::<2>(x.clone(), &device).matmul(dirs.clone())).await?.data; // [n, features]
         Ok((0..features.len()).map(|j| p.iter().skip(j).step_by(features.len()).copied().collect()).collect())
     };
     let corpus = project(corpus).await?;

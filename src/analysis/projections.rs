@@ -5,9 +5,8 @@
 use super::top_indices;
 use crate::device::read;
 use crate::error::Result;
-use crate::model::layers::index_tensor;
+use crate::model::layers::{index_tensor, row_tensor};
 use crate::sae::Sae;
-use burn::tensor::{Tensor, TensorData};
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Projection {
@@ -46,7 +45,7 @@ pub struct SignedProjections {
 
 pub async fn signed_projections(sae: &Sae, sv: &[f32], top: usize) -> Result<SignedProjections> {
     let device = sae.w_dec.device();
-    let x = Tensor::<2>::from_data(TensorData::new(sv.to_vec(), [1, sv.len()]), &device);
+    let x = row_tensor(sv, &device);
     let unit = sae.unit_decoder(); // [d_sae, d_in]
     let encoder = read(x.clone().matmul(sae.w_enc.clone())).await?.data;
     let decoder = read(x.clone().matmul(unit.clone().transpose())).await?.data;

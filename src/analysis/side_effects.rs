@@ -22,7 +22,7 @@ use crate::device::read;
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::model::hooks::Hooks;
-use crate::model::layers::{index_tensor, upload};
+use crate::model::layers::{index_tensor, row_tensor, upload};
 use crate::sae::Sae;
 use crate::stats::mean;
 use crate::steer::apply::intervention;
@@ -249,7 +249,7 @@ async fn collateral(
     let d = row.len();
     let n = x.len() / d;
     let x = Tensor::<2>::from_data(TensorData::new(x.to_vec(), [n, d]), device);
-    let shift = Tensor::<2>::from_data(TensorData::new(row.to_vec(), [1, d]), device) * strength;
+    let shift = row_tensor(row, device) * strength;
     let (before, _) = sae.reconstruct(x.clone());
     let (after, _) = sae.reconstruct(x + shift);
     let change = (after - before).abs(); // [n, d_sae]

@@ -4,11 +4,11 @@
 use crate::device::read;
 use crate::error::Result;
 use crate::model::Model;
+use crate::model::layers::row_tensor;
 use crate::sae::Sae;
 use crate::sae::decompose::Decomposed;
 use crate::stats::{cosine, norm};
 use crate::steer::propensity::{AbPrompt, steerability};
-use burn::tensor::{Tensor, TensorData};
 
 /// Held-out A/B items to measure steerability on.
 pub struct Eval<'a> {
@@ -39,7 +39,7 @@ pub async fn steerability_table(
     ks: &[usize],
     eval: Option<Eval<'_>>,
 ) -> Result<Vec<TableRow>> {
-    let x = Tensor::<2>::from_data(TensorData::new(sv.to_vec(), [1, sv.len()]), &sae.w_dec.device());
+    let x = row_tensor(sv, &sae.w_dec.device());
     let (acts, rec) = sae.reconstruct(x);
     let full = Decomposed { coefs: read(acts).await?.data, vector: read(rec).await?.data };
     let mut candidates: Vec<(String, Option<usize>, Vec<f32>)> = vec![

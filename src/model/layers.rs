@@ -11,6 +11,11 @@ pub fn upload<const D: usize>(h: HostTensor, device: &Device) -> Tensor<D> {
     Tensor::from_data(TensorData::new(h.data, h.shape), device)
 }
 
+/// A vector as one row, [1, n].
+pub fn row_tensor(v: &[f32], device: &Device) -> Tensor<2> {
+    Tensor::from_data(TensorData::new(v.to_vec(), [1, v.len()]), device)
+}
+
 /// Row or column indices as a device tensor, for `select`.
 pub fn index_tensor(ids: &[usize], device: &Device) -> Tensor<1, Int> {
     Tensor::from_data(TensorData::new(ids.iter().map(|&i| i as i64).collect::<Vec<_>>(), [ids.len()]), device)

@@ -8,7 +8,8 @@
 use super::Sae;
 use crate::device::read;
 use crate::error::{Error, Result};
-use burn::tensor::{Device, IndexingUpdateOp, Tensor, TensorData, activation};
+use crate::model::layers::row_tensor;
+use burn::tensor::{IndexingUpdateOp, Tensor, activation};
 
 /// A decomposition: per-feature coefficients [d_sae] and the vector they decode to [d_in] (without b_dec).
 #[derive(Debug, Clone, PartialEq)]
@@ -22,10 +23,6 @@ impl Decomposed {
     pub fn active(&self) -> usize {
         self.coefs.iter().filter(|c| **c != 0.0).count()
     }
-}
-
-fn row(v: &[f32], device: &Device) -> Tensor<2> {
-    Tensor::from_data(TensorData::new(v.to_vec(), [1, v.len()]), device)
 }
 
 impl Sae {
@@ -42,7 +39,7 @@ impl Sae {
         self.check_width(mean)?;
         let device = self.w_dec.device();
         let with: Vec<f32> = sv.iter().zip(mean).map(|(a, b)| a + b).collect();
-        let x = Tensor::cat(vec![row(&with, &device), row(mean, &device)], 0); // [2, d_in]
+        let x = Tensor::cat(vec![row_tensor(&with, &device), row_tensor(mean, &device)], 0); // [2, d_in]
         let (acts, rec) = self.reconstruct(x);
         let [_, d_sae] = acts.dims();
         let d = self.cfg.d_in;
@@ -62,7 +59,7 @@ impl Sae {
         for &f in order.iter().take(k) {
             kept[f] = coefs[f];
         }
-        let vector = read(row(&kept, &device).matmul(self.w_dec.clone())).await?.data;
+        let vector = read(row_tensor(&kept, &device).matmul(self.w_dec.clone())).await?.data;
         Ok(Decomposed { coefs: kept, vector })
     }
 
@@ -78,7 +75,7 @@ impl Sae {
         let device = self.w_dec.device();
         let dict = self.unit_decoder(); // [d_sae, d_in]
         let dict_t = dict.clone().transpose(); // [d_in, d_sae]
-        let x = row(sv, &device);
+        let x = row_tensor(sv, &device);
         let d_sae = self.cfg.d_sae;
         let mut coefs = Tensor::<2>::zeros([1, d_sae], &device);
         let mut support = Tensor::<2>::zeros([1, d_sae], &device);

@@ -9,9 +9,9 @@ use crate::device::read;
 use crate::error::{Error, Result};
 use crate::model::config::ModelConfig;
 use crate::model::hooks::HookPoint;
-use crate::model::layers::{index_tensor, transpose, upload};
+use crate::model::layers::{index_tensor, row_tensor, transpose, upload};
 use crate::model::weights::{HostTensor, SafetensorsWeights, Weights};
-use burn::tensor::{Device, IndexingUpdateOp, Tensor, TensorData, activation};
+use burn::tensor::{Device, IndexingUpdateOp, Tensor, activation};
 use config::{Normalize, SaeArch, SaeConfig};
 
 pub struct Sae {
@@ -223,8 +223,7 @@ impl Sae {
         }
         let rows = self.decoder_rows(&features.iter().map(|(f, _)| *f).collect::<Vec<_>>())?; // [n, d]
         let strengths = features.iter().map(|(_, s)| *s).collect::<Vec<_>>();
-        let strengths = Tensor::<2>::from_data(TensorData::new(strengths, [1, features.len()]), &rows.device());
-        Ok(read(strengths.matmul(rows)).await?.data)
+        Ok(read(row_tensor(&strengths, &rows.device()).matmul(rows)).await?.data)
     }
 
     /// Encodes host vectors [n, d_in] (or one [d_in]) and returns (feature_acts [n, d_sae],
@@ -266,6 +265,7 @@ fn fold_decoder_norm(w_enc: &mut [f32], b_enc: &mut [f32], w_dec: &mut [f32], d_
 pub(crate) mod tests {
     use super::*;
     use crate::tensor_file::{NamedTensor, to_safetensors};
+    use burn::tensor::TensorData;
 
     /// A hand-built SAE with d_in = 2, d_sae = 3: feature 0 reads +x0, feature 1 reads −x0 (its anti-aligned
     /// partner), feature 2 reads x1 with a large encoder bias that dominates encode(0).
