@@ -11,7 +11,7 @@ use super::corpus::passage_activations;
 use crate::device::read;
 use crate::error::{Error, Result};
 use crate::model::Model;
-use crate::model::hooks::Hooks;
+use crate::model::hooks::{HookPoint, Hooks};
 use crate::model::layers::{index_tensor, upload};
 use crate::model::weights::HostTensor;
 use crate::sae::Sae;
@@ -62,23 +62,26 @@ pub struct ScoreOptions<'a> {
 
 /// The top-`k` logit-lens tokens of each feature.
 pub async fn logit_lens(model: &Model, sae: &Sae, features: &[usize], k: usize) -> Result<Vec<Vec<LensToken>>> {
+    Ok(lens_probs(model, sae, features).await?.iter().map(|probs| lens_tokens(model, probs, k)).collect())
+}
+
+/// Each feature's logit lens as probabilities: softmax over the vocabulary, one row per feature.
+pub async fn lens_probs(model: &Model, sae: &Sae, features: &[usize]) -> Result<Vec<Vec<f32>>> {
     if features.is_empty() {
         return Ok(Vec::new());
     }
     let logits = read(model.net.logit_lens(sae.decoder_rows(features)?)).await?; // [n, vocab]
-    let vocab = logits.shape[1];
-    let mut out = Vec::with_capacity(features.len());
-    for row in logits.data.chunks(vocab) {
-        let probs = softmax(row);
-        let top = super::top_indices(&probs, k.min(vocab), |p| p);
-        let token = |id: usize| LensToken {
-            id: id as u32,
-            text: model.tokenizer.decode(&[id as u32]).unwrap_or_default(),
-            prob: probs[id],
-        };
-        out.push(top.into_iter().map(token).collect());
-    }
-    Ok(out)
+    Ok(logits.data.chunks(logits.shape[1]).map(softmax).collect())
+}
+
+/// The `k` most likely tokens of one feature's lens probabilities, most likely first.
+pub fn lens_tokens(model: &Model, probs: &[f32], k: usize) -> Vec<LensToken> {
+    let token = |id: usize| LensToken {
+        id: id as u32,
+        text: model.tokenizer.decode(&[id as u32]).unwrap_or_default(),
+        prob: probs[id],
+    };
+    super::top_indices(probs, k.min(probs.len()), |p| p).into_iter().map(token).collect()
 }
 
 /// The `n` features whose logit lens gives `token_text` (one token) the largest logit: candidates for steering
@@ -117,7 +120,7 @@ pub async fn feature_scores(
     let (acts, _) = sae.reconstruct(upload(last.clone(), &model.net.device));
     let max_act = read(acts.max()).await?.data[0];
     let scale = decoder_scale(sae, last, &model.net.device).await?;
-    let examples = top_examples(model, sae, features, opts).await?;
+    let examples = top_examples(model, sae, point, features, opts).await?;
 
     let mut scores = Vec::with_capacity(features.len());
     for ((&f, lens), examples) in features.iter().zip(lenses).zip(examples) {
@@ -154,8 +157,13 @@ async fn decoder_scale(sae: &Sae, x: HostTensor, device: &burn::tensor::Device) 
 
 /// For each feature, the most-activating token of each of its top-activating passages (at most
 /// `max_examples`, strongest first; passages where it does not fire are left out).
-async fn top_examples(model: &Model, sae: &Sae, features: &[usize], opts: &ScoreOptions<'_>) -> Result<Vec<Vec<u32>>> {
-    let point = sae.check_fits(model.cfg())?;
+async fn top_examples(
+    model: &Model,
+    sae: &Sae,
+    point: HookPoint,
+    features: &[usize],
+    opts: &ScoreOptions<'_>,
+) -> Result<Vec<Vec<u32>>> {
     let passages = passage_activations(model, opts.corpus, point).await?;
     let ids = index_tensor(features, &model.net.device);
     // Per feature: (max activation, token at it) for each passage.

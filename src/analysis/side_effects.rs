@@ -16,7 +16,7 @@
 //!   other features, Σ_{g≠f} |Δa_g| / Σ_g |Δa_g|, averaged over the prompts' tokens.
 
 use super::corpus::{passage_activations, stack};
-use super::features::{logit_lens, softmax};
+use super::features::{lens_probs, lens_tokens, softmax};
 use super::norms::norm_histogram;
 use crate::device::read;
 use crate::error::{Error, Result};
@@ -99,8 +99,8 @@ pub async fn side_effects(
     };
     let (acts, _) = sae.reconstruct(upload::<2>(corpus_acts, device));
     let stats = activation_stats(acts, features).await?;
-    let lenses = logit_lens(model, sae, features, lens_k).await?;
-    let footprints = logit_footprints(model, sae, features).await?;
+    let lens_dist = lens_probs(model, sae, features).await?;
+    let lenses: Vec<_> = lens_dist.iter().map(|probs| lens_tokens(model, probs, lens_k)).collect();
 
     // Clean next-token distributions and hook activations of the prompts, once.
     let mut clean = Vec::new();
@@ -135,7 +135,7 @@ pub async fn side_effects(
                 firing_rate: stats[i].0,
                 mean_activation: stats[i].1,
                 max_coactivation: stats[i].2,
-                logit_footprint: footprints[i],
+                logit_footprint: footprint(&lens_dist[i]),
             },
             measured: Measured {
                 effect_mean,
@@ -223,18 +223,10 @@ async fn activation_stats(acts: Tensor<2>, features: &[usize]) -> Result<Vec<(f3
         .collect())
 }
 
-/// exp(entropy) of the softmax of each feature's logit lens: how many tokens its direct effect spreads over.
-async fn logit_footprints(model: &Model, sae: &Sae, features: &[usize]) -> Result<Vec<f32>> {
-    let logits = read(model.net.logit_lens(sae.decoder_rows(features)?)).await?;
-    let vocab = logits.shape[1];
-    Ok(logits
-        .data
-        .chunks(vocab)
-        .map(|row| {
-            let entropy: f64 = softmax(row).iter().filter(|&&p| p > 0.0).map(|&p| -(p as f64) * (p as f64).ln()).sum();
-            entropy.exp() as f32
-        })
-        .collect())
+/// exp(entropy) of a feature's logit-lens probabilities: how many tokens its direct effect spreads over.
+fn footprint(probs: &[f32]) -> f32 {
+    let entropy: f64 = probs.iter().filter(|&&p| p > 0.0).map(|&p| -(p as f64) * (p as f64).ln()).sum();
+    entropy.exp() as f32
 }
 
 /// Mean over the rows of `x` [n, d] of the share of |encode(x + strength·row) − encode(x)| off feature `f`.
