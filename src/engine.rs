@@ -95,6 +95,15 @@ pub enum Request {
         lens_k: usize,
         #[serde(default)]
         strength: Option<f32>,
+        /// The prompt the output score amplifies features on (default: Arad et al.'s neutral prompt).
+        #[serde(default)]
+        prompt: Option<String>,
+        /// Background passages, one a line (default: the built-in corpus).
+        #[serde(default)]
+        corpus: Option<String>,
+        /// Contexts the side effects are measured on, one a line (default: the built-in prompts).
+        #[serde(default)]
+        prompts: Option<String>,
     },
 }
 
@@ -247,15 +256,26 @@ impl Engine {
                 };
                 Ok(Response::Decomposition { decomposition: decompose(model, sae, &vector, &opts).await? })
             }
-            Request::Features { features, promoting, count, amplification, lens_k, strength } => {
+            Request::Features {
+                features,
+                promoting,
+                count,
+                amplification,
+                lens_k,
+                strength,
+                prompt,
+                corpus,
+                prompts,
+            } => {
                 let (model, sae) = (self.model()?, self.sae()?);
                 let features = match promoting {
                     Some(token) => features_promoting(model, sae, &token, count).await?,
                     None => features,
                 };
-                let (corpus, prompts) = (corpus_passages(CORPUS), corpus_passages(PROMPTS));
-                let opts =
-                    ScoreOptions { prompt: NEUTRAL_PROMPT, amplification, lens_k, corpus: &corpus, max_examples: 100 };
+                let corpus = corpus_passages(corpus.as_deref().unwrap_or(CORPUS));
+                let prompts = corpus_passages(prompts.as_deref().unwrap_or(PROMPTS));
+                let prompt = prompt.as_deref().unwrap_or(NEUTRAL_PROMPT);
+                let opts = ScoreOptions { prompt, amplification, lens_k, corpus: &corpus, max_examples: 100 };
                 let scores = feature_scores(model, sae, &features, &opts).await?;
                 let side = side_effects(model, sae, &features, &corpus, &prompts, strength, lens_k).await?;
                 Ok(Response::Features { hook: sae.cfg.hook_name.clone(), scores, side_effects: side })

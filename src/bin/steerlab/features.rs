@@ -2,14 +2,16 @@
 //! they move (side-effect predictors against measured effect stability and collateral spread, Duan 2026).
 
 use clap::Args;
+use std::cell::Cell;
 use std::path::PathBuf;
-use steerlab::analysis::features::{FeatureScore, NEUTRAL_PROMPT, ScoreOptions, feature_scores, features_promoting};
-use steerlab::analysis::side_effects::{SideEffects, side_effects};
+use steerlab::analysis::features::{FeatureScore, NEUTRAL_PROMPT};
+use steerlab::analysis::side_effects::SideEffects;
 use steerlab::device::{DeviceChoice, init_device};
+use steerlab::engine::{Engine, Request, Response};
 use steerlab::files::read_text;
 use steerlab::model::Model;
 use steerlab::sae::Sae;
-use steerlab::steer::builtin::{CORPUS, PROMPTS, corpus_passages};
+use steerlab::steer::builtin::corpus_passages;
 use steerlab::{Error, Result};
 
 #[derive(Args)]
@@ -62,36 +64,35 @@ struct Report {
 
 pub fn run(a: FeaturesArgs) -> Result<()> {
     let device = pollster::block_on(init_device(a.device))?;
-    let model = Model::from_dir(&a.model, &device)?;
-    let sae = Sae::from_dir(&a.sae, &device)?;
-    let hook = sae.check_fits(model.cfg())?.to_string();
-    let lines = |path: &Option<PathBuf>, default: &str| -> Result<Vec<String>> {
-        let text = match path {
-            Some(p) => read_text(p)?,
-            None => default.to_string(),
-        };
-        let passages = corpus_passages(&text);
-        match (passages.is_empty(), path) {
-            (true, Some(p)) => Err(Error::file(p.display().to_string(), "no non-empty line")),
-            _ => Ok(passages),
+    let mut engine = Engine::default();
+    engine.set_model(Model::from_dir(&a.model, &device)?);
+    engine.set_sae(Sae::from_dir(&a.sae, &device)?)?;
+    // A file with no passage is named here; the engine would only say the list is empty.
+    let lines = |path: &Option<PathBuf>| -> Result<Option<String>> {
+        let Some(p) = path else { return Ok(None) };
+        let text = read_text(p)?;
+        if corpus_passages(&text).is_empty() {
+            return Err(Error::file(p.display().to_string(), "no non-empty line"));
         }
+        Ok(Some(text))
     };
-    let corpus = lines(&a.corpus, CORPUS)?;
-    let prompts = lines(&a.prompts, PROMPTS)?;
-    let features = match &a.promoting {
-        Some(token) => pollster::block_on(features_promoting(&model, &sae, token, a.count))?,
-        None => a.features.clone(),
-    };
-    let opts = ScoreOptions {
-        prompt: &a.prompt,
+    let request = Request::Features {
+        features: a.features.clone(),
+        promoting: a.promoting.clone(),
+        count: a.count,
         amplification: a.amplification,
         lens_k: a.lens_k,
-        corpus: &corpus,
-        max_examples: 100,
+        strength: a.strength,
+        prompt: Some(a.prompt.clone()),
+        corpus: lines(&a.corpus)?,
+        prompts: lines(&a.prompts)?,
     };
-    let scores = pollster::block_on(feature_scores(&model, &sae, &features, &opts))?;
-    let side = pollster::block_on(side_effects(&model, &sae, &features, &corpus, &prompts, a.strength, a.lens_k))?;
-    let report = Report { hook, scores, side_effects: side };
+    let Response::Features { hook, scores, side_effects } =
+        pollster::block_on(engine.handle(request, &Cell::new(false), &mut |_| {}))?
+    else {
+        unreachable!("a features request gets a features response")
+    };
+    let report = Report { hook, scores, side_effects };
     print_report(&report);
     if let Some(path) = &a.json {
         let value = serde_json::to_value(&report).map_err(|e| Error::invalid(e.to_string()))?;
