@@ -42,6 +42,10 @@ pub struct SaeConfig {
     pub normalize: Normalize,
     /// TopK SAEs that scale pre-activations by ‖W_dec row‖ (folded into the weights at load).
     pub rescale_acts_by_decoder_norm: bool,
+    /// Trained on TransformerLens activations with `center_writing_weights` (GPT-2 small's res-jb SAEs): that
+    /// residual stream is the Hugging Face one minus its mean over d_model, so inputs are centred first.
+    #[serde(default)]
+    pub center_input: bool,
 }
 
 impl SaeConfig {
@@ -103,6 +107,10 @@ impl SaeConfig {
             apply_b_dec_to_input: get("apply_b_dec_to_input").and_then(Value::as_bool).unwrap_or(false),
             normalize,
             rescale_acts_by_decoder_norm: get("rescale_acts_by_decoder_norm").and_then(Value::as_bool) == Some(true),
+            center_input: get("model_from_pretrained_kwargs")
+                .and_then(|k| k.get("center_writing_weights"))
+                .and_then(Value::as_bool)
+                == Some(true),
         };
         if let SaeArch::TopK { k } = cfg.arch
             && k > cfg.d_sae
@@ -154,6 +162,7 @@ pub fn sparsify_config(text: &str, file: &str, hookpoint: &str) -> Result<SaeCon
         apply_b_dec_to_input: true,
         normalize: Normalize::None,
         rescale_acts_by_decoder_norm: false,
+        center_input: false,
     })
 }
 
@@ -182,6 +191,7 @@ pub fn gemma_scope_config(path: &str, d_in: usize, d_sae: usize) -> Result<SaeCo
         apply_b_dec_to_input: false,
         normalize: Normalize::None,
         rescale_acts_by_decoder_norm: false,
+        center_input: false,
     })
 }
 

@@ -127,9 +127,20 @@ impl Sae {
         HookPoint::parse(&self.cfg.hook_name, model.n_layers)
     }
 
-    /// The input as the encoder sees it (after `normalize_activations`), and how to undo that on a
-    /// reconstruction: x = x' · scale + shift, scale and shift [n, 1].
+    /// The input as the encoder sees it (centred if `center_input`, then `normalize_activations`), and how to
+    /// undo that on a reconstruction: x = x' · scale + shift, scale and shift [n, 1].
     pub fn normalize(&self, x: Tensor<2>) -> (Tensor<2>, Option<(Tensor<2>, Tensor<2>)>) {
+        if !self.cfg.center_input {
+            return self.normalize_activations(x);
+        }
+        let mean = x.clone().mean_dim(1); // [n, 1]
+        match self.normalize_activations(x - mean.clone()) {
+            (x, Some((scale, shift))) => (x, Some((scale, shift + mean))),
+            (x, None) => (x, Some((mean.ones_like(), mean))),
+        }
+    }
+
+    fn normalize_activations(&self, x: Tensor<2>) -> (Tensor<2>, Option<(Tensor<2>, Tensor<2>)>) {
         let [_, d] = x.dims();
         match self.cfg.normalize {
             Normalize::None | Normalize::ExpectedAverageOnlyIn => (x, None),
@@ -315,6 +326,19 @@ pub(crate) mod tests {
         let s = hand_built("topk", r#","activation_fn_kwargs":{"k":1}"#);
         // pre-activations [3, −3, 1]: only the largest survives.
         assert_eq!(run(&s, [3.0, -4.0]).0, vec![3.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn centred_inputs_lose_their_mean_and_get_it_back() {
+        let s = hand_built("standard", r#","model_from_pretrained_kwargs":{"center_writing_weights":true}"#);
+        assert!(s.cfg.center_input);
+        // [3, 1] is seen as [1, −1]: feature 0 reads 1, feature 2 reads 5 − 1.
+        assert_eq!(run(&s, [3.0, 1.0]).0, vec![1.0, 0.0, 4.0]);
+        // The reconstruction gets the mean back: decode([1, 0, 4]) = [1.5, 3.5], + 2.
+        let x = Tensor::<2>::from_data(TensorData::new(vec![3.0f32, 1.0], [1, 2]), &Device::flex());
+        let rec = pollster::block_on(read(s.reconstruct(x).1)).unwrap().data;
+        assert_eq!(rec, vec![3.5, 5.5]);
+        assert!(!hand_built("standard", "").cfg.center_input);
     }
 
     #[test]
