@@ -3,8 +3,10 @@
 
 use crate::error::{Error, Result};
 use crate::model::weights::HostTensor;
+/// The device tensors live on (burn's, chosen at run time), for callers that do not depend on burn.
+pub use burn::tensor::Device;
 use burn::tensor::wgpu::WgpuInitError;
-use burn::tensor::{Device, DeviceKind, Tensor};
+use burn::tensor::{DeviceKind, Tensor};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -26,8 +26,30 @@ use std::cell::Cell;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "from", rename_all = "snake_case")]
 pub enum DatasetRef {
-    BuiltIn { file: String },
-    Inline { name: String, text: String },
+    BuiltIn {
+        file: String,
+        /// Only its training or its held-out items (`Dataset::split`), so one file can train and evaluate.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        part: Option<Part>,
+    },
+    Inline {
+        name: String,
+        text: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Part {
+    Train,
+    Test,
+}
+
+impl DatasetRef {
+    /// A whole built-in file.
+    pub fn built_in(file: &str) -> Self {
+        Self::BuiltIn { file: file.into(), part: None }
+    }
 }
 
 /// Something to add to the residual stream while the model runs.
@@ -305,7 +327,7 @@ impl Engine {
 /// Parses a dataset reference.
 pub fn load_dataset(d: &DatasetRef) -> Result<Dataset> {
     match d {
-        DatasetRef::BuiltIn { file } => {
+        DatasetRef::BuiltIn { file, part } => {
             let Some(b) = DATASETS.iter().find(|b| b.file == file) else {
                 let names: Vec<&str> = DATASETS.iter().map(|b| b.file).collect();
                 return Err(Error::invalid(format!(
@@ -313,7 +335,11 @@ pub fn load_dataset(d: &DatasetRef) -> Result<Dataset> {
                     names.join(", ")
                 )));
             };
-            Dataset::parse(b.text, b.file)
+            let d = Dataset::parse(b.text, b.file)?;
+            Ok(match part {
+                Some(p) => d.split(*p == Part::Test),
+                None => d,
+            })
         }
         DatasetRef::Inline { name, text } => Dataset::parse(text, name),
     }

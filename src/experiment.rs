@@ -20,7 +20,7 @@ pub struct Experiment {
     /// Hub repo of the model (`openai-community/gpt2`), or `embedded` for the built-in default.
     pub model: String,
     pub revision: Option<String>,
-    /// Hub repo and folder of the SAE, if one is used.
+    /// The SAE, if one is used: the hook it reads, in the model's SAE release.
     pub sae: Option<String>,
     pub dataset: DatasetRef,
     /// Hook the steering vector is read at and added to.
@@ -36,7 +36,7 @@ impl Default for Experiment {
             model: "embedded".into(),
             revision: None,
             sae: None,
-            dataset: DatasetRef::BuiltIn { file: "love-hate.jsonl".into() },
+            dataset: DatasetRef::built_in("love-hate.jsonl"),
             hook: "blocks.1.hook_resid_pre".into(),
             multiplier: 4.0,
             prompt: "I think that".into(),
@@ -124,7 +124,7 @@ mod tests {
     #[test]
     fn links_round_trip() {
         let e = Experiment {
-            sae: Some("jbloom/GPT2-Small-SAEs-Reformatted/blocks.6.hook_resid_pre".into()),
+            sae: Some("blocks.6.hook_resid_pre".into()),
             dataset: DatasetRef::Inline {
                 name: "typed".into(),
                 text: r#"{"positive": "I love it", "negative": "I hate it"}"#.into(),

@@ -76,6 +76,17 @@ impl Dataset {
         }
     }
 
+    /// Training (`test` false) or held-out (`test` true) items: every third item (the 3rd, 6th, …) is held out.
+    pub fn split(self, test: bool) -> Self {
+        fn keep<T>(items: Vec<T>, test: bool) -> Vec<T> {
+            items.into_iter().enumerate().filter(|(i, _)| (i % 3 == 2) == test).map(|(_, x)| x).collect()
+        }
+        match self {
+            Self::Pairs(p) => Self::Pairs(keep(p, test)),
+            Self::Ab(items) => Self::Ab(keep(items, test)),
+        }
+    }
+
     pub fn len(&self) -> usize {
         match self {
             Self::Pairs(p) => p.len(),
@@ -139,6 +150,20 @@ fn parse_records<T: DeserializeOwned>(text: &str, file: &str, expected: &str) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn splits_hold_out_every_third_item() {
+        let text = (0..7).map(|i| format!("{{\"positive\": \"p{i}\", \"negative\": \"n{i}\"}}\n")).collect::<String>();
+        let d = Dataset::parse(&text, "d.jsonl").unwrap();
+        let names = |d: Dataset| d.pairs().unwrap().into_iter().map(|p| p.positive).collect::<Vec<_>>();
+        assert_eq!(names(d.clone().split(true)), ["p2", "p5"]);
+        assert_eq!(names(d.split(false)), ["p0", "p1", "p3", "p4", "p6"]);
+        let r = crate::engine::DatasetRef::BuiltIn {
+            file: "corrigibility-ab.json".into(),
+            part: Some(crate::engine::Part::Test),
+        };
+        assert_eq!(crate::engine::load_dataset(&r).unwrap().len(), 8);
+    }
 
     #[test]
     fn parses_and_names_bad_lines() {

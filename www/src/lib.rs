@@ -1,29 +1,60 @@
-//! What the page and its engine worker say to each other: JSON messages over `postMessage`.
+//! The browser lab's shared pieces: what the page and its engine worker say to each other (JSON messages over
+//! `postMessage`), the model catalogue, download-progress wording and the SVG plots. No browser APIs here, so
+//! all of it is unit-tested natively.
+
+pub mod catalog;
+pub mod plot;
+pub mod progress;
 
 use serde::{Deserialize, Serialize};
 use steerlab::engine::{Event, Reply, Request};
 
-/// Where the embedded default model is served, in the Hugging Face hub's URL layout, relative to the page.
-pub const DEFAULT_HUB: &str = "hub";
-pub const DEFAULT_REPO: &str = "steerlab/gpt2-tiny";
-pub const DEFAULT_REVISION: &str = "main";
-pub const DEFAULT_LABEL: &str = "gpt2-tiny (embedded, random weights)";
+/// The Cache Storage bucket holding downloaded model and SAE files (the service worker keeps the site apart).
+pub const MODEL_CACHE: &str = "steerlab-models-v1";
 
-/// The files of a hub model directory.
-pub const MODEL_FILES: [&str; 3] = ["config.json", "model.safetensors", "tokenizer.json"];
-
-/// `{base}/{repo}/resolve/{revision}/{file}`, as the hub serves files.
+/// `{base}/{repo}/resolve/{revision}/{file}`, as the Hugging Face hub serves files.
 pub fn hub_url(base: &str, repo: &str, revision: &str, file: &str) -> String {
     format!("{}/{repo}/resolve/{revision}/{file}", base.trim_end_matches('/'))
+}
+
+/// Where a model or SAE comes from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "from", rename_all = "snake_case")]
+pub enum Source {
+    /// Files under `{base}/{repo}/resolve/{revision}/{folder}/`.
+    Hub { base: String, repo: String, revision: String, folder: Option<String> },
+    /// Files the user dropped or picked; they travel beside the message as `File` objects.
+    Local { names: Vec<String> },
+    /// Random weights for `config` (a config.json) with the embedded GPT-2 tokenizer: full-size benchmarks
+    /// without a download.
+    Random { config: String },
+}
+
+/// What to load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Model,
+    Sae,
 }
 
 /// Page → worker.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ToWorker {
+    /// Load a model (dropping an SAE that no longer fits) or an SAE; `label` names it on the page. SAE configs get
+    /// `config_overrides` (a JSON object) merged in first. `id` lets a Cancel stop the download.
+    Load {
+        id: u32,
+        kind: Kind,
+        label: String,
+        source: Source,
+        #[serde(default)]
+        config_overrides: Option<String>,
+    },
     /// Run an engine request; its events and reply carry `id`.
     Run { id: u32, request: Request },
-    /// Stop request `id` at its next step.
+    /// Stop request `id` (or a load) at its next step.
     Cancel { id: u32 },
 }
 
@@ -31,16 +62,33 @@ pub enum ToWorker {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum FromWorker {
-    /// Start-up progress, in words.
+    /// The device the engine runs on, and whether it is the CPU fallback.
+    Device {
+        device: String,
+        fallback: bool,
+    },
+    /// Start-up or loading progress, in words.
     Status {
         text: String,
     },
-    /// The engine is ready: which device it runs on, whether that is the CPU fallback, and the model.
-    Ready {
-        device: String,
-        fallback: bool,
-        model: String,
+    /// Bytes of one file so far; `total` when the server says it; `cached` when read from Cache Storage.
+    Progress {
+        file: String,
+        loaded: u64,
+        total: Option<u64>,
+        cached: bool,
+    },
+    /// A model or SAE is loaded: its label, the model's layer count, the SAE's hook.
+    Loaded {
+        kind: Kind,
+        label: String,
         n_layers: usize,
+        hook: Option<String>,
+    },
+    /// Loading failed; what was loaded before stays loaded.
+    LoadFailed {
+        kind: Kind,
+        error: String,
     },
     /// Something failed outside any request (start-up, a message the worker could not read), in words.
     Failed {
@@ -66,6 +114,15 @@ mod tests {
         let json = serde_json::to_string(&m).unwrap();
         assert_eq!(json, r#"{"type":"run","id":3,"request":{"op":"status"}}"#);
         assert!(matches!(serde_json::from_str(&json).unwrap(), ToWorker::Run { id: 3, .. }));
+        let load = ToWorker::Load {
+            id: 1,
+            config_overrides: None,
+            kind: Kind::Sae,
+            label: "x".into(),
+            source: Source::Local { names: vec!["cfg.json".into()] },
+        };
+        let back: ToWorker = serde_json::from_str(&serde_json::to_string(&load).unwrap()).unwrap();
+        assert!(matches!(back, ToWorker::Load { kind: Kind::Sae, source: Source::Local { .. }, .. }));
         assert_eq!(hub_url("hub/", "a/b", "main", "config.json"), "hub/a/b/resolve/main/config.json");
     }
 }

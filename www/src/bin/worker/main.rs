@@ -1,0 +1,235 @@
+//! The engine's Web Worker: picks WebGPU (or the CPU fallback), loads the models and SAEs the page asks for
+//! (from a hub-layout URL through Cache Storage, with progress, or from files the user dropped), then runs the
+//! page's engine requests off the UI thread, posting events as they come and a reply at the end. A cancel
+//! message stops a request or a download at its next step.
+
+#[cfg(target_arch = "wasm32")]
+fn main() {
+    worker::start();
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn main() {
+    eprintln!("the engine worker runs in a browser: build it with trunk");
+}
+
+#[cfg(target_arch = "wasm32")]
+mod fetch;
+
+#[cfg(target_arch = "wasm32")]
+mod worker {
+    use super::fetch::{Files, read_files};
+    use std::cell::{Cell, RefCell};
+    use std::collections::HashMap;
+    use std::rc::Rc;
+    use steerlab::device::{DeviceChoice, init_device};
+    use steerlab::engine::{Engine, Reply};
+    use steerlab::model::config::ModelConfig;
+    use steerlab::model::random::RandomWeights;
+    use steerlab::model::{Model, ModelFiles};
+    use steerlab::sae::Sae;
+    use steerlab::tokenizer::Tokenizer;
+    use steerlab_www::catalog::{EMBEDDED, MODEL_FILES, SAE_FILES, SITE_HUB};
+    use steerlab_www::{FromWorker, Kind, Source, ToWorker};
+    use wasm_bindgen::JsCast;
+    use wasm_bindgen::prelude::*;
+    use wasm_bindgen_futures::spawn_local;
+    use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
+
+    fn scope() -> DedicatedWorkerGlobalScope {
+        js_sys::global().unchecked_into()
+    }
+
+    pub fn post(msg: FromWorker) {
+        let json = serde_json::to_string(&msg).expect("messages serialise");
+        let _ = scope().post_message(&JsValue::from_str(&json));
+    }
+
+    struct State {
+        engine: RefCell<Engine>,
+        device: RefCell<Option<steerlab::device::Device>>,
+        cancels: RefCell<HashMap<u32, Rc<Cell<bool>>>>,
+    }
+
+    pub fn start() {
+        console_error_panic_hook::set_once();
+        let state = Rc::new(State {
+            engine: RefCell::new(Engine::default()),
+            device: RefCell::new(None),
+            cancels: RefCell::default(),
+        });
+
+        let s = state.clone();
+        let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |ev: MessageEvent| {
+            // A message is JSON text, or [JSON text, File...] when it carries dropped files.
+            let data = ev.data();
+            let (text, files) = match data.dyn_ref::<js_sys::Array>() {
+                Some(a) => (a.get(0).as_string(), a.slice(1, a.length())),
+                None => (data.as_string(), js_sys::Array::new()),
+            };
+            let Some(text) = text else { return };
+            match serde_json::from_str::<ToWorker>(&text) {
+                Ok(ToWorker::Cancel { id }) => {
+                    if let Some(flag) = s.cancels.borrow().get(&id) {
+                        flag.set(true);
+                    }
+                }
+                Ok(ToWorker::Run { id, request }) => {
+                    let (s, flag) = (s.clone(), cancel_flag(&s, id));
+                    // Requests share the engine read-only; loads wait until none holds it (see `load`).
+                    #[allow(clippy::await_holding_refcell_ref)]
+                    spawn_local(async move {
+                        let reply = {
+                            let engine = s.engine.borrow();
+                            match engine
+                                .handle(request, &flag, &mut |event| post(FromWorker::Event { id, event }))
+                                .await
+                            {
+                                Ok(r) => Reply::Ok(Box::new(r)),
+                                Err(e) => Reply::Error(e.to_string()),
+                            }
+                        };
+                        s.cancels.borrow_mut().remove(&id);
+                        post(FromWorker::Reply { id, reply });
+                    });
+                }
+                Ok(ToWorker::Load { id, kind, label, source, config_overrides }) => {
+                    let (s, flag) = (s.clone(), cancel_flag(&s, id));
+                    spawn_local(async move {
+                        let msg =
+                            match load(&s, kind, &label, &source, config_overrides.as_deref(), &files, &flag).await {
+                                Ok(msg) => msg,
+                                Err(error) => FromWorker::LoadFailed { kind, error },
+                            };
+                        s.cancels.borrow_mut().remove(&id);
+                        post(msg);
+                    });
+                }
+                Err(e) => post(FromWorker::Failed {
+                    error: format!("The engine worker got a message it does not understand: {e}"),
+                }),
+            }
+        });
+        scope().set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        on_message.forget();
+
+        spawn_local(async move {
+            post(FromWorker::Status { text: "Looking for a WebGPU adapter…".into() });
+            let (device, name, fallback) = match init_device(DeviceChoice::Wgpu).await {
+                Ok(d) => (Ok(d), "WebGPU".to_string(), false),
+                Err(_) => (init_device(DeviceChoice::Cpu).await, "the CPU".to_string(), true),
+            };
+            match device {
+                Ok(d) => {
+                    *state.device.borrow_mut() = Some(d);
+                    post(FromWorker::Device { device: name, fallback });
+                }
+                Err(e) => post(FromWorker::Failed { error: format!("The engine could not start: {e}") }),
+            }
+        });
+    }
+
+    fn cancel_flag(s: &State, id: u32) -> Rc<Cell<bool>> {
+        let flag = Rc::new(Cell::new(false));
+        s.cancels.borrow_mut().insert(id, flag.clone());
+        flag
+    }
+
+    async fn load(
+        s: &State,
+        kind: Kind,
+        label: &str,
+        source: &Source,
+        overrides: Option<&str>,
+        dropped: &js_sys::Array,
+        cancel: &Cell<bool>,
+    ) -> Result<FromWorker, String> {
+        let device = s.device.borrow().clone().ok_or("the engine has no device yet")?;
+        let names: &[&str] = match kind {
+            Kind::Model => &MODEL_FILES,
+            Kind::Sae => &SAE_FILES,
+        };
+        if let Source::Random { config } = source {
+            return load_random(s, label, config, &device, cancel).await;
+        }
+        let Files(bytes) = read_files(source, names, dropped, cancel).await?;
+        let text =
+            |i: usize| String::from_utf8(bytes[i].clone()).map_err(|_| format!("{} is not UTF-8 text", names[i]));
+        post(FromWorker::Status { text: format!("Reading {label}…") });
+        match kind {
+            Kind::Model => {
+                let config = text(0)?;
+                let files = ModelFiles { config_json: &config, safetensors: &bytes[1], tokenizer_json: &bytes[2] };
+                let model = Model::from_files(label, files, &device).map_err(|e| e.to_string())?;
+                let n_layers = model.cfg().n_layers;
+                engine_mut(s, cancel).await?.set_model(model);
+                Ok(FromWorker::Loaded { kind, label: label.into(), n_layers, hook: None })
+            }
+            Kind::Sae => {
+                let cfg = with_overrides(&text(0)?, overrides)?;
+                let sae = Sae::from_files(label, &cfg, &bytes[1], &device).map_err(|e| e.to_string())?;
+                let hook = sae.cfg.hook_name.clone();
+                let mut engine = engine_mut(s, cancel).await?;
+                engine.set_sae(sae).map_err(|e| format!("{label} does not fit the loaded model: {e}"))?;
+                let n_layers = engine.model.as_ref().map_or(0, |m| m.cfg().n_layers);
+                Ok(FromWorker::Loaded { kind, label: label.into(), n_layers, hook: Some(hook) })
+            }
+        }
+    }
+
+    /// A model of `config`'s shape with random weights (steerlab::model::random) and the embedded GPT-2 tokenizer.
+    async fn load_random(
+        s: &State,
+        label: &str,
+        config: &str,
+        device: &steerlab::device::Device,
+        cancel: &Cell<bool>,
+    ) -> Result<FromWorker, String> {
+        let embedded = Source::Hub {
+            base: SITE_HUB.into(),
+            repo: EMBEDDED.repo.into(),
+            revision: EMBEDDED.revision.into(),
+            folder: None,
+        };
+        let Files(tokenizer) = read_files(&embedded, &["tokenizer.json"], &js_sys::Array::new(), cancel).await?;
+        let cfg = ModelConfig::from_json(config, "config").map_err(|e| e.to_string())?;
+        let net = Model::build(cfg, &RandomWeights { seed: 0 }, device).map_err(|e| e.to_string())?;
+        let tokenizer = Tokenizer::from_bytes(&tokenizer[0], "tokenizer.json").map_err(|e| e.to_string())?;
+        let model = Model { name: label.into(), net, tokenizer };
+        let n_layers = model.cfg().n_layers;
+        engine_mut(s, cancel).await?.set_model(model);
+        Ok(FromWorker::Loaded { kind: Kind::Model, label: label.into(), n_layers, hook: None })
+    }
+
+    /// The engine, to swap a model or SAE in: a request still running holds it, so wait for it (or a cancel).
+    async fn engine_mut<'a>(s: &'a State, cancel: &Cell<bool>) -> Result<std::cell::RefMut<'a, Engine>, String> {
+        loop {
+            if let Ok(e) = s.engine.try_borrow_mut() {
+                return Ok(e);
+            }
+            if cancel.get() {
+                return Err("cancelled".into());
+            }
+            sleep(50).await;
+        }
+    }
+
+    async fn sleep(ms: i32) {
+        let promise = js_sys::Promise::new(&mut |resolve, _| {
+            let _ = scope().set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
+        });
+        let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+    }
+
+    /// `cfg.json` with the release's overrides merged in at the top level (as SAELens's `config_overrides`).
+    fn with_overrides(cfg: &str, overrides: Option<&str>) -> Result<String, String> {
+        let Some(o) = overrides else { return Ok(cfg.to_string()) };
+        let mut v: serde_json::Value =
+            serde_json::from_str(cfg).map_err(|e| format!("cfg.json is not valid JSON: {e}"))?;
+        let o: serde_json::Value = serde_json::from_str(o).map_err(|e| format!("bad config overrides: {e}"))?;
+        if let (Some(v), Some(o)) = (v.as_object_mut(), o.as_object()) {
+            v.extend(o.clone());
+        }
+        Ok(v.to_string())
+    }
+}

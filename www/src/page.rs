@@ -1,0 +1,11 @@
+//! The page's parts: the bridge to the engine worker and the lab's shared state, then one file per view.
+
+pub mod bridge;
+pub mod decompose;
+pub mod export;
+pub mod features;
+pub mod gpu;
+pub mod lessons;
+pub mod models;
+pub mod steer;
+pub mod widgets;

@@ -1,0 +1,262 @@
+//! The page's end of the engine worker: it sends requests and loads, routes each request's events and reply to
+//! the handler that asked, and keeps the lab's shared state (device, what is loaded, download progress) in signals.
+
+use leptos::prelude::*;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+use steerlab::engine::{Event, Reply, Request};
+use steerlab_www::{FromWorker, Kind, Source, ToWorker};
+use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::*;
+use web_sys::{MessageEvent, Worker};
+
+#[derive(Clone, PartialEq)]
+pub enum Status {
+    Info(String),
+    Warn(String),
+    Error(String),
+}
+
+/// What a request's handler receives: its events, then its reply.
+pub enum Msg {
+    Event(Event),
+    Reply(Reply),
+}
+
+/// One file's download, for the progress bars.
+#[derive(Clone, PartialEq)]
+pub struct FileProgress {
+    pub file: String,
+    pub loaded: u64,
+    pub total: Option<u64>,
+    pub cached: bool,
+    pub started_ms: f64,
+}
+
+/// A loaded model: its catalogue id (or `local`), label and layer count.
+#[derive(Clone, PartialEq)]
+pub struct LoadedModel {
+    pub id: String,
+    pub label: String,
+    pub n_layers: usize,
+}
+
+/// The lab's shared state, provided as context to every view.
+#[derive(Clone, Copy)]
+pub struct Lab {
+    pub status: RwSignal<Status>,
+    /// (device, is the CPU fallback)
+    pub device: RwSignal<Option<(String, bool)>>,
+    pub model: RwSignal<Option<LoadedModel>>,
+    /// (label, hook) of the loaded SAE.
+    pub sae: RwSignal<Option<(String, String)>>,
+    /// Requests in flight.
+    pub busy: RwSignal<usize>,
+    /// The load in flight: its id and what it loads.
+    pub loading: RwSignal<Option<(u32, Kind)>>,
+    pub progress: RwSignal<Vec<FileProgress>>,
+}
+
+impl Lab {
+    pub fn idle(&self) -> bool {
+        self.model.get().is_some() && self.busy.get() == 0 && self.loading.get().is_none()
+    }
+}
+
+type Handler = Box<dyn FnMut(Msg)>;
+type OnLoaded = Box<dyn FnOnce(&Lab, Result<(), String>)>;
+
+struct Bridge {
+    worker: Worker,
+    next_id: Cell<u32>,
+    pending: RefCell<HashMap<u32, Handler>>,
+    /// What a finished load should do next (the model's model id, or a follow-up such as loading its SAE).
+    on_loaded: RefCell<Option<OnLoaded>>,
+    lab: Lab,
+}
+
+thread_local! {
+    static BRIDGE: RefCell<Option<Rc<Bridge>>> = const { RefCell::new(None) };
+}
+
+fn bridge() -> Rc<Bridge> {
+    BRIDGE.with(|b| b.borrow().clone()).expect("the bridge starts before any view")
+}
+
+fn post(worker: &Worker, msg: &ToWorker, files: &[web_sys::File]) {
+    let json = JsValue::from_str(&serde_json::to_string(msg).expect("messages serialise"));
+    let _ = if files.is_empty() {
+        worker.post_message(&json)
+    } else {
+        let arr = js_sys::Array::of1(&json);
+        files.iter().for_each(|f| {
+            arr.push(f);
+        });
+        worker.post_message(&arr)
+    };
+}
+
+/// Starts the worker and the lab's state; an error when the browser cannot run a Web Worker.
+pub fn start() -> Result<Lab, String> {
+    let worker =
+        Worker::new("./worker_loader.js").map_err(|e| format!("This browser cannot start a Web Worker: {e:?}"))?;
+    let lab = Lab {
+        status: RwSignal::new(Status::Info("Starting the engine worker…".into())),
+        device: RwSignal::new(None),
+        model: RwSignal::new(None),
+        sae: RwSignal::new(None),
+        busy: RwSignal::new(0),
+        loading: RwSignal::new(None),
+        progress: RwSignal::new(Vec::new()),
+    };
+    let b = Rc::new(Bridge {
+        worker,
+        next_id: Cell::new(1),
+        pending: RefCell::default(),
+        on_loaded: RefCell::default(),
+        lab,
+    });
+    let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |ev: MessageEvent| {
+        let Some(text) = ev.data().as_string() else { return };
+        match serde_json::from_str::<FromWorker>(&text) {
+            Ok(msg) => receive(msg),
+            Err(e) => lab.status.set(Status::Error(format!("The worker said something unexpected: {e}"))),
+        }
+    });
+    b.worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    on_message.forget();
+    BRIDGE.with(|slot| *slot.borrow_mut() = Some(b));
+    Ok(lab)
+}
+
+fn receive(msg: FromWorker) {
+    let b = bridge();
+    let lab = b.lab;
+    match msg {
+        FromWorker::Device { device, fallback } => {
+            lab.status.set(if fallback {
+                Status::Warn(format!("No WebGPU adapter here: the engine runs on {device}, slower than a GPU."))
+            } else {
+                Status::Info(format!("The engine runs on {device}."))
+            });
+            lab.device.set(Some((device, fallback)));
+        }
+        FromWorker::Status { text } => lab.status.set(Status::Info(text)),
+        FromWorker::Failed { error } => lab.status.set(Status::Error(error)),
+        FromWorker::Progress { file, loaded, total, cached } => lab.progress.update(|p| {
+            let now = js_sys::Date::now();
+            match p.iter_mut().find(|f| f.file == file) {
+                Some(f) => (f.loaded, f.total, f.cached) = (loaded, total, cached),
+                None => p.push(FileProgress { file, loaded, total, cached, started_ms: now }),
+            }
+        }),
+        FromWorker::Loaded { kind, label, n_layers, hook } => {
+            lab.loading.set(None);
+            match (kind, hook) {
+                (Kind::Sae, Some(hook)) => lab.sae.set(Some((label.clone(), hook))),
+                _ => {
+                    // A new model drops an SAE that no longer fits (the worker did the same).
+                    lab.sae.set(None);
+                    let id = lab.model.get_untracked().map(|m| m.id).unwrap_or_default();
+                    lab.model.set(Some(LoadedModel { id, label: label.clone(), n_layers }));
+                }
+            }
+            lab.status.set(Status::Info(format!("Loaded {label}.")));
+            // Taken out first: the follow-up may start another load.
+            let next = b.on_loaded.borrow_mut().take();
+            if let Some(next) = next {
+                next(&lab, Ok(()));
+            }
+        }
+        FromWorker::LoadFailed { kind, error } => {
+            lab.loading.set(None);
+            let what = if kind == Kind::Model { "model" } else { "SAE" };
+            lab.status.set(if error == "cancelled" {
+                Status::Info("Download stopped.".into())
+            } else {
+                Status::Error(format!("The {what} could not be loaded: {error}"))
+            });
+            let next = b.on_loaded.borrow_mut().take();
+            if let Some(next) = next {
+                next(&lab, Err(error));
+            }
+        }
+        FromWorker::Event { id, event } => {
+            // Take the handler out while it runs: it may send requests of its own.
+            let handler = b.pending.borrow_mut().remove(&id);
+            if let Some(mut h) = handler {
+                h(Msg::Event(event));
+                b.pending.borrow_mut().insert(id, h);
+            }
+        }
+        FromWorker::Reply { id, reply } => {
+            let handler = b.pending.borrow_mut().remove(&id);
+            lab.busy.update(|n| *n = n.saturating_sub(1));
+            if let Reply::Error(e) = &reply {
+                lab.status.set(if e == "cancelled" {
+                    Status::Info("Stopped.".into())
+                } else {
+                    Status::Error(e.clone())
+                });
+            }
+            if let Some(mut h) = handler {
+                h(Msg::Reply(reply));
+            }
+        }
+    }
+}
+
+fn next_id(b: &Bridge) -> u32 {
+    let id = b.next_id.get();
+    b.next_id.set(id + 1);
+    id
+}
+
+/// Runs `request`; `handler` gets its events and its reply.
+pub fn run(request: Request, handler: impl FnMut(Msg) + 'static) {
+    let b = bridge();
+    let id = next_id(&b);
+    b.pending.borrow_mut().insert(id, Box::new(handler));
+    b.lab.busy.update(|n| *n += 1);
+    post(&b.worker, &ToWorker::Run { id, request }, &[]);
+}
+
+/// Loads a model or an SAE; `then` runs once it is loaded (or failed). `id` names a catalogue model.
+pub fn load(
+    kind: Kind,
+    id: &str,
+    label: String,
+    source: Source,
+    config_overrides: Option<String>,
+    files: Vec<web_sys::File>,
+    then: impl FnOnce(&Lab, Result<(), String>) + 'static,
+) {
+    let b = bridge();
+    let load_id = next_id(&b);
+    b.lab.progress.set(Vec::new());
+    b.lab.loading.set(Some((load_id, kind)));
+    b.lab.status.set(Status::Info(format!("Loading {label}…")));
+    let model_id = id.to_string();
+    *b.on_loaded.borrow_mut() = Some(Box::new(move |lab: &Lab, result| {
+        if kind == Kind::Model && result.is_ok() {
+            lab.model.update(|m| {
+                if let Some(m) = m {
+                    m.id = model_id;
+                }
+            });
+        }
+        then(lab, result)
+    }));
+    post(&b.worker, &ToWorker::Load { id: load_id, kind, label, source, config_overrides }, &files);
+}
+
+/// Stops every request in flight and the load, at their next step.
+pub fn cancel_all() {
+    let b = bridge();
+    let mut ids: Vec<u32> = b.pending.borrow().keys().copied().collect();
+    ids.extend(b.lab.loading.get_untracked().map(|l| l.0));
+    for id in ids {
+        post(&b.worker, &ToWorker::Cancel { id }, &[]);
+    }
+}

@@ -1,0 +1,204 @@
+//! Why the SAE loses the steering vector (Mayne et al. 2024), one plot or table per diagnostic: activation norms
+//! with the vector marked, encode(SV) against encode(0), default components, signed projections and the
+//! anti-aligned partners that fire instead, and the steerability of each decomposition.
+
+use super::bridge::{self, Lab, Msg};
+use super::export;
+use super::steer::{Exp, MULTIPLIERS, eval_ref};
+use super::widgets::{Plot, feature_link};
+use leptos::prelude::*;
+use steerlab::analysis::Decomposition;
+use steerlab::engine::{Reply, Request, Response};
+use steerlab_www::catalog;
+use steerlab_www::plot::{Category, Series, grouped_bars, histogram, line_chart, strip_plot};
+
+fn f(v: Option<f32>, digits: usize) -> String {
+    v.map_or("—".into(), |v| format!("{v:.digits$}"))
+}
+
+fn views(d: Decomposition, link: impl Fn(usize) -> Option<String> + Copy + 'static) -> impl IntoView {
+    let n = &d.norms;
+    let edges: Vec<f64> = n.edges.iter().map(|&e| e as f64).collect();
+    let counts: Vec<f64> = n.counts.iter().map(|&c| c as f64).collect();
+    let norms = histogram(
+        &format!("Norms of {} activations at {}", n.tokens, d.hook),
+        "‖activation‖",
+        &edges,
+        &counts,
+        &[("steering vector", n.vector_norm as f64), ("median", n.median as f64)],
+    );
+
+    let b = &d.bias;
+    let unit = b.scales.iter().position(|&s| (s - 1.0).abs() < 1e-6).unwrap_or(0);
+    let bias_cats: Vec<Category> = b
+        .features
+        .iter()
+        .take(12)
+        .map(|fa| Category {
+            label: format!("#{}", fa.feature),
+            groups: vec![vec![fa.zero as f64], vec![fa.scaled.get(unit).copied().unwrap_or(f32::NAN) as f64]],
+            marker: None,
+        })
+        .collect();
+    let bias_title = format!("encode(0) vs encode({}·SV): top features", b.scales.get(unit).copied().unwrap_or(1.0));
+    let bias_bars = grouped_bars(&bias_title, "feature", "activation", &["encode(0)", "encode(SV)"], &bias_cats);
+    let cos = line_chart(
+        "How much encode(s·SV) is encode(0)",
+        "scale s of the vector",
+        "cosine with encode(0)",
+        &[Series {
+            label: "cos(encode(s·SV), encode(0))".into(),
+            points: b.scales.iter().zip(&b.cosine_with_zero).map(|(&s, &c)| (s as f64, c as f64)).collect(),
+        }],
+    );
+
+    let strip_cats: Vec<Category> = d
+        .defaults
+        .iter()
+        .map(|c| {
+            let vals = |s: &Option<steerlab::analysis::defaults::Strip>| {
+                s.as_ref().map(|s| s.values.iter().map(|&v| v as f64).collect()).unwrap_or_default()
+            };
+            Category {
+                label: format!("#{}", c.feature),
+                groups: vec![c.corpus.values.iter().map(|&v| v as f64).collect(), vals(&c.positive), vals(&c.negative)],
+                marker: Some(c.vector as f64),
+            }
+        })
+        .collect();
+    let strips = strip_plot(
+        "Default components: projection onto each feature's encoder",
+        "feature",
+        "x · W_enc[:, f]",
+        &["corpus", "positive", "negative"],
+        "steering vector",
+        &strip_cats,
+    );
+
+    let p = &d.projections;
+    let proj_cats: Vec<Category> = p
+        .top
+        .iter()
+        .map(|pr| Category {
+            label: format!("#{}", pr.feature),
+            groups: vec![vec![pr.decoder as f64], vec![pr.activation as f64]],
+            marker: None,
+        })
+        .collect();
+    let proj = grouped_bars(
+        "Signed projections: what ReLU keeps",
+        "feature (largest |projection|)",
+        "value",
+        &["SV along decoder direction", "activation in encode(SV)"],
+        &proj_cats,
+    );
+    let dropped: Vec<usize> = p.top.iter().filter(|x| x.dropped).map(|x| x.feature).collect();
+    let json = serde_json::to_string_pretty(&d).expect("decompositions serialise");
+
+    view! {
+        <div class="diagnostic" id="norms">
+            <h3>"Norms: the vector is short"</h3>
+            <p class="explain">{format!("The median activation is {:.1}× longer than the steering vector (norm {:.3}). \
+                SAEs are trained on activations: a vector this short is out of distribution for the encoder.",
+                n.median_over_vector, n.vector_norm)}</p>
+            <Plot svg=norms name="norms".into() />
+        </div>
+        <div class="diagnostic" id="bias">
+            <h3>"The encoder bias decides"</h3>
+            <p class="explain">{format!("cos(encode(SV), encode(0)) = {:.3}; {:.0}% of encode(SV)'s top {} features are \
+                encode(0)'s too. Near 1 and near 100% mean the encoding barely depends on the vector.",
+                b.cosine_with_zero.get(unit).copied().unwrap_or(f32::NAN),
+                100.0 * b.top_k_overlap.get(unit).copied().unwrap_or(f32::NAN), b.k)}</p>
+            <Plot svg=bias_bars name="bias".into() />
+            <Plot svg=cos name="bias-scales".into() />
+        </div>
+        <div class="diagnostic" id="defaults">
+            <h3>"Default components"</h3>
+            <p class="explain">"Real activations (dots: corpus, positive and negative prompts) project strongly onto \
+                these encoder directions whatever the text; CAA's difference cancels that, so the vector (diamond) sits \
+                where no activation does."</p>
+            <Plot svg=strips name="defaults".into() />
+        </div>
+        <div class="diagnostic" id="projections">
+            <h3>"Signed projections and anti-aligned partners"</h3>
+            <p class="explain">{format!("{:.0}% of the vector's squared projection onto decoder directions is negative. \
+                ReLU cannot express a negative coefficient: {} of these features are dropped, and features whose \
+                decoder points the opposite way fire instead.", 100.0 * p.negative_share, dropped.len())}</p>
+            <Plot svg=proj name="projections".into() />
+            <table data-testid="partners">
+                <tr><th>"feature"</th><th>"SV along it"</th><th>"partner"</th><th>"cosine"</th><th>"partner fires at"</th></tr>
+                {p.partners.iter().map(|x| view! {
+                    <tr><td>{feature_link(x.feature, link(x.feature))}</td><td class="num">{format!("{:.3}", x.decoder)}</td>
+                    <td>{feature_link(x.partner, link(x.partner))}</td><td class="num">{format!("{:.3}", x.cosine)}</td>
+                    <td class="num">{if x.fires { format!("{:.3}", x.partner_activation) } else { "does not fire".into() }}</td></tr>
+                }).collect_view()}
+            </table>
+        </div>
+        <div class="diagnostic" id="table">
+            <h3>"Where the steering goes"</h3>
+            <p class="explain">"Steerability on held-out A/B items of the vector, its SAE reconstruction and better \
+                decompositions (bias-corrected encoding; gradient pursuit on the decoder, non-negative and signed)."</p>
+            <table data-testid="table">
+                <tr><th>"method"</th><th>"features"</th><th>"norm"</th><th>"cos with SV"</th><th>"steerability"</th><th>"÷ SV's"</th></tr>
+                {d.table.iter().map(|r| view! {
+                    <tr><td>{r.method.clone()}</td><td class="num">{r.features.map_or("—".into(), |n| n.to_string())}</td>
+                    <td class="num">{format!("{:.3}", r.norm)}</td><td class="num">{format!("{:.3}", r.cosine)}</td>
+                    <td class="num">{f(r.steerability, 3)}</td><td class="num">{f(r.relative, 2)}</td></tr>
+                }).collect_view()}
+            </table>
+            <button class="small" on:click=move |_| export::download("decomposition.json", "application/json", json.as_bytes())>"JSON"</button>
+        </div>
+    }
+}
+
+/// Runs every diagnostic on the current vector with the loaded SAE.
+pub fn run(exp: Exp) {
+    let Some(v) = exp.vector.get_untracked() else { return };
+    exp.decomposition.set(None);
+    let req = Request::Decompose {
+        vector: v.values,
+        eval: Some(eval_ref()),
+        pairs: Some(exp.dataset_ref()),
+        corpus: None,
+        multipliers: MULTIPLIERS.to_vec(),
+        ks: vec![1, 4, 16, 64],
+        top: 10,
+    };
+    bridge::run(req, move |msg| {
+        if let Msg::Reply(Reply::Ok(r)) = msg
+            && let Response::Decomposition { decomposition } = *r
+        {
+            exp.decomposition.set(Some(decomposition));
+        }
+    });
+}
+
+#[component]
+pub fn DecomposeView(exp: Exp) -> impl IntoView {
+    let lab = expect_context::<Lab>();
+    let result = exp.decomposition;
+    let sae_hook = move || lab.sae.get().map(|(_, h)| h);
+    let vector_fits = move || matches!((exp.vector.get(), sae_hook()), (Some(v), Some(h)) if v.hook == h);
+    // Neuronpedia pages exist for the catalogue's public SAEs.
+    let link = move |feature: usize| {
+        let entry = catalog::model(&lab.model.get_untracked()?.id)?;
+        entry.saes.neuronpedia(&lab.sae.get_untracked()?.1, feature)
+    };
+    view! {
+        <section class="panel" aria-label="Decompose" id="decompose">
+            <h2>"4. Decompose it with the SAE"</h2>
+            <p class="note">{move || match (exp.vector.get(), sae_hook()) {
+                (_, None) => "Load an SAE (above) to decompose the vector.".to_string(),
+                (None, Some(h)) => format!("Compute a vector at {h} (the SAE's hook) first."),
+                (Some(v), Some(h)) if v.hook != h => format!("The vector is at {}, the SAE reads {h}: compute it at the SAE's layer.", v.hook),
+                (Some(_), Some(h)) => format!("Ready to decompose the vector with the SAE at {h}."),
+            }}</p>
+            <div class="row">
+                <button on:click=move |_| if let Some(h) = sae_hook() { super::steer::compute_vector(exp, Some(h), || {}) }
+                    disabled=move || !lab.idle() || sae_hook().is_none() || vector_fits()>"Compute the vector at the SAE's hook"</button>
+                <button on:click=move |_| run(exp) disabled=move || !lab.idle() || !vector_fits()>"Run the diagnostics"</button>
+            </div>
+            {move || result.get().map(|d| views(d, link))}
+        </section>
+    }
+}

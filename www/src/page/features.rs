@@ -1,0 +1,164 @@
+//! Steering with SAE features: which features promote a token (logit lens), how well each steers by output
+//! score and how well it is described by its inputs (input score, Arad et al. 2025), the side effects predicted
+//! and measured for each (after Duan 2026), and generation steered by a chosen feature.
+
+use super::bridge::{self, Lab, Msg};
+use super::export;
+use super::widgets::feature_link;
+use leptos::prelude::*;
+use steerlab::analysis::features::FeatureScore;
+use steerlab::analysis::side_effects::SideEffects;
+use steerlab::engine::{Event, Reply, Request, Response, Steering};
+use steerlab::model::generate::GenerateOptions;
+use steerlab_www::catalog;
+
+fn opt(v: Option<f32>) -> String {
+    v.map_or("—".into(), |v| format!("{v:.2}"))
+}
+
+/// Feature ids typed as `12, 345 7`.
+fn parse_ids(text: &str) -> Result<Vec<usize>, String> {
+    text.split([',', ' '])
+        .filter(|t| !t.trim().is_empty())
+        .map(|t| {
+            t.trim().trim_start_matches('#').parse::<usize>().map_err(|_| format!("\"{t}\" is not a feature number"))
+        })
+        .collect()
+}
+
+#[component]
+pub fn FeaturesView() -> impl IntoView {
+    let lab = expect_context::<Lab>();
+    let token = RwSignal::new(" love".to_string());
+    let ids = RwSignal::new(String::new());
+    let result = RwSignal::new(None::<(Vec<FeatureScore>, SideEffects)>);
+    let chosen = RwSignal::new(None::<usize>);
+    let strength = RwSignal::new(8.0f32);
+    let prompt = RwSignal::new("I think that".to_string());
+    let (plain, steered) = (RwSignal::new(String::new()), RwSignal::new(String::new()));
+    let link = move |feature: usize| {
+        let entry = catalog::model(&lab.model.get_untracked()?.id)?;
+        entry.saes.neuronpedia(&lab.sae.get_untracked()?.1, feature)
+    };
+    let ready = move || lab.idle() && lab.sae.get().is_some();
+
+    let score = move |_| {
+        let typed = ids.get_untracked();
+        let (features, promoting) = if typed.trim().is_empty() {
+            (vec![], Some(token.get_untracked()))
+        } else {
+            match parse_ids(&typed) {
+                Ok(f) => (f, None),
+                Err(e) => return lab.status.set(bridge::Status::Error(e)),
+            }
+        };
+        result.set(None);
+        let req = Request::Features {
+            features,
+            promoting,
+            count: 8,
+            amplification: 10.0,
+            lens_k: 20,
+            strength: None,
+            prompt: None,
+            corpus: None,
+            prompts: None,
+        };
+        bridge::run(req, move |msg| {
+            if let Msg::Reply(Reply::Ok(r)) = msg
+                && let Response::Features { scores, side_effects, .. } = *r
+            {
+                chosen.set(scores.first().map(|s| s.feature));
+                strength.set(side_effects.strength);
+                result.set(Some((scores, side_effects)));
+            }
+        });
+    };
+    let steer = move |_| {
+        let Some(f) = chosen.get_untracked() else { return };
+        let options = GenerateOptions { max_new_tokens: 24, ..Default::default() };
+        let p = prompt.get_untracked();
+        plain.set(String::new());
+        steered.set(String::new());
+        let stream = |into: RwSignal<String>| {
+            move |msg| {
+                if let Msg::Event(Event::Text { text }) = msg {
+                    into.set(text)
+                }
+            }
+        };
+        bridge::run(Request::Generate { prompt: p.clone(), steering: vec![], options: options.clone() }, stream(plain));
+        let steering = vec![Steering::Features { features: vec![(f, strength.get_untracked())] }];
+        bridge::run(Request::Generate { prompt: p, steering, options }, stream(steered));
+    };
+
+    view! {
+        <section class="panel" aria-label="Features" id="features">
+            <h2>"5. Steer with SAE features"</h2>
+            <p class="explain">"A feature steers when adding its decoder direction moves the output towards what it \
+                stands for. The output score asks that directly (amplify the feature, look for its logit-lens tokens \
+                in the next-token distribution); the input score asks whether the feature fires on those tokens. \
+                Features with high output scores steer best (Arad et al. 2025). Side effects: how stable the effect \
+                is across prompts and how much it spills onto other features, next to the cheap predictors of both."</p>
+            <div class="row">
+                <label>"Features promoting " <input type="text" class="short" aria-label="Token" prop:value=move || token.get()
+                    on:input=move |ev| token.set(event_target_value(&ev)) /></label>
+                <label>"or these features " <input type="text" class="short" aria-label="Feature ids" placeholder="12, 345"
+                    prop:value=move || ids.get() on:input=move |ev| ids.set(event_target_value(&ev)) /></label>
+                <button on:click=score disabled=move || !ready()>"Score features"</button>
+            </div>
+            {move || lab.sae.get().is_none().then(|| view! { <p class="note">"Load an SAE (above) first."</p> })}
+            {move || result.get().map(|(scores, side)| {
+                let json = serde_json::to_string_pretty(&serde_json::json!({"scores": scores, "side_effects": side}))
+                    .expect("scores serialise");
+                view! {
+                    <table data-testid="scores">
+                        <tr><th>"feature"</th><th>"output score"</th><th>"input score"</th><th>"top logit-lens tokens"</th><th></th></tr>
+                        {scores.iter().map(|s| {
+                            let f = s.feature;
+                            let tokens: Vec<String> = s.lens.iter().take(6).map(|t| format!("{:?}", t.text)).collect();
+                            view! { <tr>
+                                <td>{feature_link(f, link(f))}</td><td class="num">{format!("{:.3}", s.output_score)}</td>
+                                <td class="num">{opt(s.input_score)}</td><td>{tokens.join(" ")}</td>
+                                <td><input type="radio" name="feature" aria-label=format!("steer with #{f}")
+                                    prop:checked=move || chosen.get() == Some(f) on:change=move |_| chosen.set(Some(f)) /></td>
+                            </tr> }
+                        }).collect_view()}
+                    </table>
+                    <h3>{format!("Side effects at strength {:.2}", side.strength)}</h3>
+                    <table data-testid="side-effects">
+                        <tr><th>"feature"</th><th>"max |cos|"</th><th>"firing rate"</th><th>"co-activation"</th>
+                            <th>"logit footprint"</th><th>"effect (mean ± std)"</th><th>"instability (CV)"</th><th>"collateral"</th></tr>
+                        {side.rows.iter().map(|r| view! { <tr>
+                            <td>{feature_link(r.feature, link(r.feature))}</td>
+                            <td class="num">{format!("{:.2}", r.predictors.max_decoder_cosine)}</td>
+                            <td class="num">{format!("{:.3}", r.predictors.firing_rate)}</td>
+                            <td class="num">{format!("{:.2}", r.predictors.max_coactivation)}</td>
+                            <td class="num">{format!("{:.1}", r.predictors.logit_footprint)}</td>
+                            <td class="num">{format!("{:.2} ± {:.2}", r.measured.effect_mean, r.measured.effect_std)}</td>
+                            <td class="num">{format!("{:.2}", r.measured.effect_cv)}</td>
+                            <td class="num">{format!("{:.2}", r.measured.collateral_spread)}</td>
+                        </tr> }).collect_view()}
+                    </table>
+                    <p class="note">{side.checks.iter().map(|c| format!("{}: ρ = {} with instability, {} with collateral",
+                        c.predictor, opt(c.vs_instability), opt(c.vs_collateral))).collect::<Vec<_>>().join(" · ")}</p>
+                    <button class="small" on:click=move |_| export::download("features.json", "application/json", json.as_bytes())>"JSON"</button>
+                }
+            })}
+            <div class="row">
+                <input type="text" aria-label="Feature prompt" prop:value=move || prompt.get()
+                    on:input=move |ev| prompt.set(event_target_value(&ev)) />
+                <label>"Strength " <input type="number" step="1" aria-label="Strength" prop:value=move || strength.get()
+                    on:input=move |ev| if let Ok(s) = event_target_value(&ev).parse() { strength.set(s) } /></label>
+                <button on:click=steer disabled=move || !ready() || chosen.get().is_none()>
+                    {move || chosen.get().map_or("Steer with a feature".into(), |f| format!("Steer with #{f}"))}</button>
+            </div>
+            {move || (!plain.get().is_empty()).then(|| view! {
+                <div class="columns">
+                    <div><h3>"Unsteered"</h3><pre class="output"><b>{move || prompt.get()}</b>{move || plain.get()}</pre></div>
+                    <div><h3>"Feature-steered"</h3><pre class="output" data-testid="feature-steered"><b>{move || prompt.get()}</b>{move || steered.get()}</pre></div>
+                </div>
+            })}
+        </section>
+    }
+}

@@ -1,0 +1,145 @@
+//! A guided lesson through Mayne et al. 2024's finding, one step at a time (next / previous), each step runnable:
+//! its button runs the computation on the loaded model and scrolls to what it shows. A large, readable mode is
+//! for teaching from a projector.
+
+use super::bridge::Lab;
+use super::steer::{self, Exp};
+use leptos::prelude::*;
+
+#[derive(Clone, Copy)]
+enum Action {
+    /// The steering vector at the SAE's hook (or the chosen layer without an SAE).
+    Vector,
+    Generate,
+    Sweep,
+    Decompose,
+    /// Nothing to compute: the step reads a result already on the page.
+    Show,
+}
+
+struct Step {
+    title: &'static str,
+    text: &'static str,
+    action: Action,
+    /// The element the step shows.
+    target: &'static str,
+}
+
+const STEPS: [Step; 9] = [
+    Step {
+        title: "A steering vector",
+        text: "Contrastive activation addition (CAA): run the model on pairs of texts that differ in one behaviour \
+               (love vs hate), read the residual stream at one layer at the last token, and average the \
+               differences. That mean difference is the steering vector.",
+        action: Action::Vector,
+        target: "steer",
+    },
+    Step {
+        title: "It steers",
+        text: "Add the vector, times a multiplier, to the residual stream at every position while the model \
+               writes. Compare the continuation with and without it.",
+        action: Action::Generate,
+        target: "generate",
+    },
+    Step {
+        title: "How much it steers",
+        text: "Steerability is the slope of the behaviour's propensity (the logit difference between the answer \
+               that shows the behaviour and the one that does not) against the multiplier, on held-out A/B \
+               questions (Tan et al. 2024).",
+        action: Action::Sweep,
+        target: "steerability",
+    },
+    Step {
+        title: "Decompose it with an SAE: the vector is short",
+        text: "A sparse autoencoder writes activations as a few features. Encode the steering vector with it and \
+               compare norms: the vector is far shorter than any activation the SAE was trained on.",
+        action: Action::Decompose,
+        target: "norms",
+    },
+    Step {
+        title: "The encoder bias decides",
+        text: "For so short an input, encode(SV) is almost encode(0): the encoder bias picks the features, not \
+               the vector.",
+        action: Action::Show,
+        target: "bias",
+    },
+    Step {
+        title: "Default components",
+        text: "Every real activation carries large components along many encoder directions. Positive and negative \
+               prompts share them, so CAA's difference removes them: the vector lies where no activation does.",
+        action: Action::Show,
+        target: "defaults",
+    },
+    Step {
+        title: "ReLU drops negative projections",
+        text: "The vector points against many features' decoder directions. ReLU cannot write a negative \
+               coefficient, so those parts are dropped, and features whose decoder points the opposite way fire \
+               instead.",
+        action: Action::Show,
+        target: "projections",
+    },
+    Step {
+        title: "Where the steering goes",
+        text: "The SAE reconstruction keeps little of the vector's steerability. Correcting for the bias \
+               (encode(SV + mean) − encode(mean)) and gradient pursuit on the decoder, with signed coefficients, \
+               keep much more: the problem is the encoding, not the dictionary.",
+        action: Action::Show,
+        target: "table",
+    },
+    Step {
+        title: "Features that do steer",
+        text: "Choosing features to steer with by what they output (output score) works better than by what \
+               they read (input score) (Arad et al. 2025). Score the features promoting a word, check their \
+               predicted side effects, and steer with one.",
+        action: Action::Show,
+        target: "features",
+    },
+];
+
+fn scroll_to(id: &str) {
+    if let Some(el) = document().get_element_by_id(id) {
+        el.scroll_into_view();
+    }
+}
+
+#[component]
+pub fn Lessons(exp: Exp, large: RwSignal<bool>) -> impl IntoView {
+    let lab = expect_context::<Lab>();
+    let at = RwSignal::new(0usize);
+    let run = move |_| {
+        let step = &STEPS[at.get_untracked()];
+        let target = step.target;
+        match step.action {
+            Action::Vector => {
+                let hook = lab.sae.get_untracked().map(|(_, h)| h);
+                steer::compute_vector(exp, hook, || {});
+            }
+            Action::Generate => steer::generate(exp),
+            Action::Sweep => steer::sweep_multipliers(exp),
+            Action::Decompose => super::decompose::run(exp),
+            Action::Show => {}
+        }
+        scroll_to(target);
+    };
+    let needs_vector = move || {
+        matches!(STEPS[at.get()].action, Action::Generate | Action::Sweep | Action::Decompose)
+            && exp.vector.get().is_none()
+    };
+    view! {
+        <section class="panel lesson" aria-label="Lesson">
+            <div class="lesson-head">
+                <h2>{move || format!("Lesson · step {} of {}: {}", at.get() + 1, STEPS.len(), STEPS[at.get()].title)}</h2>
+                <label class="large-toggle"><input type="checkbox" prop:checked=move || large.get()
+                    on:change=move |_| large.update(|l| *l = !*l) />" Large text"</label>
+            </div>
+            <p class="explain" data-testid="lesson-text">{move || STEPS[at.get()].text}</p>
+            <div class="row">
+                <button on:click=move |_| at.update(|a| *a = a.saturating_sub(1)) disabled=move || at.get() == 0>"Previous"</button>
+                <button on:click=run disabled=move || !lab.idle() || needs_vector()>"Run this step"</button>
+                <button on:click=move |_| at.update(|a| *a = (*a + 1).min(STEPS.len() - 1))
+                    disabled=move || at.get() + 1 == STEPS.len()>"Next"</button>
+                {move || needs_vector().then(|| view! { <span class="note">"Run step 1 first."</span> })}
+            </div>
+        </section>
+    }
+}

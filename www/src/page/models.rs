@@ -1,0 +1,249 @@
+//! Choosing what runs: the device and its adapter, a model and its SAE from the catalogue (hub downloads with
+//! progress, kept in Cache Storage), or files the user drops; and the storage those downloads use.
+
+use super::bridge::{self, Lab};
+use super::gpu::{AdapterInfo, adapter_info};
+use super::widgets::Bar;
+use leptos::prelude::*;
+use steerlab_www::catalog::{self, HUB, MODELS, ModelEntry, SITE_HUB};
+use steerlab_www::{Kind, MODEL_CACHE, Source, progress};
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::{JsFuture, spawn_local};
+
+const HUB_KEY: &str = "steerlab.hub";
+
+fn local_storage() -> Option<web_sys::Storage> {
+    window().local_storage().ok().flatten()
+}
+
+/// Loads catalogue model `entry` from `hub` at `revision`, then (for the embedded default, or when asked) its SAE.
+pub fn load_entry(entry: &'static ModelEntry, hub: &str, revision: &str, sae_hook: Option<String>) {
+    let base = if entry.embedded { SITE_HUB.to_string() } else { hub.to_string() };
+    let source = Source::Hub { base: base.clone(), repo: entry.repo.into(), revision: revision.into(), folder: None };
+    let hook = sae_hook.or_else(|| entry.embedded.then(|| entry.saes.saes[0].0.to_string()));
+    bridge::load(Kind::Model, entry.id, entry.label.into(), source, None, vec![], move |_, result| {
+        if let (Ok(()), Some(hook)) = (result, hook) {
+            load_sae(entry, &base, &hook);
+        }
+    });
+}
+
+/// Loads the SAE of `entry`'s release that reads `hook`.
+pub fn load_sae(entry: &'static ModelEntry, hub: &str, hook: &str) {
+    let r = &entry.saes;
+    let Some(folder) = r.folder(hook) else { return };
+    let base = if entry.embedded { SITE_HUB.to_string() } else { hub.to_string() };
+    let source =
+        Source::Hub { base, repo: r.repo.into(), revision: r.revision.into(), folder: Some(folder.to_string()) };
+    let label = format!("{} at {hook}", r.label);
+    bridge::load(Kind::Sae, entry.id, label, source, r.config_overrides.map(String::from), vec![], |_, _| {});
+}
+
+/// Model files or SAE files the user dropped or picked, told apart by their names.
+fn load_local(files: Vec<web_sys::File>, lab: Lab) {
+    let names: Vec<String> = files.iter().map(|f| f.name()).collect();
+    let kind = if names.iter().any(|n| n == "config.json") {
+        Kind::Model
+    } else if names.iter().any(|n| n == "cfg.json") {
+        Kind::Sae
+    } else {
+        lab.status.set(bridge::Status::Error(format!(
+            "Those files are neither a model (config.json, model.safetensors, tokenizer.json) nor a SAELens SAE \
+             (cfg.json, sae_weights.safetensors): got {}.",
+            names.join(", ")
+        )));
+        return;
+    };
+    let label = if kind == Kind::Model { "your model (local files)" } else { "your SAE (local files)" };
+    bridge::load(kind, "local", label.into(), Source::Local { names }, None, files, |_, _| {});
+}
+
+fn file_list(list: Option<web_sys::FileList>) -> Vec<web_sys::File> {
+    let Some(list) = list else { return vec![] };
+    (0..list.length()).filter_map(|i| list.get(i)).collect()
+}
+
+/// How much this site stores, and how much of it is downloaded models.
+async fn storage_text() -> String {
+    let manager = window().navigator().storage();
+    let Ok(promise) = manager.estimate() else { return "Storage size unknown in this browser.".into() };
+    let Ok(est) = JsFuture::from(promise).await else { return "Storage size unknown in this browser.".into() };
+    let est: web_sys::StorageEstimate = est.unchecked_into();
+    let (used, quota) = (est.get_usage().unwrap_or(0.0) as u64, est.get_quota().unwrap_or(0.0) as u64);
+    format!("This site stores {} (the browser allows up to {}).", progress::bytes(used), progress::bytes(quota))
+}
+
+async fn clear_models() -> Result<(), String> {
+    let caches = window().caches().map_err(|_| "Cache Storage is not available here".to_string())?;
+    JsFuture::from(caches.delete(MODEL_CACHE)).await.map_err(|e| format!("{e:?}"))?;
+    Ok(())
+}
+
+#[component]
+pub fn ModelPanel(
+    start: &'static ModelEntry,
+    start_revision: Option<String>,
+    start_sae: Option<String>,
+) -> impl IntoView {
+    let lab = expect_context::<Lab>();
+    let hub = RwSignal::new(local_storage().and_then(|s| s.get_item(HUB_KEY).ok().flatten()).unwrap_or(HUB.into()));
+    let choice = RwSignal::new(start.id.to_string());
+    let entry = move || catalog::model(&choice.get()).unwrap_or(&catalog::EMBEDDED);
+    let revision = RwSignal::new(start_revision.unwrap_or_else(|| start.revision.to_string()));
+    let sae_hook = RwSignal::new(start_sae.clone().unwrap_or_else(|| start.saes.saes[0].0.to_string()));
+    let adapter = RwSignal::new(None::<Result<AdapterInfo, String>>);
+    let storage = RwSignal::new(String::new());
+    let dragging = RwSignal::new(false);
+    let refresh_storage = move || spawn_local(async move { storage.set(storage_text().await) });
+
+    spawn_local(async move { adapter.set(Some(adapter_info().await)) });
+    refresh_storage();
+    // Once the engine has a device, load the starting model: the embedded one at once; a hub model from a
+    // permalink only if the user agrees to the download (the button below), unless it is cached already.
+    let started = StoredValue::new(false);
+    let start_sae_hook = start_sae.clone();
+    Effect::new(move || {
+        if lab.device.get().is_some() && !started.get_value() {
+            started.set_value(true);
+            if start.embedded {
+                load_entry(start, &hub.get_untracked(), &revision.get_untracked(), start_sae_hook.clone());
+            } else {
+                lab.status.set(bridge::Status::Info(format!(
+                    "This link uses {} ({} MB download, kept for next time): press Load model.",
+                    start.label, start.megabytes
+                )));
+            }
+        }
+    });
+    // Refresh the storage figure after each load.
+    Effect::new(move || {
+        if lab.loading.get().is_none() {
+            refresh_storage();
+        }
+    });
+
+    let on_pick = move |ev: leptos::ev::Event| {
+        let id = event_target_value(&ev);
+        if let Some(e) = catalog::model(&id) {
+            revision.set(e.revision.into());
+            sae_hook.set(e.saes.saes[0].0.into());
+        }
+        choice.set(id);
+    };
+    let load_model = move |_| {
+        let h = hub.get_untracked();
+        if let Some(s) = local_storage() {
+            let _ = s.set_item(HUB_KEY, &h);
+        }
+        load_entry(entry(), &h, &revision.get_untracked(), None);
+    };
+    let load_sae_click = move |_| load_sae(entry(), &hub.get_untracked(), &sae_hook.get_untracked());
+    let on_drop = move |ev: leptos::ev::DragEvent| {
+        ev.prevent_default();
+        dragging.set(false);
+        let files = file_list(ev.data_transfer().and_then(|d| d.files()));
+        load_local(files, lab);
+    };
+    let on_files = move |ev: leptos::ev::Event| {
+        let input: web_sys::HtmlInputElement = event_target(&ev);
+        load_local(file_list(input.files()), lab);
+        input.set_value("");
+    };
+    let loaded_entry = move || lab.model.get().and_then(|m| catalog::model(&m.id));
+    let can_load = move || lab.device.get().is_some() && lab.loading.get().is_none() && lab.busy.get() == 0;
+
+    view! {
+        <section class="panel" aria-label="Model">
+            <h2>"Model and device"</h2>
+            <p class="note" data-testid="device">{move || match lab.device.get() {
+                None => "Starting the engine…".to_string(),
+                Some((d, true)) => format!("Running on {d}: this browser offers no WebGPU adapter, so the lab uses \
+                    the CPU fallback. It works, only slower than a GPU."),
+                Some((d, false)) => format!("Running on {d}."),
+            }}</p>
+            <details class="adapter">
+                <summary>"WebGPU adapter"</summary>
+                {move || match adapter.get() {
+                    None => view! { <p>"Asking the browser…"</p> }.into_any(),
+                    Some(Err(e)) => view! { <p>{e}</p> }.into_any(),
+                    Some(Ok(a)) => view! {
+                        <p>{a.name.clone()}{a.fallback.then_some(" (a software fallback adapter)")}</p>
+                        <table class="limits">
+                            {a.limits.iter().map(|(k, what, v)| view! {
+                                <tr><td><code>{*k}</code></td><td>{*what}</td>
+                                <td class="num">{if *v >= 1e5 { progress::bytes(*v as u64) } else { format!("{v}") }}</td></tr>
+                            }).collect_view()}
+                        </table>
+                    }.into_any(),
+                }}
+            </details>
+            <div class="row">
+                <label>"Model "
+                    <select aria-label="Model" on:change=on_pick>
+                        {MODELS.iter().map(|m| {
+                            let id = m.id;
+                            let text = if m.embedded { m.label.to_string() } else { format!("{} · {} MB", m.label, m.megabytes) };
+                            view! { <option value=id selected=move || choice.get() == id>{text}</option> }
+                        }).collect_view()}
+                    </select>
+                </label>
+                <button on:click=load_model disabled=move || !can_load()>"Load model"</button>
+                <label>"SAE "
+                    <select aria-label="SAE" on:change=move |ev| sae_hook.set(event_target_value(&ev))>
+                        {move || entry().saes.saes.iter().map(|(hook, _, _)| {
+                            let hook = *hook;
+                            view! { <option value=hook selected=move || sae_hook.get() == hook>{hook}</option> }
+                        }).collect_view()}
+                    </select>
+                </label>
+                <button on:click=load_sae_click
+                    disabled=move || !can_load() || loaded_entry().map(|e| e.id) != Some(entry().id)>"Load SAE"</button>
+            </div>
+            <details class="sources">
+                <summary>"Sources and your own files"</summary>
+                <div class="row">
+                    <label>"Hub URL " <input type="url" aria-label="Hub URL" prop:value=move || hub.get()
+                        on:change=move |ev| hub.set(event_target_value(&ev)) /></label>
+                    <label>"Revision " <input type="text" class="short" aria-label="Revision" prop:value=move || revision.get()
+                        on:change=move |ev| revision.set(event_target_value(&ev)) /></label>
+                </div>
+                <p class="note">{move || {
+                    let e = entry();
+                    format!("{} from {}, SAEs from {} ({}).", e.label, e.repo, e.saes.repo, e.saes.label)
+                }}</p>
+                <div class=move || if dragging.get() { "drop active" } else { "drop" }
+                    on:dragover=move |ev: leptos::ev::DragEvent| { ev.prevent_default(); dragging.set(true) }
+                    on:dragleave=move |_| dragging.set(false)
+                    on:drop=on_drop>
+                    "Drop a model's files (config.json, model.safetensors, tokenizer.json) or an SAE's (cfg.json, \
+                     sae_weights.safetensors) here, or "
+                    <input type="file" multiple aria-label="Choose files" on:change=on_files />
+                </div>
+            </details>
+            <p class="note" data-testid="loaded">{move || match (lab.model.get(), lab.sae.get()) {
+                (None, _) => "No model loaded yet.".to_string(),
+                (Some(m), None) => format!("Loaded: {} ({} layers), no SAE.", m.label, m.n_layers),
+                (Some(m), Some((s, _))) => format!("Loaded: {} ({} layers) and {}.", m.label, m.n_layers, s),
+            }}</p>
+            {move || lab.loading.get().map(|_| view! {
+                <div class="downloads" data-testid="progress">
+                    {move || lab.progress.get().into_iter().map(|f| {
+                        let elapsed = (js_sys::Date::now() - f.started_ms) / 1000.0;
+                        let text = progress::line(&f.file, f.loaded, f.total, elapsed, f.cached);
+                        view! { <Bar text=text fraction=progress::fraction(f.loaded, f.total) /> }
+                    }).collect_view()}
+                    <button class="small" on:click=move |_| bridge::cancel_all()>"Stop download"</button>
+                </div>
+            })}
+            <p class="note storage">{move || storage.get()}" "
+                <button class="small" on:click=move |_| spawn_local(async move {
+                    match clear_models().await {
+                        Ok(()) => lab.status.set(bridge::Status::Info("Downloaded models cleared.".into())),
+                        Err(e) => lab.status.set(bridge::Status::Error(format!("Could not clear: {e}"))),
+                    }
+                    refresh_storage();
+                })>"Clear downloaded models"</button>
+            </p>
+        </section>
+    }
+}

@@ -1,0 +1,306 @@
+//! Steering: a CAA vector from a built-in dataset or typed pairs at a layer, generation with and without it side
+//! by side (streaming), and steerability sweeps over multipliers and layers on held-out A/B items.
+
+use super::bridge::{self, Lab, Msg};
+use super::export;
+use super::widgets::Plot;
+use leptos::prelude::*;
+use steerlab::engine::{DatasetRef, Event, Part, Reply, Request, Response, Steering};
+use steerlab::model::generate::GenerateOptions;
+use steerlab::steer::propensity::{LayerSweepRow, SteerabilityCurve};
+use steerlab_www::plot::{Series, line_chart};
+
+/// Built-in datasets the page offers: (file, label).
+pub const DATASETS: [(&str, &str); 4] = [
+    ("love-hate.jsonl", "love vs hate (pairs)"),
+    ("anger-calm.jsonl", "anger vs calm (pairs)"),
+    ("wedding.jsonl", "weddings (pairs)"),
+    ("corrigibility-ab.json", "corrigibility (A/B items, training part)"),
+];
+/// The A/B items steerability is measured on: the held-out part of the built-in corrigibility set.
+pub const EVAL_FILE: &str = "corrigibility-ab.json";
+const TYPED: &str = "typed";
+pub const MULTIPLIERS: [f32; 7] = [-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0];
+
+/// A computed steering vector.
+#[derive(Clone, PartialEq)]
+pub struct Vector {
+    pub hook: String,
+    pub values: Vec<f32>,
+    pub count: usize,
+    pub dataset: String,
+}
+
+/// The experiment being run: what a permalink saves.
+#[derive(Clone, Copy)]
+pub struct Exp {
+    pub prompt: RwSignal<String>,
+    /// A built-in file name, or `typed`.
+    pub dataset: RwSignal<String>,
+    pub typed: RwSignal<String>,
+    pub layer: RwSignal<usize>,
+    pub multiplier: RwSignal<f32>,
+    pub vector: RwSignal<Option<Vector>>,
+    /// The generated continuations, unsteered and steered.
+    pub plain: RwSignal<String>,
+    pub steered: RwSignal<String>,
+    /// The last multiplier sweep and SAE decomposition of the vector.
+    pub curve: RwSignal<Option<SteerabilityCurve>>,
+    pub decomposition: RwSignal<Option<steerlab::analysis::Decomposition>>,
+}
+
+impl Exp {
+    pub fn dataset_ref(&self) -> DatasetRef {
+        match self.dataset.get_untracked().as_str() {
+            TYPED => DatasetRef::Inline { name: "your pairs".into(), text: self.typed.get_untracked() },
+            f if f == EVAL_FILE => DatasetRef::BuiltIn { file: f.into(), part: Some(Part::Train) },
+            f => DatasetRef::built_in(f),
+        }
+    }
+
+    pub fn set_dataset(&self, d: &DatasetRef) {
+        match d {
+            DatasetRef::BuiltIn { file, .. } if DATASETS.iter().any(|(f, _)| f == file) => {
+                self.dataset.set(file.clone())
+            }
+            DatasetRef::BuiltIn { .. } => {}
+            DatasetRef::Inline { text, .. } => {
+                self.typed.set(text.clone());
+                self.dataset.set(TYPED.into());
+            }
+        }
+    }
+
+    pub fn hook(&self) -> String {
+        format!("blocks.{}.hook_resid_pre", self.layer.get_untracked())
+    }
+}
+
+pub fn eval_ref() -> DatasetRef {
+    DatasetRef::BuiltIn { file: EVAL_FILE.into(), part: Some(Part::Test) }
+}
+
+/// Computes the CAA vector of the experiment's dataset at `hook` (default: the chosen layer's
+/// hook_resid_pre); `then` runs when it is there.
+pub fn compute_vector(exp: Exp, hook: Option<String>, then: impl FnOnce() + 'static) {
+    exp.vector.set(None);
+    let dataset = exp.dataset_ref();
+    let label = match &dataset {
+        DatasetRef::BuiltIn { file, .. } => file.clone(),
+        DatasetRef::Inline { name, .. } => name.clone(),
+    };
+    let mut then = Some(then);
+    bridge::run(Request::Caa { dataset, hook: hook.unwrap_or_else(|| exp.hook()) }, move |msg| {
+        if let Msg::Reply(Reply::Ok(r)) = msg
+            && let Response::Vector { hook, values, count, .. } = *r
+        {
+            exp.vector.set(Some(Vector { hook, values, count, dataset: label.clone() }));
+            if let Some(t) = then.take() {
+                t()
+            }
+        }
+    });
+}
+
+/// Generates from the prompt unsteered and (with a vector) steered, streaming into `exp.plain` and `exp.steered`.
+pub fn generate(exp: Exp) {
+    let (plain, steered) = (exp.plain, exp.steered);
+    let options = GenerateOptions { max_new_tokens: 24, ..Default::default() };
+    let prompt = exp.prompt.get_untracked();
+    plain.set(String::new());
+    steered.set(String::new());
+    let stream = |into: RwSignal<String>| {
+        move |msg| {
+            if let Msg::Event(Event::Text { text }) = msg {
+                into.set(text)
+            }
+        }
+    };
+    bridge::run(
+        Request::Generate { prompt: prompt.clone(), steering: vec![], options: options.clone() },
+        stream(plain),
+    );
+    if let Some(v) = exp.vector.get_untracked() {
+        let steering =
+            vec![Steering::Vector { hook: v.hook, values: v.values, rows: None, coef: exp.multiplier.get_untracked() }];
+        bridge::run(Request::Generate { prompt, steering, options }, stream(steered));
+    }
+}
+
+/// Propensity on the held-out A/B items against the multiplier, for the current vector.
+pub fn sweep_multipliers(exp: Exp) {
+    let Some(v) = exp.vector.get_untracked() else { return };
+    exp.curve.set(None);
+    let req =
+        Request::Steerability { eval: eval_ref(), hook: v.hook, vector: v.values, multipliers: MULTIPLIERS.to_vec() };
+    bridge::run(req, move |msg| {
+        if let Msg::Reply(Reply::Ok(r)) = msg
+            && let Response::Steerability { curve } = *r
+        {
+            exp.curve.set(Some(curve));
+        }
+    });
+}
+
+fn curve_series(label: &str, c: &SteerabilityCurve) -> Series {
+    Series {
+        label: label.into(),
+        points: c.multipliers.iter().zip(&c.mean_logit_diff).map(|(&m, &l)| (m as f64, l as f64)).collect(),
+    }
+}
+
+fn curve_csv(rows: &[(String, &SteerabilityCurve)]) -> String {
+    let mut out = Vec::new();
+    for (name, c) in rows {
+        for i in 0..c.multipliers.len() {
+            out.push(vec![
+                name.clone(),
+                c.hook.clone(),
+                c.multipliers[i].to_string(),
+                c.mean_logit_diff[i].to_string(),
+                c.mean_p_matching[i].to_string(),
+                c.steerability.to_string(),
+            ]);
+        }
+    }
+    export::csv(&["vector", "hook", "multiplier", "mean_logit_diff", "mean_p_matching", "steerability"], &out)
+}
+
+#[component]
+pub fn SteerView(exp: Exp) -> impl IntoView {
+    let lab = expect_context::<Lab>();
+    let (plain, steered) = (exp.plain, exp.steered);
+    let curve = exp.curve;
+    let sweep = RwSignal::new(None::<Vec<LayerSweepRow>>);
+    let n_layers = move || lab.model.get().map_or(1, |m| m.n_layers);
+    let idle = move || lab.idle();
+
+    let sweep_layers = move |_| {
+        sweep.set(None);
+        let train = DatasetRef::BuiltIn { file: EVAL_FILE.into(), part: Some(Part::Train) };
+        let layers = (0..n_layers()).collect();
+        let req = Request::LayerSweep { train, eval: eval_ref(), layers, multipliers: MULTIPLIERS.to_vec() };
+        bridge::run(req, move |msg| {
+            if let Msg::Reply(Reply::Ok(r)) = msg
+                && let Response::LayerSweep { rows } = *r
+            {
+                sweep.set(Some(rows));
+            }
+        });
+    };
+    let save_vector = move |_| {
+        if let Some(v) = exp.vector.get_untracked() {
+            let model = lab.model.get_untracked().map(|m| m.label).unwrap_or_default();
+            let layer = exp.layer.get_untracked().to_string();
+            let meta = [
+                ("model", model),
+                ("hook", v.hook.clone()),
+                ("method", "caa".into()),
+                ("dataset", v.dataset.clone()),
+                ("layer", layer),
+            ];
+            export::download(
+                "steering_vector.safetensors",
+                "application/octet-stream",
+                &export::vector_file(&v.values, None, &meta),
+            );
+        }
+    };
+
+    view! {
+        <section class="panel" aria-label="Steer" id="steer">
+            <h2>"1. A steering vector (CAA)"</h2>
+            <p class="explain">"CAA takes the mean, over contrastive pairs, of the residual stream on the positive text \
+                minus that on the negative, read at the last token (the answer letter for A/B items)."</p>
+            <div class="row">
+                <label>"Dataset "
+                    <select aria-label="Dataset" on:change=move |ev| exp.dataset.set(event_target_value(&ev))>
+                        {DATASETS.iter().map(|(f, label)| {
+                            let f = *f;
+                            view! { <option value=f selected=move || exp.dataset.get() == f>{*label}</option> }
+                        }).collect_view()}
+                        <option value=TYPED selected=move || exp.dataset.get() == TYPED>"pairs I type"</option>
+                    </select>
+                </label>
+                <label>"Layer "
+                    <input type="number" aria-label="Layer" min="0" max=move || n_layers().saturating_sub(1)
+                        prop:value=move || exp.layer.get()
+                        on:input=move |ev| {
+                            if let Ok(l) = event_target_value(&ev).parse::<usize>() {
+                                exp.layer.set(l.min(n_layers().saturating_sub(1)))
+                            }
+                        } />
+                </label>
+                <button on:click=move |_| compute_vector(exp, None, || {}) disabled=move || !idle()>"Compute vector"</button>
+                <button class="small" on:click=save_vector disabled=move || exp.vector.get().is_none()>"Save .safetensors"</button>
+            </div>
+            {move || (exp.dataset.get() == TYPED).then(|| view! {
+                <textarea aria-label="Your pairs" rows="4" prop:value=move || exp.typed.get()
+                    placeholder=r#"{"positive": "I love you", "negative": "I hate you"} — one JSON object a line"#
+                    on:input=move |ev| exp.typed.set(event_target_value(&ev))></textarea>
+            })}
+            <p class="note" data-testid="vector">{move || match exp.vector.get() {
+                Some(v) => {
+                    let norm = v.values.iter().map(|x| x * x).sum::<f32>().sqrt();
+                    format!("Vector at {}: mean of {} pairs from {}, norm {norm:.3}.", v.hook, v.count, v.dataset)
+                }
+                None => "No vector yet: generation runs unsteered only.".to_string(),
+            }}</p>
+        </section>
+        <section class="panel" aria-label="Generate" id="generate">
+            <h2>"2. Generate with and without it"</h2>
+            <div class="row">
+                <input type="text" aria-label="Prompt" prop:value=move || exp.prompt.get()
+                    on:input=move |ev| exp.prompt.set(event_target_value(&ev)) />
+                <label>"Multiplier "
+                    <input type="number" aria-label="Multiplier" step="0.5" prop:value=move || exp.multiplier.get()
+                        on:input=move |ev| {
+                            if let Ok(m) = event_target_value(&ev).parse::<f32>() { exp.multiplier.set(m) }
+                        } />
+                </label>
+                <button on:click=move |_| generate(exp) disabled=move || !idle()>"Generate"</button>
+                <button on:click=move |_| bridge::cancel_all() disabled=move || lab.busy.get() == 0>"Stop"</button>
+            </div>
+            <div class="columns">
+                <div><h3>"Unsteered"</h3><pre class="output" data-testid="plain"><b>{move || exp.prompt.get()}</b>{move || plain.get()}</pre></div>
+                <div><h3>{move || format!("Steered (× {})", exp.multiplier.get())}</h3>
+                    <pre class="output" data-testid="steered"><b>{move || exp.prompt.get()}</b>{move || steered.get()}</pre></div>
+            </div>
+        </section>
+        <section class="panel" aria-label="Steerability" id="steerability">
+            <h2>"3. Steerability"</h2>
+            <p class="explain">"Propensity is the mean logit difference between the answer that matches the behaviour and \
+                the one that does not, on held-out corrigibility A/B items; steerability is its slope against the \
+                multiplier (Tan et al. 2024)."</p>
+            <div class="row">
+                <button on:click=move |_| sweep_multipliers(exp) disabled=move || !idle() || exp.vector.get().is_none()>"Sweep multipliers"</button>
+                <button on:click=sweep_layers disabled=move || !idle()>"Sweep layers (CAA from A/B training items)"</button>
+            </div>
+            {move || curve.get().map(|c| {
+                let svg = line_chart(&format!("Propensity vs multiplier at {}", c.hook), "multiplier", "mean logit diff",
+                    &[curve_series("steering vector", &c)]);
+                let csv = curve_csv(&[("steering vector".into(), &c)]);
+                view! {
+                    <p class="note">{format!("Steerability {:.3} (logit diff per unit multiplier); {:.0}% of items anti-steerable.",
+                        c.steerability, 100.0 * c.anti_steerable_fraction)}</p>
+                    <Plot svg=svg name="steerability".into() />
+                    <button class="small" on:click=move |_| export::download("steerability.csv", "text/csv", csv.as_bytes())>"CSV"</button>
+                }
+            })}
+            {move || sweep.get().map(|rows| {
+                let slope = Series { label: "steerability".into(),
+                    points: rows.iter().map(|r| (r.layer as f64, r.curve.steerability as f64)).collect() };
+                let svg = line_chart("Steerability by layer (CAA at blocks.L.hook_resid_pre)", "layer", "steerability", &[slope]);
+                let curves: Vec<Series> = rows.iter().map(|r| curve_series(&format!("L{}", r.layer), &r.curve)).collect();
+                let per_layer = line_chart("Propensity vs multiplier, per layer", "multiplier", "mean logit diff", &curves);
+                let named: Vec<(String, &SteerabilityCurve)> = rows.iter().map(|r| (format!("layer {}", r.layer), &r.curve)).collect();
+                let csv = curve_csv(&named);
+                view! {
+                    <Plot svg=svg name="steerability-by-layer".into() />
+                    <Plot svg=per_layer name="propensity-per-layer".into() />
+                    <button class="small" on:click=move |_| export::download("layer-sweep.csv", "text/csv", csv.as_bytes())>"CSV"</button>
+                }
+            })}
+        </section>
+    }
+}

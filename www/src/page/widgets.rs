@@ -1,0 +1,42 @@
+//! Small pieces the views share: a plot with its export buttons, a progress bar, feature-id links.
+
+use super::export;
+use leptos::prelude::*;
+
+/// An SVG plot (from `steerlab_www::plot`) with buttons that save it as SVG or PNG under `name`.
+#[component]
+pub fn Plot(svg: String, name: String) -> impl IntoView {
+    let (svg_file, png_file) = (format!("{name}.svg"), format!("{name}.png"));
+    let (a, b) = (svg.clone(), svg.clone());
+    view! {
+        <figure class="plot" data-testid=format!("plot-{name}")>
+            <div class="svg" inner_html=svg></div>
+            <figcaption>
+                <button class="small" on:click=move |_| export::download(&svg_file, "image/svg+xml", a.as_bytes())>"SVG"</button>
+                <button class="small" on:click=move |_| export::png(&png_file, &b)>"PNG"</button>
+            </figcaption>
+        </figure>
+    }
+}
+
+/// A feature id, linked to its Neuronpedia page when there is one.
+pub fn feature_link(feature: usize, url: Option<String>) -> AnyView {
+    match url {
+        Some(u) => view! { <a href=u target="_blank" rel="noopener">{format!("#{feature}")}</a> }.into_any(),
+        None => view! { <span>{format!("#{feature}")}</span> }.into_any(),
+    }
+}
+
+/// A labelled progress bar; no fraction shows an indeterminate bar.
+#[component]
+pub fn Bar(text: String, fraction: Option<f64>) -> impl IntoView {
+    view! {
+        <div class="progress">
+            {match fraction {
+                Some(f) => view! { <progress max="1" value=f></progress> }.into_any(),
+                None => view! { <progress></progress> }.into_any(),
+            }}
+            <span>{text}</span>
+        </div>
+    }
+}
