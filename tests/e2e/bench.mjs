@@ -14,13 +14,14 @@ const GPT2_SMALL = JSON.stringify({
   model_type: "gpt2", n_embd: 768, n_head: 12, n_layer: 12, n_positions: 1024, vocab_size: 50257,
   activation_function: "gelu_new", layer_norm_epsilon: 1e-5, bos_token_id: 50256, eos_token_id: 50256,
 });
+// (label, source, sentences in the forward-pass prompt: ~10 tokens each, within the fixture's 64 positions)
 const MODELS = [
-  ["fixture (gpt2-tiny)", { from: "hub", base: "hub", repo: "steerlab/gpt2-tiny", revision: "main", folder: null }],
-  ["GPT-2 small (random)", { from: "random", config: GPT2_SMALL }],
+  ["fixture (gpt2-tiny)", { from: "hub", base: "hub", repo: "steerlab/gpt2-tiny", revision: "main", folder: null }, 4],
+  ["GPT-2 small (random)", { from: "random", config: GPT2_SMALL }, 12],
 ];
 
 // Runs in the page: drives a fresh engine worker with the lab's own messages (www/src/lib.rs) and times them.
-async function measure([label, source, runs]) {
+async function measure([label, source, sentences, runs]) {
   const worker = new Worker("./worker_loader.js");
   const waiters = [];
   let device = null;
@@ -52,7 +53,7 @@ async function measure([label, source, runs]) {
   if (loaded.type !== "loaded") throw new Error(loaded.error);
   const load = performance.now() - t0;
   const hook = `blocks.${Math.floor(loaded.n_layers / 2)}.hook_resid_pre`;
-  const prompt = "The quick brown fox jumps over the lazy dog. ".repeat(12); // ~120 tokens
+  const prompt = "The quick brown fox jumps over the lazy dog. ".repeat(sentences);
   const caa = { op: "caa", dataset: { from: "built_in", file: "love-hate.jsonl" }, hook };
   const pass = { op: "generate", prompt, options: { max_new_tokens: 1 } };
   const gen = { op: "generate", prompt: "I think that", options: { max_new_tokens: 16 } };
@@ -75,7 +76,7 @@ async function measure([label, source, runs]) {
 const server = await serve(dist);
 const rows = [];
 for (const [name, args] of [
-  ["WebGPU", ["--enable-unsafe-webgpu", "--enable-features=Vulkan"]],
+  ["WebGPU", ["--enable-unsafe-webgpu", "--enable-features=Vulkan", "--use-angle=swiftshader"]],
   ["CPU fallback", ["--disable-features=WebGPU"]],
 ]) {
   const browser = await chromium.launch({
@@ -84,10 +85,10 @@ for (const [name, args] of [
   const page = await browser.newPage();
   // A plain page of the same origin (not the lab, whose own worker would compete for the device).
   await page.goto(server.url + "bench-blank");
-  for (const [label, source] of MODELS) {
+  for (const [label, source, sentences] of MODELS) {
     try {
-      const r = await page.evaluate(measure, [label, source, runs]);
-      rows.push([name, label, r]);
+      const r = await page.evaluate(measure, [label, source, sentences, runs]);
+      rows.push([name, `${label}, ${sentences * 10}`, r]);
       console.error(`done: ${name}, ${label} (engine on ${r.device})`);
     } catch (e) {
       console.error(`failed: ${name}, ${label}: ${e.message}`);
@@ -98,10 +99,11 @@ for (const [name, args] of [
 await server.close();
 
 const f = (ms) => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(1)} ms`);
-console.log(`median of ${runs} runs after a warm-up; forward pass over a ~120-token prompt; decode of 15 tokens`);
-console.log(["browser", "model", "engine on", "load", "CAA (12 pairs)", "forward pass", "first token", "decode"]
-  .map((h, i) => h.padEnd([14, 22, 10, 10, 16, 14, 13, 0][i])).join(""));
+console.log(`median of ${runs} runs after a warm-up; the forward pass reads a prompt of about the token count ` +
+  "shown after the model; first token and decode (15 tokens) continue \"I think that\"");
+console.log(["browser", "model, tokens", "engine on", "load", "CAA (12 pairs)", "forward pass", "first token", "decode"]
+  .map((h, i) => h.padEnd([14, 27, 10, 10, 16, 14, 13, 0][i])).join(""));
 for (const [name, label, r] of rows) {
   console.log([name, label, r.device, f(r.load), f(r.caa), f(r.pass), f(r.ttft), `${r.decode.toFixed(1)} tok/s`]
-    .map((c, i) => c.padEnd([14, 22, 10, 10, 16, 14, 13, 0][i])).join(""));
+    .map((c, i) => c.padEnd([14, 27, 10, 10, 16, 14, 13, 0][i])).join(""));
 }
