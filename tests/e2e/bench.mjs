@@ -1,7 +1,8 @@
 // Browser benchmark: time to first token, forward-pass time and CAA time in the lab's engine worker, for the
 // embedded fixture model and for GPT-2 small's full-size config with random weights, on WebGPU and on the CPU
 // fallback side by side. Run it against a built site: `trunk build --release --offline && node bench.mjs`
-// (STEERLAB_DIST picks another build; STEERLAB_BENCH_RUNS the timed runs per figure, default 3).
+// (STEERLAB_DIST picks another build; STEERLAB_BENCH_RUNS the timed runs per figure, default 3; STEERLAB_BENCH_ONLY
+// "WebGPU" or "CPU fallback" runs one side).
 import { chromium } from "playwright-core";
 import { fileURLToPath } from "node:url";
 import { dirname, join } from "node:path";
@@ -78,7 +79,7 @@ const rows = [];
 for (const [name, args] of [
   ["WebGPU", ["--enable-unsafe-webgpu", "--enable-features=Vulkan", "--use-angle=swiftshader"]],
   ["CPU fallback", ["--disable-features=WebGPU"]],
-]) {
+].filter(([name]) => !process.env.STEERLAB_BENCH_ONLY || process.env.STEERLAB_BENCH_ONLY === name)) {
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium", args: ["--no-sandbox", ...args],
   });

@@ -78,6 +78,28 @@ async function diagnostics(page, name) {
   check(rows >= 4, `${name}: the steerability table has ${rows} rows`);
   await page.getByTestId("plot-norms").scrollIntoViewIfNeeded();
   await page.screenshot({ path: join(shots, `${name}-decompose.png`), fullPage: true });
+
+  step = "score features and steer with one";
+  await page.waitForFunction(idle("Score features"), null, { timeout: TIMEOUT });
+  await page.getByRole("button", { name: "Score features" }).click();
+  await page.getByTestId("side-effects").waitFor({ timeout: TIMEOUT });
+  const scored = await page.getByTestId("scores").locator("tr").count();
+  check(scored >= 2, `${name}: no feature scores (${scored} rows)`);
+  await page.waitForFunction(() => [...document.querySelectorAll("button")]
+    .find((b) => b.textContent.startsWith("Steer with #"))?.disabled === false, null, { timeout: TIMEOUT });
+  await page.getByRole("button", { name: /^Steer with #/ }).click();
+  await page.waitForFunction(() => (document.querySelector("[data-testid=feature-steered]")?.textContent.length ?? 0)
+    > "I think that".length + 5, null, { timeout: TIMEOUT });
+  await page.getByTestId("scores").scrollIntoViewIfNeeded();
+  await page.screenshot({ path: join(shots, `${name}-features.png`), fullPage: true });
+
+  step = "walk the lesson in large text";
+  const first = await page.getByTestId("lesson-text").textContent();
+  await page.getByRole("button", { name: "Next" }).click();
+  check(await page.getByTestId("lesson-text").textContent() !== first, `${name}: Next did not move the lesson`);
+  await page.getByLabel("Large text").check();
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await page.screenshot({ path: join(shots, `${name}-lesson-large.png`) });
 }
 
 // A permalink restores the experiment; damaged and newer-version links say so and leave a working page.
