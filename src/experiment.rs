@@ -17,7 +17,7 @@ const MAX_JSON: usize = 1 << 20;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Experiment {
-    /// Hub repo of the model (`openai-community/gpt2`), or `embedded` for the built-in default.
+    /// The model, by the lab's catalogue id (`gpt2`, `pythia-70m-deduped`, or `embedded` for the built-in default).
     pub model: String,
     pub revision: Option<String>,
     /// The SAE, if one is used: the hook it reads, in the model's SAE release.
