@@ -5,11 +5,10 @@
 use super::bridge::{self, Lab, Msg};
 use super::export;
 use super::steer::{Exp, MULTIPLIERS, eval_ref};
-use super::widgets::{Plot, feature_link};
+use super::widgets::{Plot, feature_link, neuronpedia};
 use leptos::prelude::*;
 use steerlab::analysis::Decomposition;
 use steerlab::engine::{Reply, Request, Response};
-use steerlab_www::catalog;
 use steerlab_www::plot::{Category, Series, grouped_bars, histogram, line_chart, strip_plot};
 
 fn f(v: Option<f32>, digits: usize) -> String {
@@ -179,11 +178,7 @@ pub fn DecomposeView(exp: Exp) -> impl IntoView {
     let result = exp.decomposition;
     let sae_hook = move || lab.sae.get().map(|(_, h)| h);
     let vector_fits = move || matches!((exp.vector.get(), sae_hook()), (Some(v), Some(h)) if v.hook == h);
-    // Neuronpedia pages exist for the catalogue's public SAEs.
-    let link = move |feature: usize| {
-        let entry = catalog::model(&lab.model.get_untracked()?.id)?;
-        entry.saes.neuronpedia(&lab.sae.get_untracked()?.1, feature)
-    };
+    let link = move |feature| neuronpedia(&lab, feature);
     view! {
         <section class="panel" aria-label="Decompose" id="decompose">
             <h2>"4. Decompose it with the SAE"</h2>

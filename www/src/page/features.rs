@@ -4,13 +4,12 @@
 
 use super::bridge::{self, Lab, Msg};
 use super::export;
-use super::widgets::feature_link;
+use super::steer::side_by_side;
+use super::widgets::{feature_link, neuronpedia};
 use leptos::prelude::*;
 use steerlab::analysis::features::FeatureScore;
 use steerlab::analysis::side_effects::SideEffects;
-use steerlab::engine::{Event, Reply, Request, Response, Steering};
-use steerlab::model::generate::GenerateOptions;
-use steerlab_www::catalog;
+use steerlab::engine::{Reply, Request, Response, Steering};
 
 fn opt(v: Option<f32>) -> String {
     v.map_or("—".into(), |v| format!("{v:.2}"))
@@ -36,10 +35,7 @@ pub fn FeaturesView() -> impl IntoView {
     let strength = RwSignal::new(8.0f32);
     let prompt = RwSignal::new("I think that".to_string());
     let (plain, steered) = (RwSignal::new(String::new()), RwSignal::new(String::new()));
-    let link = move |feature: usize| {
-        let entry = catalog::model(&lab.model.get_untracked()?.id)?;
-        entry.saes.neuronpedia(&lab.sae.get_untracked()?.1, feature)
-    };
+    let link = move |feature| neuronpedia(&lab, feature);
     let ready = move || lab.idle() && lab.sae.get().is_some();
 
     let score = move |_| {
@@ -76,20 +72,8 @@ pub fn FeaturesView() -> impl IntoView {
     };
     let steer = move |_| {
         let Some(f) = chosen.get_untracked() else { return };
-        let options = GenerateOptions { max_new_tokens: 24, ..Default::default() };
-        let p = prompt.get_untracked();
-        plain.set(String::new());
-        steered.set(String::new());
-        let stream = |into: RwSignal<String>| {
-            move |msg| {
-                if let Msg::Event(Event::Text { text }) = msg {
-                    into.set(text)
-                }
-            }
-        };
-        bridge::run(Request::Generate { prompt: p.clone(), steering: vec![], options: options.clone() }, stream(plain));
         let steering = vec![Steering::Features { features: vec![(f, strength.get_untracked())] }];
-        bridge::run(Request::Generate { prompt: p, steering, options }, stream(steered));
+        side_by_side(prompt.get_untracked(), Some(steering), plain, steered);
     };
 
     view! {

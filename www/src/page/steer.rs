@@ -104,9 +104,20 @@ pub fn compute_vector(exp: Exp, hook: Option<String>, then: impl FnOnce() + 'sta
 
 /// Generates from the prompt unsteered and (with a vector) steered, streaming into `exp.plain` and `exp.steered`.
 pub fn generate(exp: Exp) {
-    let (plain, steered) = (exp.plain, exp.steered);
+    let steering = exp.vector.get_untracked().map(|v| {
+        vec![Steering::Vector { hook: v.hook, values: v.values, rows: None, coef: exp.multiplier.get_untracked() }]
+    });
+    side_by_side(exp.prompt.get_untracked(), steering, exp.plain, exp.steered);
+}
+
+/// Continues `prompt` unsteered into `plain` and, given `steering`, steered into `steered`, both streaming.
+pub fn side_by_side(
+    prompt: String,
+    steering: Option<Vec<Steering>>,
+    plain: RwSignal<String>,
+    steered: RwSignal<String>,
+) {
     let options = GenerateOptions { max_new_tokens: 24, ..Default::default() };
-    let prompt = exp.prompt.get_untracked();
     plain.set(String::new());
     steered.set(String::new());
     let stream = |into: RwSignal<String>| {
@@ -120,9 +131,7 @@ pub fn generate(exp: Exp) {
         Request::Generate { prompt: prompt.clone(), steering: vec![], options: options.clone() },
         stream(plain),
     );
-    if let Some(v) = exp.vector.get_untracked() {
-        let steering =
-            vec![Steering::Vector { hook: v.hook, values: v.values, rows: None, coef: exp.multiplier.get_untracked() }];
+    if let Some(steering) = steering {
         bridge::run(Request::Generate { prompt, steering, options }, stream(steered));
     }
 }

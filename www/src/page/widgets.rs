@@ -1,7 +1,9 @@
 //! Small pieces the views share: a plot with its export buttons, a progress bar, feature-id links.
 
+use super::bridge::Lab;
 use super::export;
 use leptos::prelude::*;
+use steerlab_www::catalog;
 
 /// An SVG plot (from `steerlab_www::plot`) with buttons that save it as SVG or PNG under `name`.
 #[component]
@@ -17,6 +19,12 @@ pub fn Plot(svg: String, name: String) -> impl IntoView {
             </figcaption>
         </figure>
     }
+}
+
+/// Neuronpedia's page for `feature` of the loaded SAE: it has pages for the catalogue's public SAEs only.
+pub fn neuronpedia(lab: &Lab, feature: usize) -> Option<String> {
+    let entry = catalog::model(&lab.model.get_untracked()?.id)?;
+    entry.saes.neuronpedia(&lab.sae.get_untracked()?.1, feature)
 }
 
 /// A feature id, linked to its Neuronpedia page when there is one.
