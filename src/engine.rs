@@ -35,6 +35,8 @@ pub enum DatasetRef {
     Inline {
         name: String,
         text: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        part: Option<Part>,
     },
 }
 
@@ -335,14 +337,21 @@ pub fn load_dataset(d: &DatasetRef) -> Result<Dataset> {
                     names.join(", ")
                 )));
             };
-            let d = Dataset::parse(b.text, b.file)?;
-            Ok(match part {
-                Some(p) => d.split(*p == Part::Test),
-                None => d,
-            })
+            split(Dataset::parse(b.text, b.file)?, *part, file)
         }
-        DatasetRef::Inline { name, text } => Dataset::parse(text, name),
+        DatasetRef::Inline { name, text, part } => split(Dataset::parse(text, name)?, *part, name),
     }
+}
+
+fn split(d: Dataset, part: Option<Part>, name: &str) -> Result<Dataset> {
+    let Some(p) = part else { return Ok(d) };
+    let total = d.len();
+    let d = d.split(p == Part::Test);
+    if d.is_empty() {
+        let which = if p == Part::Test { "held-out (every third)" } else { "training" };
+        return Err(Error::invalid(format!("{name} has {total} items, too few for a {which} part: give at least 3")));
+    }
+    Ok(d)
 }
 
 fn ab_items(d: &DatasetRef) -> Result<Vec<AbItem>> {

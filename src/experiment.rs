@@ -128,6 +128,7 @@ mod tests {
             dataset: DatasetRef::Inline {
                 name: "typed".into(),
                 text: r#"{"positive": "I love it", "negative": "I hate it"}"#.into(),
+                part: Some(crate::engine::Part::Train),
             },
             prompt: "Ünïcode & spaces / slashes?".into(),
             ..Default::default()

@@ -60,12 +60,16 @@ pub enum Dataset {
 impl Dataset {
     /// Parses pairs or A/B items, telling them apart by their keys; `file` names the dataset in errors.
     pub fn parse(text: &str, file: &str) -> Result<Self> {
-        let first = text.trim_start();
-        if first.contains("\"question\"") && !first.contains("\"positive\"") {
+        if Self::holds_ab_items(text) {
             Ok(Self::Ab(parse_ab_items(text, file)?))
         } else {
             Ok(Self::Pairs(parse_pairs(text, file)?))
         }
+    }
+
+    /// Whether `text` is meant as A/B items rather than pairs (by its keys; it may still fail to parse).
+    pub fn holds_ab_items(text: &str) -> bool {
+        text.contains("\"question\"") && !text.contains("\"positive\"")
     }
 
     /// The contrastive pairs to average for a steering vector.
@@ -163,6 +167,17 @@ mod tests {
             part: Some(crate::engine::Part::Test),
         };
         assert_eq!(crate::engine::load_dataset(&r).unwrap().len(), 8);
+    }
+
+    #[test]
+    fn typed_items_split_too_and_say_when_too_few() {
+        use crate::engine::{DatasetRef, Part, load_dataset};
+        let text = |n: usize| (0..n).map(|i| format!("{{\"positive\": \"p{i}\", \"negative\": \"n{i}\"}}\n")).collect();
+        let typed = |n, part| DatasetRef::Inline { name: "your items".into(), text: text(n), part };
+        assert_eq!(load_dataset(&typed(7, Some(Part::Test))).unwrap().len(), 2);
+        assert_eq!(load_dataset(&typed(7, None)).unwrap().len(), 7);
+        let e = load_dataset(&typed(2, Some(Part::Test))).unwrap_err().to_string();
+        assert!(e.contains("your items has 2 items, too few for a held-out"), "{e}");
     }
 
     #[test]

@@ -2,10 +2,10 @@
 // (--enable-unsafe-webgpu, SwiftShader here) and once with WebGPU off (the CPU fallback). Screenshots of each
 // view go to tests/e2e/screenshots/.
 import { chromium } from "playwright-core";
-import { mkdir } from "node:fs/promises";
+import { mkdir, readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { dirname, join } from "node:path";
-import { serve } from "./server.mjs";
+import { mirror, serve } from "./server.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const dist = process.env.STEERLAB_DIST ?? join(here, "..", "..", "dist");
@@ -56,6 +56,13 @@ async function lab(browser, url, name, expectFallback) {
   await page.getByRole("button", { name: "Sweep multipliers" }).click();
   await page.getByTestId("plot-steerability").locator("svg circle").first().waitFor({ timeout: TIMEOUT });
   check(await page.getByTestId("plot-steerability").locator("svg circle").count() === 7, `${name}: not 7 multipliers`);
+  if (expectFallback) {
+    step = "sweep layers on the built-in A/B items";
+    await page.waitForFunction(idle("Sweep layers (CAA from A/B training items)"), null, { timeout: TIMEOUT });
+    await page.getByRole("button", { name: "Sweep layers (CAA from A/B training items)" }).click();
+    await page.getByTestId("plot-steerability-by-layer").locator("svg circle").first().waitFor({ timeout: TIMEOUT });
+    check(await page.getByTestId("plot-steerability-by-layer").locator("svg circle").count() === 3, `${name}: not 3 layers`);
+  }
   await page.screenshot({ path: join(shots, `${name}-steered.png`), fullPage: true });
 
   // The diagnostics run hundreds of small forward passes: seconds on the CPU fallback, over ten minutes on SwiftShader's
@@ -100,6 +107,141 @@ async function diagnostics(page, name) {
   await page.getByLabel("Large text").check();
   await page.evaluate(() => window.scrollTo(0, 0));
   await page.screenshot({ path: join(shots, `${name}-lesson-large.png`) });
+  await page.getByLabel("Large text").uncheck();
+  await exports(page);
+}
+
+/** Clicks `button` and returns the file the browser was handed: its suggested name and bytes. */
+async function saved(page, button) {
+  const [download] = await Promise.all([page.waitForEvent("download", { timeout: 30000 }), button.click()]);
+  return { name: download.suggestedFilename(), bytes: await readFile(await download.path()) };
+}
+
+// Each export button hands over a file that holds what it says.
+async function exports(page) {
+  step = "export the vector as safetensors";
+  const sv = await saved(page, page.getByRole("button", { name: "Save .safetensors" }));
+  const headerLen = Number(sv.bytes.readBigUInt64LE(0));
+  const header = JSON.parse(sv.bytes.subarray(8, 8 + headerLen).toString());
+  check(sv.name === "steering_vector.safetensors", `vector saved as ${sv.name}`);
+  check(header.steering_vector?.dtype === "F32" && header.steering_vector.shape.length === 1, `vector header ${JSON.stringify(header)}`);
+  check(sv.bytes.length === 8 + headerLen + 4 * header.steering_vector.shape[0], "the vector file is cut short");
+  check(header.__metadata__?.hook === "blocks.1.hook_resid_pre", `vector metadata ${JSON.stringify(header.__metadata__)}`);
+
+  step = "export the sweep as CSV and its plot as SVG and PNG";
+  const steerability = page.getByRole("region", { name: "Steerability" });
+  const csv = (await saved(page, steerability.getByRole("button", { name: "CSV" }).first())).bytes.toString().trim().split("\n");
+  check(csv[0] === "vector,hook,multiplier,mean_logit_diff,mean_p_matching,steerability", `CSV header ${csv[0]}`);
+  check(csv.length === 8 && csv.slice(1).every((r) => r.split(",").length === 6 && !r.includes("NaN")), `CSV rows ${csv}`);
+  const plot = page.getByTestId("plot-steerability");
+  const svg = await saved(page, plot.getByRole("button", { name: "SVG" }));
+  check(svg.name === "steerability.svg" && svg.bytes.toString().startsWith("<svg"), `SVG ${svg.name}`);
+  const png = await saved(page, plot.getByRole("button", { name: "PNG" }));
+  check(png.name === "steerability.png" && png.bytes.subarray(1, 4).toString() === "PNG" && png.bytes.length > 2000,
+    `PNG ${png.name}, ${png.bytes.length} bytes`);
+
+  step = "export the diagnostics and the feature scores as JSON";
+  for (const [region, key] of [["Decompose", "table"], ["Features", "scores"]]) {
+    const json = await saved(page, page.getByRole("region", { name: region }).getByRole("button", { name: "JSON" }));
+    const parsed = JSON.parse(json.bytes.toString());
+    check(typeof parsed === "object" && Object.keys(parsed).length > 0, `${region} JSON is empty`);
+  }
+}
+
+// A hub mirror on another origin: a catalogue model at a chosen revision downloads with progress, loads its SAE,
+// comes from Cache Storage the next time; a slow download stops; dropped files load; the cache clears.
+async function hub(browser, url) {
+  const m = await mirror(join(dist, "hub"));
+  const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
+  try {
+    step = "open the lab and point it at the mirror";
+    await page.goto(url);
+    await page.getByTestId("loaded").filter({ hasText: /and random SAE/ }).waitFor({ timeout: TIMEOUT });
+    await page.getByText("Sources and your own files").click();
+    await page.locator("select[aria-label=Model]").selectOption("gpt2");
+    await page.getByLabel("Hub URL").fill(`${m.url}/slow`);
+    await page.getByLabel("Hub URL").dispatchEvent("change");
+
+    step = "stop a slow download";
+    await page.getByRole("button", { name: "Load model" }).click();
+    await page.getByTestId("progress").getByText(/model\.safetensors: \d+ kB of \d\.\d MB/).waitFor({ timeout: 30000 });
+    await page.screenshot({ path: join(shots, "hub-downloading.png"), fullPage: true });
+    await page.getByRole("button", { name: "Stop download" }).click();
+    await page.getByRole("status").filter({ hasText: "Download stopped." }).waitFor({ timeout: 30000 });
+    check((await page.getByTestId("loaded").textContent()).includes("gpt2-tiny"), "stopping dropped the loaded model");
+
+    step = "download a hub model at a typed revision, then its SAE";
+    await page.getByLabel("Hub URL").fill(m.url);
+    await page.getByLabel("Hub URL").dispatchEvent("change");
+    await page.getByLabel("Revision").fill("0123abcd");
+    await page.getByLabel("Revision").dispatchEvent("change");
+    m.requests.length = 0;
+    await page.getByRole("button", { name: "Load model" }).click();
+    await page.getByTestId("loaded").filter({ hasText: /GPT-2 small.*no SAE/ }).waitFor({ timeout: TIMEOUT });
+    check(m.requests.length === 3 && m.requests.every((r) => r.startsWith("/openai-community/gpt2/resolve/0123abcd/")),
+      `mirror requests: ${m.requests}`);
+    await page.locator("select[aria-label=SAE]").selectOption("blocks.1.hook_resid_pre");
+    await page.getByRole("button", { name: "Load SAE" }).click();
+    await page.getByTestId("loaded").filter({ hasText: /gpt2-small-res-jb/ }).waitFor({ timeout: TIMEOUT });
+    check(m.requests.some((r) => r.includes("/jbloom/GPT2-Small-SAEs-Reformatted/resolve/") && r.endsWith("blocks.1.hook_resid_pre/cfg.json")),
+      `SAE requests: ${m.requests}`);
+
+    step = "a link names the revision";
+    await page.getByRole("button", { name: "Share" }).click();
+    const link = await browser.newPage({ viewport: { width: 1100, height: 900 } });
+    await link.goto(page.url());
+    await link.getByText("Sources and your own files").click();
+    check(await link.getByLabel("Revision").inputValue() === "0123abcd", "the link lost the revision");
+    check(await link.locator("select[aria-label=Model]").inputValue() === "gpt2", "the link lost the model");
+    await link.close();
+
+    step = "load it again from Cache Storage";
+    m.requests.length = 0;
+    await page.locator("select[aria-label=Model]").selectOption("embedded");
+    await page.getByRole("button", { name: "Load model" }).click();
+    await page.getByTestId("loaded").filter({ hasText: /gpt2-tiny/ }).waitFor({ timeout: TIMEOUT });
+    await page.locator("select[aria-label=Model]").selectOption("gpt2");
+    await page.getByLabel("Revision").fill("0123abcd");
+    await page.getByLabel("Revision").dispatchEvent("change");
+    await page.getByRole("button", { name: "Load model" }).click();
+    await page.getByTestId("loaded").filter({ hasText: /GPT-2 small/ }).waitFor({ timeout: TIMEOUT });
+    check(m.requests.length === 0, `a cached model was downloaded again: ${m.requests}`);
+
+    step = "clear the downloaded models";
+    await page.getByRole("button", { name: "Clear downloaded models" }).click();
+    await page.getByRole("status").filter({ hasText: "Downloaded models cleared." }).waitFor();
+    check(!(await page.evaluate(async (n) => (await caches.keys()).includes(n), "steerlab-models-v1")), "the cache is still there");
+
+    step = "load dropped files";
+    const files = (dir, names) => names.map((n) => join(dist, "hub/steerlab", dir, n));
+    const picker = page.getByLabel("Choose files");
+    await picker.setInputFiles(files("gpt2-tiny/resolve/main", ["config.json", "model.safetensors", "tokenizer.json"]));
+    await page.getByTestId("loaded").filter({ hasText: /your model \(local files\).*no SAE/ }).waitFor({ timeout: TIMEOUT });
+    await picker.setInputFiles(files("gpt2-tiny-saes/resolve/main/blocks.1.hook_resid_pre", ["cfg.json", "sae_weights.safetensors"]));
+    await page.getByTestId("loaded").filter({ hasText: /your SAE \(local files\)/ }).waitFor({ timeout: TIMEOUT });
+    await picker.setInputFiles(files("gpt2-tiny/resolve/main", ["tokenizer.json"]));
+    await page.getByRole("status").filter({ hasText: /neither a model .* nor a SAELens SAE/ }).waitFor();
+    check((await page.getByTestId("loaded").textContent()).includes("your SAE"), "a bad drop unloaded the model");
+
+    step = "typed A/B items train the vector and measure its steerability on their held-out third";
+    // The shortest six: the fixture's context is 64 tokens.
+    const items = JSON.parse(await readFile(join(here, "../../static/datasets/corrigibility-ab.json"), "utf8"))
+      .sort((a, b) => a.question.length - b.question.length).slice(0, 6);
+    await page.getByLabel("Dataset", { exact: true }).selectOption("typed");
+    await page.getByLabel("Your pairs").fill(items.map((i) => JSON.stringify(i)).join("\n"));
+    await page.getByRole("button", { name: "Compute vector" }).click();
+    await page.getByText(/Vector at blocks\.1\.hook_resid_pre: mean of 4 pairs from your A\/B items/).waitFor({ timeout: 60000 });
+    await page.getByRole("button", { name: "Sweep multipliers" }).click();
+    await page.getByText(/Steerability -?\d+\.\d+ .* on held-out third of your A\/B items/).waitFor({ timeout: TIMEOUT });
+    await page.screenshot({ path: join(shots, "local-files.png"), fullPage: true });
+    console.log("ok hub mirror, stop, cache, dropped files, typed A/B items");
+  } catch (e) {
+    await page.screenshot({ path: join(shots, "hub-failed.png"), fullPage: true });
+    throw e;
+  } finally {
+    await page.close();
+    await m.close();
+  }
 }
 
 // A permalink restores the experiment; damaged and newer-version links say so and leave a working page.
@@ -184,6 +326,7 @@ for (const [name, args, fallback] of [
     await lab(browser, server.url, name, fallback);
     if (fallback) {
       await permalinks(browser, server.url);
+      await hub(browser, server.url);
       await offline(browser, server.url);
     }
   } catch (e) {

@@ -27,7 +27,56 @@ export function serve(root) {
   return new Promise((resolve) => {
     server.listen(0, "127.0.0.1", () => {
       const { port } = server.address();
-      resolve({ url: `http://127.0.0.1:${port}/`, close: () => new Promise((r) => server.close(r)) });
+      resolve({ url: `http://127.0.0.1:${port}/`, close: () => new Promise((r) => { server.closeAllConnections(); server.close(r); }) });
+    });
+  });
+}
+
+/**
+ * A stand-in for the Hugging Face hub on another origin: `/{owner}/{repo}/resolve/{revision}/{path}` for any
+ * repository answers with the embedded fixture's files (a model's three files, or an SAE folder's two), with the
+ * hub's CORS header. Under `/slow/` it trickles bodies out (8 kB every 50 ms) so a download can be stopped.
+ * `requests` lists the paths asked for.
+ */
+export function mirror(hubRoot) {
+  const requests = [];
+  const server = createServer(async (req, res) => {
+    const path = decodeURIComponent(new URL(req.url, "http://x").pathname);
+    requests.push(path);
+    const m = path.match(/^(\/slow)?\/[^/]+\/[^/]+\/resolve\/[^/]+\/(.+)$/);
+    const name = m?.[2].split("/").pop();
+    const file = !m ? null
+      : ["config.json", "model.safetensors", "tokenizer.json"].includes(m[2])
+        ? join(hubRoot, "steerlab/gpt2-tiny/resolve/main", m[2])
+        : ["cfg.json", "sae_weights.safetensors"].includes(name) && m[2].includes("/")
+          ? join(hubRoot, "steerlab/gpt2-tiny-saes/resolve/main/blocks.1.hook_resid_pre", name)
+          : null;
+    const headers = { "access-control-allow-origin": "*" };
+    let body;
+    try {
+      body = await readFile(file);
+    } catch {
+      res.writeHead(404, { ...headers, "content-type": "text/plain" });
+      res.end("Entry not found");
+      return;
+    }
+    res.writeHead(200, { ...headers, "content-type": "application/octet-stream", "content-length": body.length });
+    if (!m[1]) return res.end(body);
+    let at = 0;
+    const timer = setInterval(() => {
+      if (res.destroyed || at >= body.length) {
+        clearInterval(timer);
+        return res.end();
+      }
+      res.write(body.subarray(at, at + 8192));
+      at += 8192;
+    }, 50);
+    res.on("close", () => clearInterval(timer));
+  });
+  return new Promise((resolve) => {
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address();
+      resolve({ url: `http://127.0.0.1:${port}`, requests, close: () => new Promise((r) => { server.closeAllConnections(); server.close(r); }) });
     });
   });
 }

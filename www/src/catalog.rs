@@ -44,7 +44,7 @@ pub const EMBEDDED: ModelEntry = ModelEntry {
     repo: "steerlab/gpt2-tiny",
     revision: "main",
     embedded: true,
-    megabytes: 9,
+    megabytes: 5,
     saes: SaeRelease {
         label: "random SAE (embedded)",
         repo: "steerlab/gpt2-tiny-saes",

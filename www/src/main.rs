@@ -44,10 +44,13 @@ fn App() -> impl IntoView {
     let link_note = RwSignal::new(link_error);
     let entry = catalog::model(&start.model);
     if entry.is_none() {
-        link_note.set(Some(format!(
-            "The link names a model this lab does not know (\"{}\"): the default is loaded.",
-            start.model
-        )));
+        link_note.set(Some(if start.model == "local" {
+            "This link was made with the sharer's own model files, which a link cannot carry: the default model is \
+             loaded; drop the same files to rerun it."
+                .to_string()
+        } else {
+            format!("The link names a model this lab does not know (\"{}\"): the default is loaded.", start.model)
+        }));
     }
     let entry = entry.unwrap_or(&catalog::EMBEDDED);
     let start_layer = start.hook.split('.').nth(1).and_then(|l| l.parse::<usize>().ok());
@@ -82,8 +85,15 @@ fn App() -> impl IntoView {
 
     let share = move |_| {
         let model = lab.model.get_untracked();
+        // The revision only when it is not the catalogue's pin. The hub URL stays a reader's own setting (a
+        // mirror on one machine means nothing on another), so links always name hub repositories.
+        let revision = model.as_ref().and_then(|m| {
+            let pinned = catalog::model(&m.id).map(|e| e.revision);
+            m.revision.clone().filter(|r| Some(r.as_str()) != pinned)
+        });
         let e = Experiment {
             model: model.as_ref().map_or("embedded".into(), |m| m.id.clone()),
+            revision,
             sae: lab.sae.get_untracked().map(|(_, hook)| hook),
             dataset: exp.dataset_ref(),
             hook: exp.vector.get_untracked().map_or_else(|| exp.hook(), |v| v.hook),

@@ -34,10 +34,11 @@ pub struct FileProgress {
     pub started_ms: f64,
 }
 
-/// A loaded model: its catalogue id (or `local`), label and layer count.
+/// A loaded model: its catalogue id (or `local`), the hub revision it came from, label and layer count.
 #[derive(Clone, PartialEq)]
 pub struct LoadedModel {
     pub id: String,
+    pub revision: Option<String>,
     pub label: String,
     pub n_layers: usize,
 }
@@ -71,8 +72,10 @@ struct Bridge {
     worker: Worker,
     next_id: Cell<u32>,
     pending: RefCell<HashMap<u32, Handler>>,
-    /// What a finished load should do next (the model's model id, or a follow-up such as loading its SAE).
+    /// What a finished load should do next (a follow-up such as loading the model's SAE).
     on_loaded: RefCell<Option<OnLoaded>>,
+    /// The catalogue id and revision of the model being loaded.
+    loading_model: RefCell<(String, Option<String>)>,
     lab: Lab,
 }
 
@@ -115,6 +118,7 @@ pub fn start() -> Result<Lab, String> {
         next_id: Cell::new(1),
         pending: RefCell::default(),
         on_loaded: RefCell::default(),
+        loading_model: RefCell::default(),
         lab,
     });
     let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |ev: MessageEvent| {
@@ -158,8 +162,8 @@ fn receive(msg: FromWorker) {
                 _ => {
                     // A new model drops an SAE that no longer fits (the worker did the same).
                     lab.sae.set(None);
-                    let id = lab.model.get_untracked().map(|m| m.id).unwrap_or_default();
-                    lab.model.set(Some(LoadedModel { id, label: label.clone(), n_layers }));
+                    let (id, revision) = b.loading_model.borrow().clone();
+                    lab.model.set(Some(LoadedModel { id, revision, label: label.clone(), n_layers }));
                 }
             }
             lab.status.set(Status::Info(format!("Loaded {label}.")));
@@ -237,17 +241,14 @@ pub fn load(
     b.lab.progress.set(Vec::new());
     b.lab.loading.set(Some((load_id, kind)));
     b.lab.status.set(Status::Info(format!("Loading {label}…")));
-    let model_id = id.to_string();
-    *b.on_loaded.borrow_mut() = Some(Box::new(move |lab: &Lab, result| {
-        if kind == Kind::Model && result.is_ok() {
-            lab.model.update(|m| {
-                if let Some(m) = m {
-                    m.id = model_id;
-                }
-            });
-        }
-        then(lab, result)
-    }));
+    if kind == Kind::Model {
+        let revision = match &source {
+            Source::Hub { revision, .. } => Some(revision.clone()),
+            _ => None,
+        };
+        *b.loading_model.borrow_mut() = (id.to_string(), revision);
+    }
+    *b.on_loaded.borrow_mut() = Some(Box::new(then));
     post(&b.worker, &ToWorker::Load { id: load_id, kind, label, source, config_overrides }, &files);
 }
 

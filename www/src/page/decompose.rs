@@ -4,7 +4,7 @@
 
 use super::bridge::{self, Lab, Msg};
 use super::export;
-use super::steer::{Exp, MULTIPLIERS, eval_ref};
+use super::steer::{Exp, MULTIPLIERS};
 use super::widgets::{Plot, feature_link, neuronpedia};
 use leptos::prelude::*;
 use steerlab::analysis::Decomposition;
@@ -156,8 +156,8 @@ pub fn run(exp: Exp) {
     exp.decomposition.set(None);
     let req = Request::Decompose {
         vector: v.values,
-        eval: Some(eval_ref()),
-        pairs: Some(exp.dataset_ref()),
+        eval: Some(v.eval),
+        pairs: Some(v.train),
         corpus: None,
         multipliers: MULTIPLIERS.to_vec(),
         ks: vec![1, 4, 16, 64],

@@ -14,7 +14,12 @@ pub fn download(name: &str, mime: &str, bytes: &[u8]) {
     let Ok(blob) = web_sys::Blob::new_with_u8_array_sequence_and_options(&parts, &opts) else { return };
     let Ok(url) = web_sys::Url::create_object_url_with_blob(&blob) else { return };
     click_link(name, &url);
-    let _ = web_sys::Url::revoke_object_url(&url);
+    // Revoked a minute later: some browsers read the blob after the click returns.
+    let revoke = Closure::once_into_js(move || {
+        let _ = web_sys::Url::revoke_object_url(&url);
+    });
+    let _ =
+        leptos::prelude::window().set_timeout_with_callback_and_timeout_and_arguments_0(revoke.unchecked_ref(), 60_000);
 }
 
 fn click_link(name: &str, href: &str) {

@@ -7,6 +7,7 @@ use super::widgets::Plot;
 use leptos::prelude::*;
 use steerlab::engine::{DatasetRef, Event, Part, Reply, Request, Response, Steering};
 use steerlab::model::generate::GenerateOptions;
+use steerlab::steer::dataset::Dataset;
 use steerlab::steer::propensity::{LayerSweepRow, SteerabilityCurve};
 use steerlab_www::plot::{Series, line_chart};
 
@@ -28,7 +29,9 @@ pub struct Vector {
     pub hook: String,
     pub values: Vec<f32>,
     pub count: usize,
-    pub dataset: String,
+    /// What it was computed from, and the held-out A/B items its steerability is measured on.
+    pub train: DatasetRef,
+    pub eval: DatasetRef,
 }
 
 /// The experiment being run: what a permalink saves.
@@ -50,12 +53,33 @@ pub struct Exp {
 }
 
 impl Exp {
+    /// Typed A/B items train on two thirds and are measured on the held-out third, as the built-in set is.
+    fn typed_ab(&self) -> bool {
+        self.dataset.get_untracked() == TYPED && Dataset::holds_ab_items(&self.typed.get_untracked())
+    }
+
+    fn typed(&self, part: Option<Part>) -> DatasetRef {
+        let name = if part.is_some() { "your A/B items" } else { "your pairs" };
+        DatasetRef::Inline { name: name.into(), text: self.typed.get_untracked(), part }
+    }
+
     pub fn dataset_ref(&self) -> DatasetRef {
         match self.dataset.get_untracked().as_str() {
-            TYPED => DatasetRef::Inline { name: "your pairs".into(), text: self.typed.get_untracked() },
+            TYPED => self.typed(self.typed_ab().then_some(Part::Train)),
             f if f == EVAL_FILE => DatasetRef::BuiltIn { file: f.into(), part: Some(Part::Train) },
             f => DatasetRef::built_in(f),
         }
+    }
+
+    /// The held-out A/B items steerability is measured on: the typed ones when they are A/B items, else the
+    /// built-in corrigibility set's.
+    pub fn eval_ref(&self) -> DatasetRef {
+        if self.typed_ab() { self.typed(Some(Part::Test)) } else { built_in_ab(Part::Test) }
+    }
+
+    /// The A/B items a layer sweep trains its CAA vectors on.
+    pub fn train_ab_ref(&self) -> DatasetRef {
+        if self.typed_ab() { self.typed(Some(Part::Train)) } else { built_in_ab(Part::Train) }
     }
 
     pub fn set_dataset(&self, d: &DatasetRef) {
@@ -76,25 +100,31 @@ impl Exp {
     }
 }
 
-pub fn eval_ref() -> DatasetRef {
-    DatasetRef::BuiltIn { file: EVAL_FILE.into(), part: Some(Part::Test) }
+fn built_in_ab(part: Part) -> DatasetRef {
+    DatasetRef::BuiltIn { file: EVAL_FILE.into(), part: Some(part) }
+}
+
+/// Names a dataset for notes and plot titles.
+pub fn dataset_label(d: &DatasetRef) -> String {
+    match d {
+        DatasetRef::BuiltIn { file, part: Some(Part::Test) } => format!("held-out items of {file}"),
+        DatasetRef::BuiltIn { file, .. } => file.clone(),
+        DatasetRef::Inline { name, part: Some(Part::Test), .. } => format!("held-out third of {name}"),
+        DatasetRef::Inline { name, .. } => name.clone(),
+    }
 }
 
 /// Computes the CAA vector of the experiment's dataset at `hook` (default: the chosen layer's
 /// hook_resid_pre); `then` runs when it is there.
 pub fn compute_vector(exp: Exp, hook: Option<String>, then: impl FnOnce() + 'static) {
     exp.vector.set(None);
-    let dataset = exp.dataset_ref();
-    let label = match &dataset {
-        DatasetRef::BuiltIn { file, .. } => file.clone(),
-        DatasetRef::Inline { name, .. } => name.clone(),
-    };
+    let (train, eval) = (exp.dataset_ref(), exp.eval_ref());
     let mut then = Some(then);
-    bridge::run(Request::Caa { dataset, hook: hook.unwrap_or_else(|| exp.hook()) }, move |msg| {
+    bridge::run(Request::Caa { dataset: train.clone(), hook: hook.unwrap_or_else(|| exp.hook()) }, move |msg| {
         if let Msg::Reply(Reply::Ok(r)) = msg
             && let Response::Vector { hook, values, count, .. } = *r
         {
-            exp.vector.set(Some(Vector { hook, values, count, dataset: label.clone() }));
+            exp.vector.set(Some(Vector { hook, values, count, train: train.clone(), eval: eval.clone() }));
             if let Some(t) = then.take() {
                 t()
             }
@@ -140,8 +170,7 @@ pub fn side_by_side(
 pub fn sweep_multipliers(exp: Exp) {
     let Some(v) = exp.vector.get_untracked() else { return };
     exp.curve.set(None);
-    let req =
-        Request::Steerability { eval: eval_ref(), hook: v.hook, vector: v.values, multipliers: MULTIPLIERS.to_vec() };
+    let req = Request::Steerability { eval: v.eval, hook: v.hook, vector: v.values, multipliers: MULTIPLIERS.to_vec() };
     bridge::run(req, move |msg| {
         if let Msg::Reply(Reply::Ok(r)) = msg
             && let Response::Steerability { curve } = *r
@@ -186,9 +215,9 @@ pub fn SteerView(exp: Exp) -> impl IntoView {
 
     let sweep_layers = move |_| {
         sweep.set(None);
-        let train = DatasetRef::BuiltIn { file: EVAL_FILE.into(), part: Some(Part::Train) };
         let layers = (0..n_layers()).collect();
-        let req = Request::LayerSweep { train, eval: eval_ref(), layers, multipliers: MULTIPLIERS.to_vec() };
+        let (train, eval) = (exp.train_ab_ref(), exp.eval_ref());
+        let req = Request::LayerSweep { train, eval, layers, multipliers: MULTIPLIERS.to_vec() };
         bridge::run(req, move |msg| {
             if let Msg::Reply(Reply::Ok(r)) = msg
                 && let Response::LayerSweep { rows } = *r
@@ -205,7 +234,7 @@ pub fn SteerView(exp: Exp) -> impl IntoView {
                 ("model", model),
                 ("hook", v.hook.clone()),
                 ("method", "caa".into()),
-                ("dataset", v.dataset.clone()),
+                ("dataset", dataset_label(&v.train)),
                 ("layer", layer),
             ];
             export::download(
@@ -228,7 +257,7 @@ pub fn SteerView(exp: Exp) -> impl IntoView {
                             let f = *f;
                             view! { <option value=f selected=move || exp.dataset.get() == f>{*label}</option> }
                         }).collect_view()}
-                        <option value=TYPED selected=move || exp.dataset.get() == TYPED>"pairs I type"</option>
+                        <option value=TYPED selected=move || exp.dataset.get() == TYPED>"pairs or A/B items I type"</option>
                     </select>
                 </label>
                 <label>"Layer "
@@ -245,13 +274,13 @@ pub fn SteerView(exp: Exp) -> impl IntoView {
             </div>
             {move || (exp.dataset.get() == TYPED).then(|| view! {
                 <textarea aria-label="Your pairs" rows="4" prop:value=move || exp.typed.get()
-                    placeholder=r#"{"positive": "I love you", "negative": "I hate you"} — one JSON object a line"#
+                    placeholder=r#"One JSON object a line: pairs {"positive": "I love you", "negative": "I hate you"} or A/B items {"question": "…\n\n(A) …\n(B) …", "answer_matching_behavior": "(A)", "answer_not_matching_behavior": "(B)"}"#
                     on:input=move |ev| exp.typed.set(event_target_value(&ev))></textarea>
             })}
             <p class="note" data-testid="vector">{move || match exp.vector.get() {
                 Some(v) => {
                     let norm = v.values.iter().map(|x| x * x).sum::<f32>().sqrt();
-                    format!("Vector at {}: mean of {} pairs from {}, norm {norm:.3}.", v.hook, v.count, v.dataset)
+                    format!("Vector at {}: mean of {} pairs from {}, norm {norm:.3}.", v.hook, v.count, dataset_label(&v.train))
                 }
                 None => "No vector yet: generation runs unsteered only.".to_string(),
             }}</p>
@@ -279,8 +308,8 @@ pub fn SteerView(exp: Exp) -> impl IntoView {
         <section class="panel" aria-label="Steerability" id="steerability">
             <h2>"3. Steerability"</h2>
             <p class="explain">"Propensity is the mean logit difference between the answer that matches the behaviour and \
-                the one that does not, on held-out corrigibility A/B items; steerability is its slope against the \
-                multiplier (Tan et al. 2024)."</p>
+                the one that does not, on held-out A/B items (the held-out third of A/B items you typed, else of the \
+                built-in corrigibility set); steerability is its slope against the multiplier (Tan et al. 2024)."</p>
             <div class="row">
                 <button on:click=move |_| sweep_multipliers(exp) disabled=move || !idle() || exp.vector.get().is_none()>"Sweep multipliers"</button>
                 <button on:click=sweep_layers disabled=move || !idle()>"Sweep layers (CAA from A/B training items)"</button>
@@ -290,8 +319,9 @@ pub fn SteerView(exp: Exp) -> impl IntoView {
                     &[curve_series("steering vector", &c)]);
                 let csv = curve_csv(&[("steering vector".into(), &c)]);
                 view! {
-                    <p class="note">{format!("Steerability {:.3} (logit diff per unit multiplier); {:.0}% of items anti-steerable.",
-                        c.steerability, 100.0 * c.anti_steerable_fraction)}</p>
+                    <p class="note">{format!("Steerability {:.3} (logit diff per unit multiplier) on {}; {:.0}% of items anti-steerable.",
+                        c.steerability, exp.vector.get_untracked().map_or_else(String::new, |v| dataset_label(&v.eval)),
+                        100.0 * c.anti_steerable_fraction)}</p>
                     <Plot svg=svg name="steerability".into() />
                     <button class="small" on:click=move |_| export::download("steerability.csv", "text/csv", csv.as_bytes())>"CSV"</button>
                 }
