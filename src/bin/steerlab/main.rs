@@ -20,6 +20,8 @@ mod bench;
 mod features;
 #[cfg(not(target_arch = "wasm32"))]
 mod science;
+#[cfg(not(target_arch = "wasm32"))]
+mod serve;
 
 #[cfg(not(target_arch = "wasm32"))]
 mod cli {
@@ -133,6 +135,11 @@ mod cli {
         Features(crate::features::FeaturesArgs),
         /// Time GPT-2 small's forward pass (random weights) against PyTorch on this machine.
         Bench(crate::bench::BenchArgs),
+        /// Serve the engine to the browser lab over HTTP on 127.0.0.1 (heavier models, the native GPU), guarded
+        /// by a pairing token and an origin allow-list.
+        Serve(crate::serve::ServeArgs),
+        /// Load-test a running helper over loopback: requests/s and p50/p99 latency with concurrent clients.
+        Loadtest(crate::serve::loadtest::LoadtestArgs),
     }
 
     #[derive(Args)]
@@ -307,6 +314,8 @@ mod cli {
             Cmd::Decompose(args) => crate::science::decompose_cmd(args),
             Cmd::Features(args) => crate::features::run(args),
             Cmd::Bench(args) => crate::bench::run(args),
+            Cmd::Serve(args) => crate::serve::run(args),
+            Cmd::Loadtest(args) => crate::serve::loadtest::run(args),
         }
     }
 }

@@ -1,0 +1,113 @@
+//! The engine's own thread. One GPU serves one job at a time, so jobs queue here; at most `max_jobs` are open
+//! (running or waiting) and a request past that is turned away at once rather than left waiting. Each job
+//! answers with lines of JSON: events while it runs, then its reply.
+
+use serde_json::json;
+use std::cell::Cell;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use steerlab::device::Device;
+use steerlab::engine::{Engine, Reply, Request, Response};
+use steerlab::model::Model;
+use steerlab::sae::Sae;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+
+pub enum Work {
+    Run(Request),
+    LoadModel { name: String, dir: PathBuf },
+    LoadSae { name: String, dir: PathBuf },
+}
+
+struct Job {
+    work: Work,
+    /// NDJSON lines to the client; closed when the client goes away.
+    out: mpsc::UnboundedSender<String>,
+    /// Held until the job is done.
+    _slot: OwnedSemaphorePermit,
+}
+
+#[derive(Clone)]
+pub struct Jobs {
+    tx: std::sync::mpsc::Sender<Job>,
+    slots: Arc<Semaphore>,
+    pub max_jobs: usize,
+}
+
+impl Jobs {
+    /// Starts the engine thread on `device`.
+    pub fn start(device: Device, max_jobs: usize) -> Self {
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("steerlab-engine".into())
+            .spawn(move || {
+                let mut engine = Engine::default();
+                for job in rx {
+                    run(&mut engine, &device, job);
+                }
+            })
+            .expect("the engine thread starts");
+        Self { tx, slots: Arc::new(Semaphore::new(max_jobs)), max_jobs }
+    }
+
+    /// Queues `work`; its lines come out of the receiver. None when `max_jobs` jobs are open already.
+    pub fn submit(&self, work: Work) -> Option<mpsc::UnboundedReceiver<String>> {
+        let slot = self.slots.clone().try_acquire_owned().ok()?;
+        let (out, rx) = mpsc::unbounded_channel();
+        self.tx.send(Job { work, out, _slot: slot }).ok()?;
+        Some(rx)
+    }
+}
+
+fn run(engine: &mut Engine, device: &Device, job: Job) {
+    let Job { work, out, _slot } = job;
+    if out.is_closed() {
+        return; // the client left while it waited
+    }
+    // The engine stops a generation at its next token once `cancel` is set: when the client has gone away.
+    let gone = Arc::new(AtomicBool::new(false));
+    let cancel = Cell::new(false);
+    let send = |line: String| {
+        if out.send(line).is_err() {
+            gone.store(true, Ordering::Relaxed);
+        }
+    };
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match work {
+        Work::Run(req) => pollster::block_on(engine.handle(req, &cancel, &mut |event| {
+            send(json!({ "event": event }).to_string());
+            cancel.set(gone.load(Ordering::Relaxed));
+        })),
+        Work::LoadModel { name, dir } => {
+            send(json!({ "status": format!("loading {name}") }).to_string());
+            let mut model = Model::from_dir(&dir, device)?;
+            model.name = name;
+            engine.set_model(model);
+            status(engine)
+        }
+        Work::LoadSae { name, dir } => {
+            send(json!({ "status": format!("loading {name}") }).to_string());
+            let mut sae = Sae::from_dir(&dir, device)?;
+            sae.name = name;
+            engine.set_sae(sae)?;
+            status(engine)
+        }
+    }));
+    let reply = match result {
+        Ok(Ok(r)) => Reply::Ok(Box::new(r)),
+        Ok(Err(e)) => Reply::Error(e.to_string()),
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            Reply::Error(format!("the engine failed on this request (a bug in steerlab): {what}"))
+        }
+    };
+    send(json!({ "reply": reply }).to_string());
+}
+
+fn status(engine: &Engine) -> steerlab::Result<Response> {
+    let never = Cell::new(false);
+    pollster::block_on(engine.handle(Request::Status, &never, &mut |_| {}))
+}

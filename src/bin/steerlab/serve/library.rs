@@ -1,0 +1,93 @@
+//! The models and SAEs the helper offers: directories under its models folder (or the Hugging Face cache) that
+//! hold a model (`config.json`, `model.safetensors`, `tokenizer.json`) or an SAE (SAELens, sparsify or Gemma Scope
+//! files). The page loads them by name only, so no request can name a path of its own.
+
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Model,
+    Sae,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Entry {
+    /// `dir/sub` under the models folder; `owner/repo@rev/sub` in the hub cache.
+    pub name: String,
+    pub kind: Kind,
+    /// Bytes of its weights, for the picker.
+    pub bytes: u64,
+    #[serde(skip)]
+    pub dir: PathBuf,
+}
+
+/// The Hugging Face hub cache: `$HF_HUB_CACHE`, else `$HF_HOME/hub`, else `~/.cache/huggingface/hub`.
+pub fn hub_cache() -> Option<PathBuf> {
+    let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    env("HF_HUB_CACHE")
+        .or_else(|| env("HF_HOME").map(|h| h.join("hub")))
+        .or_else(|| env("HOME").map(|h| h.join(".cache/huggingface/hub")))
+}
+
+/// What `dir` holds, if it is a model or an SAE, and the size of its weights.
+fn classify(dir: &Path) -> Option<(Kind, u64)> {
+    let size = |f: &str| std::fs::metadata(dir.join(f)).ok().filter(|m| m.is_file()).map(|m| m.len());
+    if let (Some(_), Some(w), Some(_)) = (size("config.json"), size("model.safetensors"), size("tokenizer.json")) {
+        return Some((Kind::Model, w));
+    }
+    let sae = size("cfg.json").and(size("sae_weights.safetensors").or(size("sae.safetensors")));
+    sae.or(size("params.npz")).map(|w| (Kind::Sae, w))
+}
+
+/// Every model and SAE under `root`, sorted by name. Hidden folders and the hub cache's `blobs` are skipped, and
+/// the walk stops 6 levels down.
+pub fn scan(root: &Path) -> Vec<Entry> {
+    let mut out = Vec::new();
+    walk(root, root, 0, &mut out);
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+fn walk(root: &Path, dir: &Path, depth: usize, out: &mut Vec<Entry>) {
+    if let Some((kind, bytes)) = classify(dir) {
+        out.push(Entry { name: display_name(root, dir), kind, bytes, dir: dir.to_path_buf() });
+    }
+    if depth == 6 {
+        return;
+    }
+    let Ok(read) = std::fs::read_dir(dir) else { return };
+    let mut subdirs: Vec<PathBuf> = read
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir() || t.is_symlink()))
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| !n.starts_with('.') && n != "blobs"))
+        .collect();
+    subdirs.sort();
+    for sub in subdirs {
+        walk(root, &sub, depth + 1, out);
+    }
+}
+
+/// `a/b/c` relative to the root, with the hub cache's `models--owner--repo/snapshots/<rev>` read as
+/// `owner/repo@<first 8 of rev>`.
+fn display_name(root: &Path, dir: &Path) -> String {
+    let rel: Vec<String> = dir
+        .strip_prefix(root)
+        .unwrap_or(dir)
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    let name = match rel.as_slice() {
+        [repo, snapshots, rev, rest @ ..] if repo.starts_with("models--") && snapshots == "snapshots" => {
+            let repo = repo.trim_start_matches("models--").replacen("--", "/", 1);
+            let mut parts = vec![format!("{repo}@{}", &rev[..rev.len().min(8)])];
+            parts.extend(rest.iter().cloned());
+            parts.join("/")
+        }
+        _ => rel.join("/"),
+    };
+    if name.is_empty() { ".".into() } else { name }
+}

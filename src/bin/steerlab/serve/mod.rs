@@ -1,0 +1,216 @@
+//! `steerlab serve`: the engine over HTTP on 127.0.0.1, for the browser lab to run heavier models than a tab can.
+//! The API is the engine's own request/response types (`steerlab::engine`), the ones the lab's Web Worker runs:
+//!
+//! - `GET /v1/info`: the helper's version, device, limits, the models and SAEs it can load, and what is loaded.
+//! - `POST /v1/load` `{"model": NAME}` or `{"sae": NAME}`: loads one of those, by name.
+//! - `POST /v1/run` with an engine `Request`: answers with lines of JSON (`application/x-ndjson`):
+//!   `{"event": Event}` while it runs (generated text streams this way), then `{"reply": Reply}`.
+//!
+//! Each needs the pairing token (`guard.rs`); bad input gets a 4xx with `{"error": "..."}`.
+
+mod guard;
+mod jobs;
+mod library;
+mod limits;
+pub mod loadtest;
+
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Router, middleware};
+use clap::Args;
+use guard::Guard;
+use jobs::{Jobs, Work};
+use library::Kind;
+use limits::Limits;
+use serde::Deserialize;
+use serde_json::json;
+use std::path::PathBuf;
+use std::sync::Arc;
+use steerlab::device::{DeviceChoice, init_device};
+use steerlab::engine::Request;
+use steerlab::{Error, Result};
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Port on 127.0.0.1 (0: any free port).
+    #[arg(long, default_value_t = 7878)]
+    port: u16,
+    /// Folder of models and SAEs (hub layout folders, searched 6 levels down). Default: the Hugging Face cache.
+    #[arg(long)]
+    models: Option<PathBuf>,
+    /// cpu or wgpu. Default: wgpu (Vulkan, Metal, DX12), falling back to the CPU when there is no adapter.
+    #[arg(long)]
+    device: Option<DeviceChoice>,
+    /// A web page origin allowed to use the helper, e.g. https://lab.example.org. Repeatable. The lab served by
+    /// `bash scripts/lab.sh` (http://127.0.0.1:8080, http://localhost:8080) is always allowed.
+    #[arg(long = "allow-origin", value_name = "ORIGIN")]
+    allow_origins: Vec<String>,
+    /// Jobs open at once (running or queued); more are refused with 429.
+    #[arg(long, default_value_t = 4)]
+    max_jobs: usize,
+    #[command(flatten)]
+    limits: Limits,
+}
+
+struct App {
+    jobs: Jobs,
+    root: PathBuf,
+    device: String,
+    limits: Limits,
+}
+
+/// An error answer: `{"error": message}` with `status`.
+pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], json!({ "error": message.into() }).to_string())
+        .into_response()
+}
+
+pub fn run(args: ServeArgs) -> Result<()> {
+    if args.max_jobs == 0 {
+        return Err(Error::invalid("--max-jobs must be at least 1"));
+    }
+    let root = match args.models.or_else(library::hub_cache) {
+        Some(r) if r.is_dir() => r,
+        Some(r) => return Err(Error::invalid(format!("the models folder {} does not exist", r.display()))),
+        None => return Err(Error::invalid("no models folder: pass --models DIR")),
+    };
+    let (device, device_name) = pick_device(args.device)?;
+    let mut origins = vec!["http://127.0.0.1:8080".to_string(), "http://localhost:8080".to_string()];
+    origins.extend(args.allow_origins.iter().map(|o| o.trim_end_matches('/').to_string()));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_io()
+        .build()
+        .map_err(|e| Error::Device(format!("cannot start the server runtime: {e}")))?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
+            .await
+            .map_err(|e| Error::invalid(format!("cannot listen on 127.0.0.1:{}: {e}", args.port)))?;
+        let port = listener.local_addr().map_err(|e| Error::invalid(e.to_string()))?.port();
+        let guard = Arc::new(Guard { port, origins, token: guard::new_token().map_err(Error::Device)? });
+        let app = Arc::new(App {
+            jobs: Jobs::start(device, args.max_jobs),
+            root: root.clone(),
+            device: device_name.clone(),
+            limits: args.limits,
+        });
+        let routes = Router::new()
+            .route("/v1/info", get(info))
+            .route("/v1/load", post(load))
+            .route("/v1/run", post(run_request))
+            .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint: see GET /v1/info") })
+            .with_state(app.clone())
+            .layer(DefaultBodyLimit::max(app.limits.max_body_bytes))
+            .layer(middleware::from_fn_with_state(guard.clone(), guard::check));
+        println!("steerlab helper on http://127.0.0.1:{port} ({device_name}), models from {}", root.display());
+        println!("pairing token: {}", guard.token);
+        println!("allowed origins: {}", guard.origins.join(", "));
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        axum::serve(listener, routes).await.map_err(|e| Error::invalid(format!("the server stopped: {e}")))
+    })
+}
+
+fn pick_device(choice: Option<DeviceChoice>) -> Result<(steerlab::device::Device, String)> {
+    match choice {
+        Some(c) => Ok((pollster::block_on(init_device(c))?, format!("{c:?}").to_lowercase())),
+        None => match pollster::block_on(init_device(DeviceChoice::Wgpu)) {
+            Ok(d) => Ok((d, "wgpu".into())),
+            Err(e) => {
+                eprintln!("note: {e}; running on the CPU");
+                Ok((pollster::block_on(init_device(DeviceChoice::Cpu))?, "cpu".into()))
+            }
+        },
+    }
+}
+
+async fn info(State(app): State<Arc<App>>) -> Response {
+    let root = app.root.clone();
+    let entries = tokio::task::spawn_blocking(move || library::scan(&root)).await.unwrap_or_default();
+    let (models, saes): (Vec<_>, Vec<_>) = entries.into_iter().partition(|e| e.kind == Kind::Model);
+    let body = json!({
+        "name": "steerlab",
+        "version": env!("CARGO_PKG_VERSION"),
+        "device": app.device,
+        "max_jobs": app.jobs.max_jobs,
+        "limits": app.limits,
+        "models": models,
+        "saes": saes,
+    });
+    ([(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+}
+
+/// Parses a JSON body, turning each way it can be wrong into a clear 4xx.
+fn parse<T: serde::de::DeserializeOwned>(body: std::result::Result<Bytes, BytesRejection>) -> Result<T, Response> {
+    let body = body.map_err(|r| {
+        let status = r.status();
+        let why = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            "the request body is too large".into()
+        } else {
+            r.body_text()
+        };
+        error(status, why)
+    })?;
+    serde_json::from_slice(&body).map_err(|e| error(StatusCode::BAD_REQUEST, format!("not a valid request: {e}")))
+}
+
+/// Queues `work` and streams its lines back, or says the helper is busy.
+fn stream(app: &App, work: Work) -> Response {
+    let Some(rx) = app.jobs.submit(work) else {
+        return error(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("the helper is busy with {} jobs: try again when one has finished", app.jobs.max_jobs),
+        );
+    };
+    let lines = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|line| (Ok::<_, std::convert::Infallible>(line + "\n"), rx))
+    });
+    ([(header::CONTENT_TYPE, "application/x-ndjson")], Body::from_stream(lines)).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoadBody {
+    model: Option<String>,
+    sae: Option<String>,
+}
+
+async fn load(State(app): State<Arc<App>>, body: std::result::Result<Bytes, BytesRejection>) -> Response {
+    let body: LoadBody = match parse(body) {
+        Ok(b) => b,
+        Err(resp) => return resp,
+    };
+    let (kind, name) = match (body.model, body.sae) {
+        (Some(m), None) => (Kind::Model, m),
+        (None, Some(s)) => (Kind::Sae, s),
+        _ => return error(StatusCode::BAD_REQUEST, "send {\"model\": NAME} or {\"sae\": NAME}, one of them"),
+    };
+    let root = app.root.clone();
+    let entries = tokio::task::spawn_blocking(move || library::scan(&root)).await.unwrap_or_default();
+    let Some(entry) = entries.into_iter().find(|e| e.kind == kind && e.name == name) else {
+        let what = if kind == Kind::Model { "model" } else { "SAE" };
+        return error(StatusCode::NOT_FOUND, format!("no {what} named \"{name}\" here: GET /v1/info lists them"));
+    };
+    stream(
+        &app,
+        match kind {
+            Kind::Model => Work::LoadModel { name, dir: entry.dir },
+            Kind::Sae => Work::LoadSae { name, dir: entry.dir },
+        },
+    )
+}
+
+async fn run_request(State(app): State<Arc<App>>, body: std::result::Result<Bytes, BytesRejection>) -> Response {
+    let req: Request = match parse(body) {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    if let Err(why) = app.limits.check(&req) {
+        return error(StatusCode::UNPROCESSABLE_ENTITY, why);
+    }
+    stream(&app, Work::Run(req))
+}

@@ -1,0 +1,204 @@
+//! `steerlab serve` end to end, as a separate process on loopback: the pairing token, the origin allow-list and the
+//! Host check; limits on body size, prompt length, generation length and open jobs; clear 4xx answers to bad
+//! input, after which the helper still serves; models found by name in a hub-cache layout, streamed generation;
+//! and `steerlab loadtest` against it with no request lost.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const ALLOWED: &str = "https://lab.example";
+
+/// A helper process, killed when dropped.
+struct Helper {
+    child: Child,
+    addr: String,
+    token: String,
+    root: PathBuf,
+}
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_file() {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// Starts a helper on a free port over a models folder laid out as the Hugging Face cache lays repositories out.
+fn start(extra: &[&str]) -> Helper {
+    let root = std::env::temp_dir().join(format!("steerlab-serve-{}-{}", std::process::id(), extra.len()));
+    let snapshot = root.join("models--steerlab--gpt2-tiny/snapshots/0123456789abcdef");
+    copy_dir(&fixtures().join("models/gpt2-tiny"), &snapshot);
+    copy_dir(
+        &fixtures().join("saes/standard"),
+        &root.join("models--steerlab--saes/snapshots/fedcba9876543210/blocks.1.hook_resid_pre"),
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_steerlab"))
+        .args(["serve", "--port", "0", "--device", "cpu", "--allow-origin", ALLOWED, "--models"])
+        .arg(&root)
+        .args(extra)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let addr = first.split("http://").nth(1).unwrap().split(' ').next().unwrap().to_string();
+    let token = lines.next().unwrap().unwrap().strip_prefix("pairing token: ").unwrap().to_string();
+    std::thread::spawn(move || lines.for_each(drop)); // keep its stdout drained
+    Helper { child, addr, token, root }
+}
+
+struct Answer {
+    status: u16,
+    head: String,
+    body: String,
+}
+
+/// One HTTP/1.1 request; `headers` are extra header lines. Chunked bodies are left as they are: the NDJSON lines
+/// stay whole inside them.
+fn http(addr: &str, method: &str, path: &str, headers: &[String], body: &str) -> Answer {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    if !headers.iter().any(|h| h.starts_with("Host:")) {
+        req += &format!("Host: {addr}\r\n");
+    }
+    for h in headers {
+        req += &format!("{h}\r\n");
+    }
+    s.write_all(format!("{req}\r\n{body}").as_bytes()).unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    Answer { status: head.split(' ').nth(1).unwrap().parse().unwrap(), head: head.to_lowercase(), body: body.into() }
+}
+
+impl Helper {
+    fn auth(&self) -> String {
+        format!("Authorization: Bearer {}", self.token)
+    }
+    fn get(&self, path: &str) -> Answer {
+        http(&self.addr, "GET", path, &[self.auth()], "")
+    }
+    fn post(&self, path: &str, body: &str) -> Answer {
+        http(&self.addr, "POST", path, &[self.auth()], body)
+    }
+}
+
+fn expect(a: &Answer, status: u16, says: &str) {
+    assert_eq!(a.status, status, "{}\n{}", a.head, a.body);
+    assert!(a.body.contains(says), "expected \"{says}\" in {}", a.body);
+}
+
+#[test]
+fn helper_guards_and_serves() {
+    let h = start(&["--max-body-bytes", "65536", "--max-prompt-chars", "200", "--max-new-tokens", "16"]);
+
+    // Only with the token, from allowed origins, addressed as itself.
+    let info = h.get("/v1/info");
+    expect(&info, 200, "\"name\":\"steerlab/gpt2-tiny@01234567\"");
+    assert!(info.body.contains("steerlab/saes@fedcba98/blocks.1.hook_resid_pre"), "{}", info.body);
+    expect(&http(&h.addr, "GET", "/v1/info", &[], ""), 401, "missing pairing token");
+    let wrong = "Authorization: Bearer 0000".to_string();
+    expect(&http(&h.addr, "GET", "/v1/info", &[wrong], ""), 401, "wrong pairing token");
+    let evil = "Origin: https://evil.example".to_string();
+    expect(&http(&h.addr, "GET", "/v1/info", &[h.auth(), evil.clone()], ""), 403, "is not allowed");
+    expect(&http(&h.addr, "OPTIONS", "/v1/run", &[evil], ""), 403, "--allow-origin https://evil.example");
+    let ok_origin = format!("Origin: {ALLOWED}");
+    let a = http(&h.addr, "GET", "/v1/info", &[h.auth(), ok_origin.clone()], "");
+    expect(&a, 200, "\"device\":\"cpu\"");
+    assert!(a.head.contains(&format!("access-control-allow-origin: {ALLOWED}")), "{}", a.head);
+    let pre = http(&h.addr, "OPTIONS", "/v1/run", &[ok_origin], "");
+    assert_eq!(pre.status, 204, "{}", pre.head);
+    assert!(pre.head.contains("access-control-allow-headers: authorization, content-type"), "{}", pre.head);
+    assert!(pre.head.contains("access-control-allow-private-network: true"), "{}", pre.head);
+    let rebound = "Host: attacker.example:80".to_string();
+    expect(&http(&h.addr, "GET", "/v1/info", &[h.auth(), rebound], ""), 421, "answers only as 127.0.0.1");
+
+    // Bad input: a clear 4xx each time.
+    expect(&h.post("/v1/run", "{not json"), 400, "not a valid request");
+    expect(&h.post("/v1/run", r#"{"op": "explode"}"#), 400, "unknown variant `explode`");
+    expect(&h.post("/v1/run", &format!(r#"{{"op":"status","pad":"{}"}}"#, "x".repeat(70_000))), 413, "too large");
+    let long = format!(r#"{{"op":"generate","prompt":"{}"}}"#, "a".repeat(201));
+    expect(&h.post("/v1/run", &long), 422, "201 characters long; this helper takes at most 200");
+    let greedy = r#"{"op":"generate","prompt":"Hi","options":{"max_new_tokens":17}}"#;
+    expect(&h.post("/v1/run", greedy), 422, "at most 16 tokens");
+    expect(&h.post("/v1/load", r#"{"model": "../../etc"}"#), 404, r#"no model named \"../../etc\""#);
+    expect(&h.post("/v1/load", r#"{"model": "a", "sae": "b"}"#), 400, "one of them");
+    expect(&h.post("/v1/nowhere", "{}"), 404, "no such endpoint");
+    expect(
+        &h.post("/v1/run", r#"{"op":"generate","prompt":"Hi","options":{"max_new_tokens":4}}"#),
+        200,
+        r#"{"reply":{"error":"no model is loaded"}}"#,
+    );
+
+    // Load by name, then stream a generation: events, then the reply.
+    expect(
+        &h.post("/v1/load", r#"{"model": "steerlab/gpt2-tiny@01234567"}"#),
+        200,
+        r#""name":"steerlab/gpt2-tiny@01234567""#,
+    );
+    let sae = r#"{"sae": "steerlab/saes@fedcba98/blocks.1.hook_resid_pre"}"#;
+    expect(&h.post("/v1/load", sae), 200, r#""hook_name":"blocks.1.hook_resid_pre""#);
+    let g = h.post("/v1/run", r#"{"op":"generate","prompt":"Hello","options":{"max_new_tokens":6}}"#);
+    expect(&g, 200, r#"{"reply":{"ok":{"kind":"generated""#);
+    assert!(g.head.contains("content-type: application/x-ndjson"), "{}", g.head);
+    assert_eq!(g.body.matches(r#"{"event":{"kind":"text""#).count(), 6, "{}", g.body);
+    // An engine error is an answer too, and the helper goes on.
+    let bad_hook = r#"{"op":"generate","prompt":"Hi","options":{"max_new_tokens":4},"steering":[{"kind":"vector","hook":"blocks.9.hook_resid_pre","values":[1.0],"rows":null,"coef":1.0}]}"#;
+    expect(&h.post("/v1/run", bad_hook), 200, r#"{"reply":{"error":"#);
+    expect(&h.get("/v1/info"), 200, "steerlab");
+}
+
+#[test]
+fn helper_refuses_jobs_past_its_limit_and_loses_none_under_load() {
+    let h = start(&["--max-jobs", "1"]);
+    expect(&h.post("/v1/load", r#"{"model": "steerlab/gpt2-tiny@01234567"}"#), 200, "gpt2-tiny");
+    // Six generations at once with one slot: some are turned away with 429, the rest are served whole.
+    let generate = r#"{"op":"generate","prompt":"Once upon a time","options":{"max_new_tokens":40}}"#;
+    let mut refused = 0;
+    for _round in 0..5 {
+        let answers: Vec<Answer> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..6).map(|_| s.spawn(|| h.post("/v1/run", generate))).collect();
+            handles.into_iter().map(|t| t.join().unwrap()).collect()
+        });
+        for a in &answers {
+            match a.status {
+                429 => expect(a, 429, "the helper is busy with 1 jobs"),
+                _ => expect(a, 200, r#"{"reply":{"ok""#),
+            }
+        }
+        refused += answers.iter().filter(|a| a.status == 429).count();
+        if refused > 0 {
+            break;
+        }
+    }
+    assert!(refused > 0, "six simultaneous jobs never met the one-job limit");
+
+    let out = Command::new(env!("CARGO_BIN_EXE_steerlab"))
+        .args(["loadtest", "--url", &format!("http://{}", h.addr), "--token", &h.token])
+        .args(["--clients", "4", "--requests", "40", "--max-seconds", "120"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    println!("{text}");
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("POST /v1/run generate 4 tokens") && text.contains("no request lost"), "{text}");
+}
