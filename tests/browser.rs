@@ -48,5 +48,10 @@ fn browser_lab_end_to_end() {
     if !e2e.join("node_modules/playwright-core").exists() {
         run(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&e2e));
     }
-    run(Command::new("node").arg("run.mjs").current_dir(&e2e).env("STEERLAB_DIST", &dist).env("CHROMIUM", &chromium));
+    run(Command::new("node")
+        .arg("run.mjs")
+        .current_dir(&e2e)
+        .env("STEERLAB_DIST", &dist)
+        .env("CHROMIUM", &chromium)
+        .env("STEERLAB_BIN", env!("CARGO_BIN_EXE_steerlab")));
 }

@@ -2,7 +2,9 @@
 // (--enable-unsafe-webgpu, SwiftShader here) and once with WebGPU off (the CPU fallback). Screenshots of each
 // view go to tests/e2e/screenshots/.
 import { chromium } from "playwright-core";
-import { mkdir, readFile } from "node:fs/promises";
+import { access, mkdir, readFile } from "node:fs/promises";
+import { spawn } from "node:child_process";
+import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { dirname, join } from "node:path";
 import { mirror, serve } from "./server.mjs";
@@ -314,6 +316,63 @@ async function offline(browser, url) {
   console.log("ok offline");
 }
 
+// The native helper, paired from the page: a wrong token is refused with the helper's reason; with the right one
+// its model and SAE load there and the lab's requests (CAA, streamed generation) run on it.
+async function helper(browser, url) {
+  const bin = process.env.STEERLAB_BIN ?? join(process.env.CARGO_TARGET_DIR ?? join(here, "../../target"), "debug/steerlab");
+  await access(bin);
+  const origin = url.replace(/\/$/, "");
+  const proc = spawn(bin, ["serve", "--port", "0", "--device", "cpu", "--models", join(here, "../fixtures"), "--allow-origin", origin],
+    { stdio: ["ignore", "pipe", "inherit"] });
+  const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
+  try {
+    step = "start the helper";
+    const lines = createInterface({ input: proc.stdout });
+    const [address, token] = await new Promise((resolve, reject) => {
+      const got = [];
+      proc.on("exit", (code) => reject(new Error(`the helper exited (${code})`)));
+      lines.on("line", (l) => {
+        got.push(l);
+        if (got.length === 2) resolve([got[0].match(/http:\/\/[0-9.:]+/)[0], got[1].replace("pairing token: ", "")]);
+      });
+    });
+    step = "pair with a wrong token";
+    await page.goto(url);
+    await page.getByTestId("loaded").filter({ hasText: /and random SAE/ }).waitFor({ timeout: TIMEOUT });
+    await page.getByText("Native helper (heavier models)").click();
+    await page.getByLabel("Helper URL").fill(address);
+    await page.getByLabel("Pairing token").fill("not-the-token");
+    await page.getByRole("button", { name: "Connect" }).click();
+    await page.getByRole("status").filter({ hasText: "wrong pairing token" }).waitFor({ timeout: 30000 });
+    step = "pair and load the helper's model and SAE";
+    await page.getByLabel("Pairing token").fill(token);
+    await page.getByRole("button", { name: "Connect" }).click();
+    await page.getByTestId("helper").filter({ hasText: "on cpu" }).waitFor({ timeout: 30000 });
+    await page.getByLabel("Helper model").selectOption("models/gpt2-tiny");
+    await page.getByRole("button", { name: "Load on the helper" }).click();
+    await page.getByTestId("loaded").filter({ hasText: "models/gpt2-tiny (on the helper)" }).waitFor({ timeout: TIMEOUT });
+    await page.getByLabel("Helper SAE").selectOption("saes/standard");
+    await page.getByRole("button", { name: "Load SAE on the helper" }).click();
+    await page.getByTestId("loaded").filter({ hasText: "saes/standard (on the helper)" }).waitFor({ timeout: TIMEOUT });
+    step = "run CAA and a streamed generation on the helper";
+    await page.getByLabel("Dataset", { exact: true }).selectOption("love-hate.jsonl");
+    await page.getByRole("button", { name: "Compute vector" }).click();
+    await page.getByText(/Vector at blocks\.1\.hook_resid_pre: mean of \d+ pairs/).waitFor({ timeout: TIMEOUT });
+    await page.waitForFunction(idle("Generate"), null, { timeout: TIMEOUT });
+    await page.getByRole("button", { name: "Generate" }).click();
+    await page.waitForFunction(() => (document.querySelector("[data-testid=steered]")?.textContent.length ?? 0)
+      > "I think that".length + 10, null, { timeout: TIMEOUT });
+    await page.screenshot({ path: join(shots, "helper.png"), fullPage: true });
+    console.log("ok native helper");
+  } catch (e) {
+    await page.screenshot({ path: join(shots, "helper-failed.png"), fullPage: true });
+    throw e;
+  } finally {
+    proc.kill();
+    await page.close();
+  }
+}
+
 const server = await serve(dist);
 await mkdir(shots, { recursive: true });
 let failed = false;
@@ -327,6 +386,7 @@ for (const [name, args, fallback] of [
     if (fallback) {
       await permalinks(browser, server.url);
       await hub(browser, server.url);
+      await helper(browser, server.url);
       await offline(browser, server.url);
     }
   } catch (e) {

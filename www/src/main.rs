@@ -44,9 +44,9 @@ fn App() -> impl IntoView {
     let link_note = RwSignal::new(link_error);
     let entry = catalog::model(&start.model);
     if entry.is_none() {
-        link_note.set(Some(if start.model == "local" {
-            "This link was made with the sharer's own model files, which a link cannot carry: the default model is \
-             loaded; drop the same files to rerun it."
+        link_note.set(Some(if start.model == "local" || start.model == "helper" {
+            "This link was made with a model of the sharer's own (dropped files or their native helper), which a link \
+             cannot carry: the default model is loaded; load the same model to rerun it."
                 .to_string()
         } else {
             format!("The link names a model this lab does not know (\"{}\"): the default is loaded.", start.model)

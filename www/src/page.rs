@@ -5,6 +5,7 @@ pub mod decompose;
 pub mod export;
 pub mod features;
 pub mod gpu;
+pub mod helper;
 pub mod lessons;
 pub mod models;
 pub mod steer;

@@ -57,6 +57,10 @@ pub struct Lab {
     /// The load in flight: its id and what it loads.
     pub loading: RwSignal<Option<(u32, Kind)>>,
     pub progress: RwSignal<Vec<FileProgress>>,
+    /// The native helper the page is paired with, and whether the loaded model lives there (then requests run on
+    /// the helper rather than in the worker).
+    pub helper: RwSignal<Option<super::helper::Helper>>,
+    pub remote: RwSignal<bool>,
 }
 
 impl Lab {
@@ -112,6 +116,8 @@ pub fn start() -> Result<Lab, String> {
         busy: RwSignal::new(0),
         loading: RwSignal::new(None),
         progress: RwSignal::new(Vec::new()),
+        helper: RwSignal::new(None),
+        remote: RwSignal::new(false),
     };
     let b = Rc::new(Bridge {
         worker,
@@ -162,6 +168,7 @@ fn receive(msg: FromWorker) {
                 _ => {
                     // A new model drops an SAE that no longer fits (the worker did the same).
                     lab.sae.set(None);
+                    lab.remote.set(false);
                     let (id, revision) = b.loading_model.borrow().clone();
                     lab.model.set(Some(LoadedModel { id, revision, label: label.clone(), n_layers }));
                 }
@@ -220,6 +227,9 @@ fn next_id(b: &Bridge) -> u32 {
 /// Runs `request`; `handler` gets its events and its reply.
 pub fn run(request: Request, handler: impl FnMut(Msg) + 'static) {
     let b = bridge();
+    if b.lab.remote.get_untracked() {
+        return super::helper::run(b.lab, request, handler);
+    }
     let id = next_id(&b);
     b.pending.borrow_mut().insert(id, Box::new(handler));
     b.lab.busy.update(|n| *n += 1);
@@ -254,6 +264,7 @@ pub fn load(
 
 /// Stops every request in flight and the load, at their next step.
 pub fn cancel_all() {
+    super::helper::cancel_all();
     let b = bridge();
     let mut ids: Vec<u32> = b.pending.borrow().keys().copied().collect();
     ids.extend(b.lab.loading.get_untracked().map(|l| l.0));

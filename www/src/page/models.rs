@@ -220,6 +220,7 @@ pub fn ModelPanel(
                     <input type="file" multiple aria-label="Choose files" on:change=on_files />
                 </div>
             </details>
+            <super::helper::HelperPanel />
             <p class="note" data-testid="loaded">{move || match (lab.model.get(), lab.sae.get()) {
                 (None, _) => "No model loaded yet.".to_string(),
                 (Some(m), None) => format!("Loaded: {} ({} layers), no SAE.", m.label, m.n_layers),

@@ -144,18 +144,22 @@ async fn info(State(app): State<Arc<App>>) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }
 
-/// Parses a JSON body, turning each way it can be wrong into a clear 4xx.
-fn parse<T: serde::de::DeserializeOwned>(body: std::result::Result<Bytes, BytesRejection>) -> Result<T, Response> {
+/// Parses a JSON body, turning each way it can be wrong into a clear 4xx: its status and message.
+fn parse<T: serde::de::DeserializeOwned>(
+    body: std::result::Result<Bytes, BytesRejection>,
+) -> std::result::Result<T, (StatusCode, String)> {
     let body = body.map_err(|r| {
         let status = r.status();
-        let why = if status == StatusCode::PAYLOAD_TOO_LARGE {
-            "the request body is too large".into()
-        } else {
-            r.body_text()
-        };
-        error(status, why)
+        (
+            status,
+            if status == StatusCode::PAYLOAD_TOO_LARGE {
+                "the request body is too large".into()
+            } else {
+                r.body_text()
+            },
+        )
     })?;
-    serde_json::from_slice(&body).map_err(|e| error(StatusCode::BAD_REQUEST, format!("not a valid request: {e}")))
+    serde_json::from_slice(&body).map_err(|e| (StatusCode::BAD_REQUEST, format!("not a valid request: {e}")))
 }
 
 /// Queues `work` and streams its lines back, or says the helper is busy.
@@ -182,7 +186,7 @@ struct LoadBody {
 async fn load(State(app): State<Arc<App>>, body: std::result::Result<Bytes, BytesRejection>) -> Response {
     let body: LoadBody = match parse(body) {
         Ok(b) => b,
-        Err(resp) => return resp,
+        Err((status, why)) => return error(status, why),
     };
     let (kind, name) = match (body.model, body.sae) {
         (Some(m), None) => (Kind::Model, m),
@@ -207,7 +211,7 @@ async fn load(State(app): State<Arc<App>>, body: std::result::Result<Bytes, Byte
 async fn run_request(State(app): State<Arc<App>>, body: std::result::Result<Bytes, BytesRejection>) -> Response {
     let req: Request = match parse(body) {
         Ok(r) => r,
-        Err(resp) => return resp,
+        Err((status, why)) => return error(status, why),
     };
     if let Err(why) = app.limits.check(&req) {
         return error(StatusCode::UNPROCESSABLE_ENTITY, why);
