@@ -6,7 +6,6 @@ use serde_json::json;
 use std::cell::Cell;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use steerlab::device::Device;
 use steerlab::engine::{Engine, Reply, Request, Response};
 use steerlab::model::Model;
@@ -27,7 +26,6 @@ struct Job {
     _slot: OwnedSemaphorePermit,
 }
 
-#[derive(Clone)]
 pub struct Jobs {
     tx: std::sync::mpsc::Sender<Job>,
     slots: Arc<Semaphore>,
@@ -65,17 +63,17 @@ fn run(engine: &mut Engine, device: &Device, job: Job) {
         return; // the client left while it waited
     }
     // The engine stops a generation at its next token once `cancel` is set: when the client has gone away.
-    let gone = Arc::new(AtomicBool::new(false));
+    let gone = Cell::new(false);
     let cancel = Cell::new(false);
     let send = |line: String| {
         if out.send(line).is_err() {
-            gone.store(true, Ordering::Relaxed);
+            gone.set(true);
         }
     };
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match work {
         Work::Run(req) => pollster::block_on(engine.handle(req, &cancel, &mut |event| {
             send(json!({ "event": event }).to_string());
-            cancel.set(gone.load(Ordering::Relaxed));
+            cancel.set(gone.get());
         })),
         Work::LoadModel { name, dir } => {
             send(json!({ "status": format!("loading {name}") }).to_string());
