@@ -7,7 +7,7 @@ Run once (needs PyPI torch + transformers + safetensors); the small outputs are 
 
 Per model, tests/fixtures/models/NAME/ holds config.json, model.safetensors, tokenizer.json, and
 expected.safetensors with, for prompt i:
-  p{i}.tokens                     I64 [seq]        tokenizer.json's ids, no special tokens added
+  p{i}.tokens                     I64 [seq]        tokenizer.json's ids, no special tokens added (Gemma: <bos> first)
   p{i}.logits                     F32 [seq, k]     logits at those ids
   p{i}.logsumexp                  F32 [seq]        logsumexp over the whole vocabulary (checks every logit)
   p{i}.blocks.{L}.hook_resid_pre  F32 [seq, d]     every layer
@@ -27,7 +27,8 @@ import shutil
 
 import torch
 from safetensors.torch import save_file
-from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel, GPTNeoXConfig, GPTNeoXForCausalLM
+from transformers import (AutoTokenizer, Gemma2Config, Gemma2ForCausalLM, GPT2Config, GPT2LMHeadModel,
+                          GPTNeoXConfig, GPTNeoXForCausalLM, PreTrainedTokenizerFast)
 
 PROMPTS = [
     "Hello world",
@@ -92,11 +93,62 @@ def make_neox_config(kw, rope):
     return cfg
 
 
+def gemma2_configs():
+    """Gemma-2's architecture at tiny size: grouped-query attention (4 query heads, 2 key/value heads), a head
+    dim unrelated to hidden/heads, query_pre_attn_scalar != head_dim, soft-capped attention and final logits
+    low enough to bite, and a sliding window of 5 on the layers layer_types names (prompts are longer)."""
+    base = dict(vocab_size=512, hidden_size=32, intermediate_size=64, num_hidden_layers=3,
+                num_attention_heads=4, num_key_value_heads=2, head_dim=16, hidden_activation="gelu_pytorch_tanh",
+                max_position_embeddings=64, rms_norm_eps=1e-6, bos_token_id=2, eos_token_id=1, pad_token_id=0,
+                query_pre_attn_scalar=24, attn_logit_softcapping=5.0, final_logit_softcapping=8.0,
+                sliding_window=5, tie_word_embeddings=True, attention_bias=False)
+    return [
+        # as google/gemma-2-2b's config.json: no layer_types (even layers slide), rope_theta at the top level
+        ("gemma2-tiny", dict(base, rope_theta=10000.0), None),
+        # newer keys: explicit layer_types and rope_parameters
+        ("gemma2-tiny-layer-types", dict(base, rope_parameters=dict(rope_type="default", rope_theta=500.0)),
+         ["full_attention", "sliding_attention", "sliding_attention"]),
+    ]
+
+
+GEMMA_CORPUS = [
+    "The quick brown fox jumps over the lazy dog.", "Hello world, hello there.", "The year had many days.",
+    "Steering vectors shift behaviour; sparse autoencoders find features.", "step step step step",
+    "Unicode and emoji are bytes when the vocabulary lacks them.", "two leading spaces and a tab",
+]
+
+
+def make_gemma_tokenizer(path):
+    """A small tokenizer.json in Gemma's layout: BPE over text whose spaces became U+2581, byte fallback to
+    <0xNN> tokens, <pad>/<eos>/<bos>/<unk> at 0-3, and a post-processor that puts <bos> first."""
+    from tokenizers import Tokenizer, decoders, normalizers, processors
+    from tokenizers.models import BPE
+    from tokenizers.trainers import BpeTrainer
+    norm = normalizers.Replace(" ", "\u2581")
+    trainer_tok = Tokenizer(BPE(unk_token="<unk>"))
+    trainer_tok.normalizer = norm
+    trainer_tok.train_from_iterator(GEMMA_CORPUS * 4, BpeTrainer(vocab_size=300, show_progress=False))
+    trained = json.loads(trainer_tok.to_str())["model"]
+    specials = ["<pad>", "<eos>", "<bos>", "<unk>"]
+    vocab = {t: i for i, t in enumerate(specials + [f"<0x{b:02X}>" for b in range(256)])}
+    for t in sorted(trained["vocab"], key=trained["vocab"].get):
+        vocab.setdefault(t, len(vocab))
+    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in trained["merges"]]
+    tok = Tokenizer(BPE(vocab=vocab, merges=merges, unk_token="<unk>", byte_fallback=True, fuse_unk=True))
+    tok.normalizer = norm
+    tok.decoder = decoders.Sequence([decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse()])
+    tok.add_special_tokens(specials)
+    tok.post_processor = processors.TemplateProcessing(single="<bos> $A", special_tokens=[("<bos>", 2)])
+    tok.save(os.path.join(path, "tokenizer.json"))
+    return len(vocab)
+
+
 def write_config(path, model_type, kw, rope=None):
     """The config.json exactly as the hub has it for such a model (older or newer rope keys)."""
     cfg = dict(kw)
     cfg["model_type"] = model_type
-    cfg["architectures"] = ["GPT2LMHeadModel" if model_type == "gpt2" else "GPTNeoXForCausalLM"]
+    cfg["architectures"] = [{"gpt2": "GPT2LMHeadModel", "gpt_neox": "GPTNeoXForCausalLM",
+                              "gemma2": "Gemma2ForCausalLM"}[model_type]]
     if rope:
         cfg.update(rope)
     with open(os.path.join(path, "config.json"), "w") as f:
@@ -115,8 +167,9 @@ def randomise(model, seed):
                 p.copy_(0.15 * torch.randn(p.shape, generator=g))
 
 
-def reference(model, tok, path, blocks_prefix, d, n_layer, parallel):
-    """Runs the prompts through transformers in float32 with hooks that record TransformerLens hooks."""
+def reference(model, tok, path, blocks_prefix, d, n_layer, bos=False):
+    """Runs the prompts through transformers in float32 with hooks that record TransformerLens hooks;
+    `bos`: tokens start with <bos>, as Gemma needs."""
     model.eval()
     blocks = blocks_prefix(model)
     g = torch.Generator().manual_seed(1234)
@@ -161,13 +214,15 @@ def reference(model, tok, path, blocks_prefix, d, n_layer, parallel):
     for i, blk in enumerate(blocks):
         handles.append(blk.register_forward_pre_hook(pre_hook(i), with_kwargs=True))
         handles.append(blk.register_forward_hook(post_hook(i), with_kwargs=True))
-        attn = blk.attn if hasattr(blk, "attn") else blk.attention
+        # Gemma-2 normalises the attention output before adding it: resid_mid reads that.
+        attn = getattr(blk, "post_attention_layernorm", None) or getattr(blk, "attn", None) or blk.attention
         handles.append(attn.register_forward_hook(attn_hook(i)))
-    final_ln = model.transformer.ln_f if hasattr(model, "transformer") else model.gpt_neox.final_layer_norm
+    final_ln = (model.transformer.ln_f if hasattr(model, "transformer") else
+                model.gpt_neox.final_layer_norm if hasattr(model, "gpt_neox") else model.model.norm)
     handles.append(final_ln.register_forward_hook(ln_final_hook))
 
     for p, text in enumerate(PROMPTS):
-        tokens = torch.tensor(tok(text, add_special_tokens=False)["input_ids"], dtype=torch.long)
+        tokens = torch.tensor(tok(text, add_special_tokens=bos)["input_ids"], dtype=torch.long)
         assert tokens.numel() > 0
         with torch.no_grad():
             steer["on"] = False
@@ -205,7 +260,7 @@ def reference(model, tok, path, blocks_prefix, d, n_layer, parallel):
     with open(os.path.join(HERE, "..", "tests", "fixtures", "pairs.jsonl")) as f:
         pairs = [json.loads(line) for line in f if line.strip()]
     def last(text):
-        t = torch.tensor(tok(text, add_special_tokens=False)["input_ids"])[None]
+        t = torch.tensor(tok(text, add_special_tokens=bos)["input_ids"])[None]
         with torch.no_grad():
             return model(t, output_hidden_states=True).hidden_states[STEER_LAYER][0, -1].float()
     out[f"caa.blocks.{STEER_LAYER}.hook_resid_pre"] = torch.stack(
@@ -220,10 +275,13 @@ def reference(model, tok, path, blocks_prefix, d, n_layer, parallel):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--shared", default=os.path.join(HERE, "..", "..", "shared"))
+    ap.add_argument("--only", nargs="*", help="make only these fixtures")
     args = ap.parse_args()
     torch.manual_seed(0)
 
     for n, (name, cfg, dtype, keys) in enumerate(gpt2_configs()):
+        if args.only and name not in args.only:
+            continue
         path = os.path.join(OUT, name)
         os.makedirs(path, exist_ok=True)
         shutil.copy(os.path.join(args.shared, "tokenizers", "gpt2", "tokenizer.json"), path)
@@ -249,6 +307,8 @@ def main():
         print("wrote", path)
 
     for n, (name, kw, dtype, rope) in enumerate(neox_configs()):
+        if args.only and name not in args.only:
+            continue
         path = os.path.join(OUT, name)
         os.makedirs(path, exist_ok=True)
         shutil.copy(os.path.join(args.shared, "tokenizers", "pythia", "tokenizer.json"), path)
@@ -271,9 +331,41 @@ def main():
         write_config(path, "gpt_neox", kw, rope)
         tok = AutoTokenizer.from_pretrained(path)
         ref = model.float()
-        reference(ref, tok, path, lambda m: m.gpt_neox.layers, kw["hidden_size"], kw["num_hidden_layers"],
-                  kw["use_parallel_residual"])
+        reference(ref, tok, path, lambda m: m.gpt_neox.layers, kw["hidden_size"], kw["num_hidden_layers"])
         print("wrote", path)
+
+    for n, (name, kw, layer_types) in enumerate(gemma2_configs()):
+        if args.only and name not in args.only:
+            continue
+        path = os.path.join(OUT, name)
+        os.makedirs(path, exist_ok=True)
+        assert make_gemma_tokenizer(path) <= kw["vocab_size"]
+        cfg = Gemma2Config(**kw, **({"layer_types": layer_types} if layer_types else {}))
+        model = Gemma2ForCausalLM(cfg)
+        model.config._attn_implementation = "eager"
+        randomise(model, 30 + n)
+        # as google/gemma-2-2b ships: `model.` keys, no lm_head (tied), float32, in two shards
+        sd = {k: v.contiguous() for k, v in model.state_dict().items() if k != "lm_head.weight"}
+        shard(sd, path, 2)
+        write_config(path, "gemma2", dict(kw, **({"layer_types": layer_types} if layer_types else {})))
+        tok = PreTrainedTokenizerFast(tokenizer_file=os.path.join(path, "tokenizer.json"), bos_token="<bos>",
+                                      eos_token="<eos>", pad_token="<pad>", unk_token="<unk>")
+        reference(model, tok, path, lambda m: m.model.layers, kw["hidden_size"], kw["num_hidden_layers"], bos=True)
+        print("wrote", path)
+
+
+def shard(sd, path, n):
+    """Writes `sd` as model-0000i-of-0000n.safetensors plus model.safetensors.index.json, as the hub does."""
+    names = sorted(sd)
+    weight_map = {}
+    for i in range(n):
+        file = f"model-{i + 1:05d}-of-{n:05d}.safetensors"
+        part = {k: sd[k] for k in names[i::n]}
+        save_file(part, os.path.join(path, file), metadata={"format": "pt"})
+        weight_map.update({k: file for k in part})
+    total = sum(v.numel() * v.element_size() for v in sd.values())
+    with open(os.path.join(path, "model.safetensors.index.json"), "w") as f:
+        json.dump({"metadata": {"total_size": total}, "weight_map": weight_map}, f, indent=2, sort_keys=True)
 
 
 if __name__ == "__main__":

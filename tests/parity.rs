@@ -107,3 +107,13 @@ fn pythia_f16_parallel_residual_older_config_keys() {
 fn pythia_f32_sequential_residual_newer_config_keys() {
     check_model("pythia-tiny-f32-sequential");
 }
+
+#[test]
+fn gemma2_hub_config_keys_sharded_checkpoint() {
+    check_model("gemma2-tiny");
+}
+
+#[test]
+fn gemma2_layer_types_and_rope_parameters() {
+    check_model("gemma2-tiny-layer-types");
+}

@@ -9,6 +9,8 @@ use serde_json::Value;
 pub enum Arch {
     Gpt2,
     GptNeox,
+    /// Gemma-2: RMSNorm around both sublayers, grouped-query attention, soft-capped logits, GeGLU.
+    Gemma2,
 }
 
 /// The MLP non-linearity.
@@ -29,6 +31,12 @@ pub struct ModelConfig {
     pub d_model: usize,
     pub n_layers: usize,
     pub n_heads: usize,
+    /// Key/value heads: fewer than `n_heads` under grouped-query attention (Gemma-2).
+    #[serde(default)]
+    pub n_kv_heads: usize,
+    /// Width of each head: `d_model / n_heads` except where `head_dim` says otherwise (Gemma-2).
+    #[serde(default)]
+    pub d_head: usize,
     pub d_mlp: usize,
     /// Rows of the embedding and unembedding (Pythia pads this past the tokenizer's vocabulary).
     pub vocab_size: usize,
@@ -43,13 +51,36 @@ pub struct ModelConfig {
     pub parallel_residual: bool,
     /// GPT-2's `scale_attn_by_inverse_layer_idx`.
     pub scale_attn_by_inverse_layer_idx: bool,
+    /// Attention scores are multiplied by `attn_scale^-1/2`: `d_head`, or Gemma-2's `query_pre_attn_scalar`.
+    #[serde(default)]
+    pub attn_scale: f64,
+    /// Gemma-2: scores become `cap · tanh(scores / cap)` before the mask.
+    #[serde(default)]
+    pub attn_softcap: Option<f64>,
+    /// Gemma-2: logits become `cap · tanh(logits / cap)`.
+    #[serde(default)]
+    pub final_softcap: Option<f64>,
+    /// Gemma-2: a layer marked here sees only the last `sliding_window` keys.
+    #[serde(default)]
+    pub sliding_window: Option<usize>,
+    #[serde(default)]
+    pub sliding_layers: Vec<bool>,
     pub bos_token_id: Option<u32>,
-    pub eos_token_id: Option<u32>,
+    /// Generation stops at any of these (instruction-tuned Gemma lists `<eos>` and `<end_of_turn>`).
+    #[serde(default)]
+    pub eos_token_ids: Vec<u32>,
 }
 
 impl ModelConfig {
-    pub fn d_head(&self) -> usize {
-        self.d_model / self.n_heads
+    /// How many keys layer `layer` attends back over, when it is a sliding-window layer.
+    pub fn window(&self, layer: usize) -> Option<usize> {
+        self.sliding_window.filter(|_| self.sliding_layers.get(layer).copied().unwrap_or(false))
+    }
+
+    /// Whether prompts must start with the BOS token: Gemma's activations are meaningless without it (its
+    /// tokenizer always adds it), while GPT-2 and Pythia run on bare text as the CAA and SAE papers did.
+    pub fn always_bos(&self) -> bool {
+        self.arch == Arch::Gemma2
     }
 
     /// Parses `config.json` text; `file` names it in errors.
@@ -59,11 +90,14 @@ impl ModelConfig {
         let cfg = match model_type {
             "gpt2" => Self::gpt2(&v, file)?,
             "gpt_neox" => Self::neox(&v, file)?,
-            "" => return Err(Error::file(file, "no `model_type`: expected \"gpt2\" or \"gpt_neox\"")),
+            "gemma2" => Self::gemma2(&v, file)?,
+            "" => return Err(Error::file(file, "no `model_type`: expected \"gpt2\", \"gpt_neox\" or \"gemma2\"")),
             other => {
                 return Err(Error::file(
                     file,
-                    format!("unsupported model_type \"{other}\": steerlab runs \"gpt2\" and \"gpt_neox\" (Pythia)"),
+                    format!(
+                        "unsupported model_type \"{other}\": steerlab runs \"gpt2\", \"gpt_neox\" (Pythia) and \"gemma2\""
+                    ),
                 ));
             }
         };
@@ -73,11 +107,14 @@ impl ModelConfig {
 
     fn gpt2(v: &Value, file: &str) -> Result<Self> {
         let d_model = req_usize(v, "n_embd", file)?;
+        let n_heads = req_usize(v, "n_head", file)?;
         Ok(Self {
             arch: Arch::Gpt2,
             d_model,
             n_layers: req_usize(v, "n_layer", file)?,
-            n_heads: req_usize(v, "n_head", file)?,
+            n_heads,
+            n_kv_heads: n_heads,
+            d_head: d_model.checked_div(n_heads).unwrap_or(0),
             d_mlp: opt_usize(v, "n_inner", file)?.unwrap_or(4 * d_model),
             vocab_size: req_usize(v, "vocab_size", file)?,
             n_ctx: opt_usize(v, "n_positions", file)?.unwrap_or(1024),
@@ -90,8 +127,13 @@ impl ModelConfig {
                 .get("scale_attn_by_inverse_layer_idx")
                 .and_then(Value::as_bool)
                 .unwrap_or(false),
-            bos_token_id: opt_usize(v, "bos_token_id", file)?.map(|x| x as u32),
-            eos_token_id: opt_usize(v, "eos_token_id", file)?.map(|x| x as u32),
+            attn_scale: d_model.checked_div(n_heads).unwrap_or(0) as f64,
+            attn_softcap: None,
+            final_softcap: None,
+            sliding_window: None,
+            sliding_layers: Vec::new(),
+            bos_token_id: token_id(v, "bos_token_id", file)?,
+            eos_token_ids: token_ids(v, "eos_token_id", file)?,
         })
     }
 
@@ -99,17 +141,8 @@ impl ModelConfig {
         let d_model = req_usize(v, "hidden_size", file)?;
         let n_heads = req_usize(v, "num_attention_heads", file)?;
         // Newer transformers writes `rope_parameters`; older configs `rotary_pct` / `rotary_emb_base`.
-        let rope = v.get("rope_parameters");
-        let pick = |new: &str, old: &str| {
-            rope.and_then(|r| r.get(new)).or_else(|| v.get(new)).or_else(|| v.get(old)).and_then(Value::as_f64)
-        };
-        let rotary_pct = pick("partial_rotary_factor", "rotary_pct").unwrap_or(1.0);
-        let rotary_base = pick("rope_theta", "rotary_emb_base").unwrap_or(10000.0);
-        if let Some(kind) = rope.and_then(|r| r.get("rope_type")).and_then(Value::as_str)
-            && kind != "default"
-        {
-            return Err(Error::file(file, format!("rope_type \"{kind}\" is not supported (only \"default\")")));
-        }
+        let rotary_pct = rope_param(v, "partial_rotary_factor", "rotary_pct", file)?.unwrap_or(1.0);
+        let rotary_base = rope_param(v, "rope_theta", "rotary_emb_base", file)?.unwrap_or(10000.0);
         if !(0.0..=1.0).contains(&rotary_pct) {
             return Err(Error::file(file, format!("rotary fraction {rotary_pct} is not in [0, 1]")));
         }
@@ -122,6 +155,8 @@ impl ModelConfig {
             d_model,
             n_layers: req_usize(v, "num_hidden_layers", file)?,
             n_heads,
+            n_kv_heads: n_heads,
+            d_head,
             d_mlp: req_usize(v, "intermediate_size", file)?,
             vocab_size: req_usize(v, "vocab_size", file)?,
             n_ctx: opt_usize(v, "max_position_embeddings", file)?.unwrap_or(2048),
@@ -132,8 +167,69 @@ impl ModelConfig {
             rotary_base,
             parallel_residual: v.get("use_parallel_residual").and_then(Value::as_bool).unwrap_or(true),
             scale_attn_by_inverse_layer_idx: false,
-            bos_token_id: opt_usize(v, "bos_token_id", file)?.map(|x| x as u32),
-            eos_token_id: opt_usize(v, "eos_token_id", file)?.map(|x| x as u32),
+            attn_scale: d_head as f64,
+            attn_softcap: None,
+            final_softcap: None,
+            sliding_window: None,
+            sliding_layers: Vec::new(),
+            bos_token_id: token_id(v, "bos_token_id", file)?,
+            eos_token_ids: token_ids(v, "eos_token_id", file)?,
+        })
+    }
+
+    /// `google/gemma-2-*`: defaults are transformers' Gemma2Config's (the hub configs omit `layer_types`).
+    fn gemma2(v: &Value, file: &str) -> Result<Self> {
+        let d_model = req_usize(v, "hidden_size", file)?;
+        let n_heads = req_usize(v, "num_attention_heads", file)?;
+        let n_layers = req_usize(v, "num_hidden_layers", file)?;
+        let d_head = opt_usize(v, "head_dim", file)?.unwrap_or(d_model.checked_div(n_heads).unwrap_or(0));
+        if v.get("attention_bias").and_then(Value::as_bool) == Some(true) {
+            return Err(Error::file(file, "attention_bias = true is not supported for gemma2"));
+        }
+        let act = ["hidden_activation", "hidden_act"].iter().find_map(|k| v.get(*k).and_then(Value::as_str));
+        let sliding_layers = match v.get("layer_types") {
+            None | Some(Value::Null) => (0..n_layers).map(|i| i % 2 == 0).collect(),
+            Some(Value::Array(types)) if types.len() == n_layers => types
+                .iter()
+                .map(|t| match t.as_str() {
+                    Some("sliding_attention") => Ok(true),
+                    Some("full_attention") => Ok(false),
+                    _ => Err(Error::file(file, format!("unknown layer type {t} in `layer_types`"))),
+                })
+                .collect::<Result<_>>()?,
+            Some(other) => {
+                return Err(Error::file(file, format!("`layer_types` must list {n_layers} layer types, got {other}")));
+            }
+        };
+        Ok(Self {
+            arch: Arch::Gemma2,
+            d_model,
+            n_layers,
+            n_heads,
+            n_kv_heads: opt_usize(v, "num_key_value_heads", file)?.unwrap_or(n_heads),
+            d_head,
+            d_mlp: req_usize(v, "intermediate_size", file)?,
+            vocab_size: req_usize(v, "vocab_size", file)?,
+            n_ctx: opt_usize(v, "max_position_embeddings", file)?.unwrap_or(8192),
+            ln_eps: v.get("rms_norm_eps").and_then(Value::as_f64).unwrap_or(1e-6),
+            activation: activation(act.unwrap_or("gelu_pytorch_tanh"), file)?,
+            rotary_dims: d_head,
+            rotary_base: rope_param(v, "rope_theta", "rope_theta", file)?.unwrap_or(10000.0),
+            parallel_residual: false,
+            scale_attn_by_inverse_layer_idx: false,
+            attn_scale: opt_f64(v, "query_pre_attn_scalar", file)?.unwrap_or(256.0),
+            attn_softcap: softcap(v, "attn_logit_softcapping", 50.0, file)?,
+            final_softcap: softcap(v, "final_logit_softcapping", 30.0, file)?,
+            sliding_window: match v.get("sliding_window") {
+                Some(Value::Null) => None,
+                _ => Some(opt_usize(v, "sliding_window", file)?.unwrap_or(4096)),
+            },
+            sliding_layers,
+            bos_token_id: token_id(v, "bos_token_id", file)?.or(Some(2)),
+            eos_token_ids: match token_ids(v, "eos_token_id", file)? {
+                ids if ids.is_empty() && v.get("eos_token_id").is_none() => vec![1],
+                ids => ids,
+            },
         })
     }
 
@@ -142,6 +238,8 @@ impl ModelConfig {
             ("hidden size", self.d_model),
             ("layers", self.n_layers),
             ("heads", self.n_heads),
+            ("key/value heads", self.n_kv_heads),
+            ("head dim", self.d_head),
             ("MLP width", self.d_mlp),
             ("vocabulary", self.vocab_size),
             ("context length", self.n_ctx),
@@ -149,11 +247,23 @@ impl ModelConfig {
         if let Some((what, _)) = zero.iter().find(|(_, n)| *n == 0) {
             return Err(Error::file(file, format!("{what} must be positive")));
         }
-        if !self.d_model.is_multiple_of(self.n_heads) {
+        if self.arch != Arch::Gemma2 && !self.d_model.is_multiple_of(self.n_heads) {
             return Err(Error::file(
                 file,
                 format!("hidden size {} is not divisible by {} heads", self.d_model, self.n_heads),
             ));
+        }
+        if !self.n_heads.is_multiple_of(self.n_kv_heads) {
+            return Err(Error::file(
+                file,
+                format!("{} heads cannot share {} key/value heads evenly", self.n_heads, self.n_kv_heads),
+            ));
+        }
+        if self.sliding_window == Some(0) {
+            return Err(Error::file(file, "sliding_window must be positive"));
+        }
+        if !(self.attn_scale > 0.0) || [self.attn_softcap, self.final_softcap].iter().flatten().any(|c| !(*c > 0.0)) {
+            return Err(Error::file(file, "query_pre_attn_scalar and the soft-caps must be positive"));
         }
         if !self.rotary_dims.is_multiple_of(2) {
             return Err(Error::file(file, format!("rotary dims {} must be even", self.rotary_dims)));
@@ -169,6 +279,57 @@ fn activation(name: &str, file: &str) -> Result<Activation> {
         "relu" => Ok(Activation::Relu),
         other => Err(Error::file(file, format!("unsupported activation \"{other}\""))),
     }
+}
+
+/// A rotary setting from `rope_parameters` (newer transformers) or the top level under either name.
+fn rope_param(v: &Value, new: &str, old: &str, file: &str) -> Result<Option<f64>> {
+    let rope = v.get("rope_parameters").filter(|r| !r.is_null());
+    if let Some(kind) = rope.and_then(|r| r.get("rope_type")).and_then(Value::as_str)
+        && kind != "default"
+    {
+        return Err(Error::file(file, format!("rope_type \"{kind}\" is not supported (only \"default\")")));
+    }
+    match rope.and_then(|r| r.get(new)).or_else(|| v.get(new)).or_else(|| v.get(old)) {
+        None | Some(Value::Null) => Ok(None),
+        Some(x) => x.as_f64().map(Some).ok_or_else(|| Error::file(file, format!("`{new}` must be a number, got {x}"))),
+    }
+}
+
+/// A soft-cap: absent means transformers' default, `null` means none.
+fn softcap(v: &Value, key: &str, default: f64, file: &str) -> Result<Option<f64>> {
+    match v.get(key) {
+        Some(Value::Null) => Ok(None),
+        _ => Ok(Some(opt_f64(v, key, file)?.unwrap_or(default))),
+    }
+}
+
+fn opt_f64(v: &Value, key: &str, file: &str) -> Result<Option<f64>> {
+    match v.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(x) => x.as_f64().map(Some).ok_or_else(|| Error::file(file, format!("`{key}` must be a number, got {x}"))),
+    }
+}
+
+/// A special token id (`null` or absent: none).
+fn token_id(v: &Value, key: &str, file: &str) -> Result<Option<u32>> {
+    match v.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(x) => as_token(x).map(Some).ok_or_else(|| Error::file(file, format!("`{key}` must be a token id, got {x}"))),
+    }
+}
+
+/// One token id or a list of them.
+fn token_ids(v: &Value, key: &str, file: &str) -> Result<Vec<u32>> {
+    let bad = |x: &Value| Error::file(file, format!("`{key}` must be a token id or a list of them, got {x}"));
+    match v.get(key) {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(ids)) => ids.iter().map(|x| as_token(x).ok_or_else(|| bad(x))).collect(),
+        Some(x) => Ok(vec![as_token(x).ok_or_else(|| bad(x))?]),
+    }
+}
+
+fn as_token(x: &Value) -> Option<u32> {
+    x.as_u64().and_then(|n| u32::try_from(n).ok())
 }
 
 fn opt_usize(v: &Value, key: &str, file: &str) -> Result<Option<usize>> {

@@ -12,7 +12,7 @@ use crate::error::Result;
 pub struct GenerateOptions {
     pub max_new_tokens: usize,
     pub sampling: Sampling,
-    /// Stop after the model's `eos_token_id`.
+    /// Stop after any of the model's `eos_token_id`s.
     pub stop_at_eos: bool,
 }
 
@@ -46,7 +46,7 @@ pub async fn generate(
         if !on_token(token) {
             break;
         }
-        if opts.stop_at_eos && Some(token) == cfg.eos_token_id {
+        if opts.stop_at_eos && cfg.eos_token_ids.contains(&token) {
             break;
         }
         input = vec![token];

@@ -1,5 +1,6 @@
-//! The math shared by every architecture: layer norm, linear maps, activations, rotary embeddings and
-//! causal attention with a KV cache. Shapes are written `[batch, seq, ...]`.
+//! The math shared by every architecture: layer norm and RMS norm, linear maps, activations, rotary
+//! embeddings and causal attention (grouped-query, soft-capped, sliding-window) with a KV cache. Shapes are
+//! written `[batch, seq, ...]`.
 
 use super::config::Activation;
 use super::weights::{HostTensor, Weights};
@@ -21,45 +22,73 @@ pub fn index_tensor(ids: &[usize], device: &Device) -> Tensor<1, Int> {
     Tensor::from_data(TensorData::new(ids.iter().map(|&i| i as i64).collect::<Vec<_>>(), [ids.len()]), device)
 }
 
-pub struct LayerNorm {
-    weight: Tensor<1>, // [d]
-    bias: Tensor<1>,   // [d]
+/// Layer norm (GPT-2, NeoX) or RMS norm (Gemma).
+pub struct Norm {
+    weight: Tensor<1>,       // [d]
+    bias: Option<Tensor<1>>, // [d]; None: RMS norm, no centring
     eps: f64,
 }
 
-impl LayerNorm {
-    pub fn load(w: &dyn Weights, prefix: &str, d: usize, eps: f64, device: &Device) -> Result<Self> {
+impl Norm {
+    /// Layer norm with `{prefix}.weight` and `{prefix}.bias`.
+    pub fn layer(w: &dyn Weights, prefix: &str, d: usize, eps: f64, device: &Device) -> Result<Self> {
         Ok(Self {
             weight: upload(w.get(&format!("{prefix}.weight"), &[d])?, device),
-            bias: upload(w.get(&format!("{prefix}.bias"), &[d])?, device),
+            bias: Some(upload(w.get(&format!("{prefix}.bias"), &[d])?, device)),
             eps,
         })
     }
 
+    /// Gemma's RMS norm: the stored weight is an offset, the gain is `1 + weight`.
+    pub fn rms_plus_one(w: &dyn Weights, prefix: &str, d: usize, eps: f64, device: &Device) -> Result<Self> {
+        let mut gain = w.get(&format!("{prefix}.weight"), &[d])?;
+        gain.data.iter_mut().for_each(|g| *g += 1.0);
+        Ok(Self { weight: upload(gain, device), bias: None, eps })
+    }
+
     /// [b, s, d] → [b, s, d]; biased variance, as torch.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let mean = x.clone().mean_dim(2); // [b, s, 1]
-        let centred = x - mean;
-        let var = centred.clone().square().mean_dim(2); // [b, s, 1]
-        let normed = centred / (var + self.eps).sqrt();
-        normed * self.weight.clone().unsqueeze::<3>() + self.bias.clone().unsqueeze::<3>()
+        let gain = self.weight.clone().unsqueeze::<3>();
+        match &self.bias {
+            Some(bias) => {
+                let centred = x.clone() - x.mean_dim(2); // [b, s, d]
+                let var = centred.clone().square().mean_dim(2); // [b, s, 1]
+                centred / (var + self.eps).sqrt() * gain + bias.clone().unsqueeze::<3>()
+            }
+            None => {
+                let ms = x.clone().square().mean_dim(2); // [b, s, 1]
+                x / (ms + self.eps).sqrt() * gain
+            }
+        }
     }
 }
 
 /// `x @ weight + bias` with the weight stored `[d_in, d_out]`.
 pub struct Linear {
-    pub weight: Tensor<2>, // [d_in, d_out]
-    pub bias: Tensor<1>,   // [d_out]
+    pub weight: Tensor<2>,       // [d_in, d_out]
+    pub bias: Option<Tensor<1>>, // [d_out]
 }
 
 impl Linear {
-    pub fn new(weight: HostTensor, bias: HostTensor, device: &Device) -> Self {
-        Self { weight: upload(weight, device), bias: upload(bias, device) }
+    pub fn new(weight: HostTensor, bias: Option<HostTensor>, device: &Device) -> Self {
+        Self { weight: upload(weight, device), bias: bias.map(|b| upload(b, device)) }
     }
 
     /// [b, s, d_in] → [b, s, d_out]
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        x.matmul(self.weight.clone().unsqueeze::<3>()) + self.bias.clone().unsqueeze::<3>()
+        let y = x.matmul(self.weight.clone().unsqueeze::<3>());
+        match &self.bias {
+            Some(b) => y + b.clone().unsqueeze::<3>(),
+            None => y,
+        }
+    }
+}
+
+/// `cap · tanh(x / cap)`: Gemma-2's soft bound on attention scores and logits.
+pub fn softcap<const D: usize>(x: Tensor<D>, cap: Option<f64>) -> Tensor<D> {
+    match cap {
+        Some(cap) => (x / cap).tanh() * cap,
+        None => x,
     }
 }
 
@@ -130,15 +159,28 @@ impl Rotary {
     }
 }
 
+/// How attention scores are scaled, bounded and masked.
+#[derive(Clone, Copy)]
+pub struct AttnOptions {
+    pub scale: f64,
+    pub softcap: Option<f64>,
+    /// Each query sees only the last `window` keys (itself included).
+    pub window: Option<usize>,
+}
+
 /// Causal softmax attention of queries at absolute positions `start..start+s_q` over all `s_k` keys
-/// (the cache first). q: [b, h, s_q, d_head], k and v: [b, h, s_k, d_head] → [b, s_q, h * d_head].
-pub fn causal_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, start: usize, scale: f64) -> Tensor<3> {
+/// (the cache first). q: [b, h, s_q, d_head], k and v: [b, h_kv, s_k, d_head] where each key/value head serves
+/// `h / h_kv` consecutive query heads → [b, s_q, h * d_head].
+pub fn causal_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, start: usize, opts: AttnOptions) -> Tensor<3> {
     let [b, h, s_q, d_head] = q.dims();
+    let (k, v) = (repeat_kv(k, h), repeat_kv(v, h));
     let s_k = k.dims()[2];
     let device = q.device();
-    let scores = q.matmul(k.swap_dims(2, 3)) * scale; // [b, h, s_q, s_k]
-    // Query i sits at absolute position start + i and sees keys 0..=start + i.
-    let mask: Vec<bool> = (0..s_q).flat_map(|i| (0..s_k).map(move |j| j > start + i)).collect();
+    let scores = softcap(q.matmul(k.swap_dims(2, 3)) * opts.scale, opts.softcap); // [b, h, s_q, s_k]
+    // Query i sits at absolute position start + i and sees keys 0..=start + i (the last `window` of them).
+    let window = opts.window.unwrap_or(usize::MAX);
+    let mask: Vec<bool> =
+        (0..s_q).flat_map(|i| (0..s_k).map(move |j| j > start + i || start + i - j >= window)).collect();
     let mask = Tensor::<2, Bool>::from_data(TensorData::new(mask, [s_q, s_k]), &device)
         .unsqueeze::<4>()
         .expand([b, h, s_q, s_k]);
@@ -147,6 +189,15 @@ pub fn causal_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, start: usize, 
         .matmul(v) // [b, h, s_q, d_head]
         .swap_dims(1, 2) // [b, s_q, h, d_head]
         .reshape([b, s_q, h * d_head])
+}
+
+/// Grouped-query attention: [b, h_kv, s, d] → [b, h, s, d], each key/value head repeated for its group.
+fn repeat_kv(x: Tensor<4>, h: usize) -> Tensor<4> {
+    let [b, h_kv, s, d] = x.dims();
+    if h_kv == h {
+        return x;
+    }
+    x.unsqueeze_dim::<5>(2).expand([b, h_kv, h / h_kv, s, d]).reshape([b, h, s, d])
 }
 
 /// Splits [b, s, h * d_head] into heads: [b, h, s, d_head].

@@ -2,6 +2,7 @@
 
 pub mod chunked;
 pub mod config;
+pub mod gemma2;
 pub mod generate;
 pub mod gpt2;
 pub mod hooks;
@@ -22,6 +23,15 @@ use hooks::{HookPoint, Hooks};
 use kv_cache::KvCache;
 use transformer::Transformer;
 use weights::{HostTensor, SafetensorsWeights, Weights};
+
+/// Where each architecture's checkpoints may put its tensors.
+fn prefixes(cfg: &ModelConfig) -> &'static [&'static str] {
+    match cfg.arch {
+        Arch::Gpt2 => gpt2::PREFIXES,
+        Arch::GptNeox => neox::PREFIXES,
+        Arch::Gemma2 => gemma2::PREFIXES,
+    }
+}
 
 /// The three files of a hub model directory.
 pub struct ModelFiles<'a> {
@@ -45,11 +55,8 @@ impl Model {
     /// Loads from the files' contents; `name` labels the model in errors and outputs.
     pub fn from_files(name: &str, files: ModelFiles<'_>, device: &Device) -> Result<Self> {
         let cfg = ModelConfig::from_json(files.config_json, &format!("{name}/config.json"))?;
-        let prefixes = match cfg.arch {
-            Arch::Gpt2 => gpt2::PREFIXES,
-            Arch::GptNeox => neox::PREFIXES,
-        };
-        let weights = SafetensorsWeights::parse(files.safetensors, &format!("{name}/model.safetensors"), prefixes)?;
+        let weights =
+            SafetensorsWeights::parse(files.safetensors, &format!("{name}/model.safetensors"), prefixes(&cfg))?;
         let tokenizer = Tokenizer::from_bytes(files.tokenizer_json, &format!("{name}/tokenizer.json"))?;
         Ok(Self { name: name.to_string(), net: Self::build(cfg, &weights, device)?, tokenizer })
     }
@@ -59,24 +66,41 @@ impl Model {
         match cfg.arch {
             Arch::Gpt2 => gpt2::load(cfg, weights, device),
             Arch::GptNeox => neox::load(cfg, weights, device),
+            Arch::Gemma2 => gemma2::load(cfg, weights, device),
         }
     }
 
-    /// Loads `config.json`, `model.safetensors` and `tokenizer.json` from a directory.
+    /// Loads `config.json`, the weights and `tokenizer.json` from a directory. The weights are
+    /// `model.safetensors`, or the shards that `model.safetensors.index.json` lists (mapped, not read).
     #[cfg(not(target_arch = "wasm32"))]
     pub fn from_dir(dir: &std::path::Path, device: &Device) -> Result<Self> {
-        use crate::files::{read_bytes, read_text};
-        let config = read_text(&dir.join("config.json"))?;
-        let st = read_bytes(&dir.join("model.safetensors"))?;
-        let tok = read_bytes(&dir.join("tokenizer.json"))?;
+        use crate::files::{map_bytes, read_bytes, read_text};
+        use weights::{ShardedWeights, shard_files};
         let name = dir.display().to_string();
-        Self::from_files(&name, ModelFiles { config_json: &config, safetensors: &st, tokenizer_json: &tok }, device)
+        let cfg = ModelConfig::from_json(&read_text(&dir.join("config.json"))?, &format!("{name}/config.json"))?;
+        let tokenizer = Tokenizer::from_bytes(&read_bytes(&dir.join("tokenizer.json"))?, &format!("{name}/tokenizer.json"))?;
+        let single = dir.join("model.safetensors");
+        let index = dir.join("model.safetensors.index.json");
+        let files = if single.exists() || !index.exists() {
+            vec!["model.safetensors".to_string()]
+        } else {
+            shard_files(&read_text(&index)?, &index.display().to_string())?
+        };
+        let maps = files.iter().map(|f| map_bytes(&dir.join(f))).collect::<Result<Vec<_>>>()?;
+        let shards = files
+            .iter()
+            .zip(&maps)
+            .map(|(f, m)| SafetensorsWeights::parse(m, &format!("{name}/{f}"), prefixes(&cfg)))
+            .collect::<Result<Vec<_>>>()?;
+        let weights = ShardedWeights::new(&format!("{name}/{}", files.join(", ")), shards);
+        Ok(Self { name, net: Self::build(cfg, &weights, device)?, tokenizer })
     }
 
-    /// Tokenises `text` as tokenizer.json does, optionally after the BOS token.
+    /// Tokenises `text` as tokenizer.json does, after the BOS token when asked or when the model needs it
+    /// (`ModelConfig::always_bos`).
     pub fn encode(&self, text: &str, prepend_bos: bool) -> Result<Vec<u32>> {
         let mut ids = Vec::new();
-        if prepend_bos {
+        if prepend_bos || self.cfg().always_bos() {
             let bos =
                 self.cfg().bos_token_id.ok_or_else(|| Error::invalid("this model's config has no bos_token_id"))?;
             ids.push(bos);

@@ -3,7 +3,7 @@
 
 use super::chunked::{ChunkedRows, MAX_CHUNK_BYTES};
 use super::config::ModelConfig;
-use super::layers::{LayerNorm, Linear, Rotary, transpose};
+use super::layers::{Norm, Linear, Rotary, transpose};
 use super::transformer::{Block, Transformer};
 use super::weights::{HostTensor, Weights};
 use crate::error::Result;
@@ -15,7 +15,7 @@ pub fn load(cfg: ModelConfig, w: &dyn Weights, device: &Device) -> Result<Transf
     let (d, eps) = (cfg.d_model, cfg.ln_eps);
     let linear = |name: &str, d_in: usize, d_out: usize| -> Result<Linear> {
         let weight = transpose(w.get(&format!("{name}.weight"), &[d_out, d_in])?);
-        Ok(Linear::new(weight, w.get(&format!("{name}.bias"), &[d_out])?, device))
+        Ok(Linear::new(weight, Some(w.get(&format!("{name}.bias"), &[d_out])?), device))
     };
     let blocks = (0..cfg.n_layers)
         .map(|i| {
@@ -24,11 +24,14 @@ pub fn load(cfg: ModelConfig, w: &dyn Weights, device: &Device) -> Result<Transf
             let qkv_b = w.get(&format!("{p}.attention.query_key_value.bias"), &[3 * d])?;
             let (qkv_w, qkv_b) = regroup_qkv(qkv_w, qkv_b, cfg.n_heads);
             Ok(Block {
-                ln_1: LayerNorm::load(w, &format!("{p}.input_layernorm"), d, eps, device)?,
-                qkv: Linear::new(transpose(qkv_w), qkv_b, device),
+                ln_1: Norm::layer(w, &format!("{p}.input_layernorm"), d, eps, device)?,
+                qkv: Linear::new(transpose(qkv_w), Some(qkv_b), device),
                 attn_out: linear(&format!("{p}.attention.dense"), d, d)?,
-                ln_2: LayerNorm::load(w, &format!("{p}.post_attention_layernorm"), d, eps, device)?,
+                ln_2: Norm::layer(w, &format!("{p}.post_attention_layernorm"), d, eps, device)?,
                 mlp_in: linear(&format!("{p}.mlp.dense_h_to_4h"), d, cfg.d_mlp)?,
+                mlp_gate: None,
+                ln_attn_out: None,
+                ln_mlp_out: None,
                 mlp_out: linear(&format!("{p}.mlp.dense_4h_to_h"), cfg.d_mlp, d)?,
             })
         })
@@ -41,8 +44,9 @@ pub fn load(cfg: ModelConfig, w: &dyn Weights, device: &Device) -> Result<Transf
     Ok(Transformer {
         pos_embed: None,
         rotary: Some(Rotary { dims: cfg.rotary_dims, base: cfg.rotary_base }),
+        embed_scale: 1.0,
         blocks,
-        ln_final: LayerNorm::load(w, "final_layer_norm", d, eps, device)?,
+        ln_final: Norm::layer(w, "final_layer_norm", d, eps, device)?,
         embed,
         unembed,
         device: device.clone(),

@@ -81,6 +81,59 @@ impl Weights for SafetensorsWeights<'_> {
     }
 }
 
+/// A checkpoint split over several safetensors files, as the hub shards large models: each tensor is read
+/// from the shard that holds it.
+pub struct ShardedWeights<'a> {
+    /// Names the checkpoint in "missing" errors.
+    label: String,
+    shards: Vec<SafetensorsWeights<'a>>,
+}
+
+impl<'a> ShardedWeights<'a> {
+    pub fn new(label: &str, shards: Vec<SafetensorsWeights<'a>>) -> Self {
+        Self { label: label.to_string(), shards }
+    }
+}
+
+impl Weights for ShardedWeights<'_> {
+    fn get(&self, name: &str, shape: &[usize]) -> Result<HostTensor> {
+        match self.shards.iter().find(|s| s.has(name)) {
+            Some(shard) => shard.get(name, shape),
+            None => Err(Error::Tensor { file: self.label.clone(), tensor: name.to_string(), msg: "missing".into() }),
+        }
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.shards.iter().any(|s| s.has(name))
+    }
+}
+
+/// The shard files `model.safetensors.index.json` lists, each once, in order; `file` names it in errors.
+/// Only bare file names are accepted: an index must not reach outside its model's folder.
+pub fn shard_files(index_json: &str, file: &str) -> Result<Vec<String>> {
+    let v: serde_json::Value =
+        serde_json::from_str(index_json).map_err(|e| Error::file(file, format!("not valid JSON: {e}")))?;
+    let map = v
+        .get("weight_map")
+        .and_then(|m| m.as_object())
+        .ok_or_else(|| Error::file(file, "no `weight_map` object"))?;
+    let mut files: Vec<String> = Vec::new();
+    for (tensor, shard) in map {
+        let name = shard
+            .as_str()
+            .filter(|n| !n.is_empty() && !n.starts_with('.') && !n.contains(['/', '\\']))
+            .ok_or_else(|| Error::file(file, format!("tensor `{tensor}` maps to {shard}, not a file name")))?;
+        if !files.iter().any(|f| f == name) {
+            files.push(name.to_string());
+        }
+    }
+    if files.is_empty() {
+        return Err(Error::file(file, "`weight_map` lists no tensors"));
+    }
+    files.sort();
+    Ok(files)
+}
+
 /// Little-endian bytes of `dtype` → f32.
 pub fn decode(dtype: Dtype, bytes: &[u8]) -> std::result::Result<Vec<f32>, String> {
     let words = |n: usize| bytes.chunks_exact(n);
@@ -113,6 +166,35 @@ mod tests {
             let w = SafetensorsWeights::parse(&bytes, "m.safetensors", &["transformer."]).unwrap();
             assert_eq!(w.get("w", &[3]).unwrap().data, vals);
         }
+    }
+
+    #[test]
+    fn shards_are_read_where_they_hold_each_tensor() {
+        let a = safetensors::serialize([("model.a", TensorView::new(Dtype::F32, vec![1], &[0, 0, 128, 63]).unwrap())], None)
+            .unwrap();
+        let b = safetensors::serialize([("model.b", TensorView::new(Dtype::F32, vec![1], &[0, 0, 0, 64]).unwrap())], None)
+            .unwrap();
+        let shards = vec![
+            SafetensorsWeights::parse(&a, "a.safetensors", &["model."]).unwrap(),
+            SafetensorsWeights::parse(&b, "b.safetensors", &["model."]).unwrap(),
+        ];
+        let w = ShardedWeights::new("m/model-*.safetensors", shards);
+        assert_eq!((w.get("a", &[1]).unwrap().data, w.get("b", &[1]).unwrap().data), (vec![1.0], vec![2.0]));
+        assert_eq!(w.get("c", &[1]).unwrap_err().to_string(), "m/model-*.safetensors: tensor `c`: missing");
+        assert_eq!(w.get("b", &[2]).unwrap_err().to_string(), "b.safetensors: tensor `b`: shape [1], expected [2]");
+    }
+
+    #[test]
+    fn index_lists_each_shard_once_and_stays_in_its_folder() {
+        let index = r#"{"weight_map":{"x":"model-00002-of-00002.safetensors","y":"model-00001-of-00002.safetensors",
+            "z":"model-00002-of-00002.safetensors"}}"#;
+        assert_eq!(shard_files(index, "i").unwrap(), ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"]);
+        for bad in [r#"{"weight_map":{"x":"../secret"}}"#, r#"{"weight_map":{"x":"/etc/passwd"}}"#, r#"{"weight_map":{"x":3}}"#] {
+            assert!(shard_files(bad, "i").unwrap_err().to_string().contains("not a file name"), "{bad}");
+        }
+        assert!(shard_files("{}", "i").unwrap_err().to_string().contains("no `weight_map`"));
+        assert!(shard_files(r#"{"weight_map":{}}"#, "i").unwrap_err().to_string().contains("lists no tensors"));
+        assert!(shard_files("{", "i").unwrap_err().to_string().starts_with("i: not valid JSON"));
     }
 
     #[test]

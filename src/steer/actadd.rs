@@ -19,10 +19,10 @@ pub async fn actadd_vector(
     let point = HookPoint::parse(hook, model.cfg().n_layers)?;
     let mut pos = model.encode(positive, prepend_bos)?;
     let mut neg = model.encode(negative, prepend_bos)?;
-    if pos.len() == usize::from(prepend_bos) || neg.len() == usize::from(prepend_bos) {
+    if positive.is_empty() || negative.is_empty() {
         return Err(Error::invalid("ActAdd needs a non-empty positive and negative prompt"));
     }
-    let space = match model.encode(" ", false)?[..] {
+    let space = match model.tokenizer.encode(" ")?[..] {
         [id] => id,
         _ => return Err(Error::invalid("this tokenizer has no single space token to pad ActAdd prompts with")),
     };
