@@ -46,6 +46,14 @@ fn start(extra: &[&str]) -> Helper {
     let root = std::env::temp_dir().join(format!("steerlab-serve-{}-{}", std::process::id(), extra.len()));
     let snapshot = root.join("models--steerlab--gpt2-tiny/snapshots/0123456789abcdef");
     copy_dir(&fixtures().join("models/gpt2-tiny"), &snapshot);
+    // Gemma-2 in shards, as the hub ships it, and a copy missing one shard (a stopped download: not offered).
+    copy_dir(
+        &fixtures().join("models/gemma2-tiny"),
+        &root.join("models--steerlab--gemma2-tiny/snapshots/aaaaaaaaaaaa"),
+    );
+    let partial = root.join("models--steerlab--gemma2-partial/snapshots/bbbbbbbbbbbb");
+    copy_dir(&fixtures().join("models/gemma2-tiny"), &partial);
+    std::fs::remove_file(partial.join("model-00002-of-00002.safetensors")).unwrap();
     copy_dir(
         &fixtures().join("saes/standard"),
         &root.join("models--steerlab--saes/snapshots/fedcba9876543210/blocks.1.hook_resid_pre"),
@@ -115,6 +123,8 @@ fn helper_guards_and_serves() {
     let info = h.get("/v1/info");
     expect(&info, 200, "\"name\":\"steerlab/gpt2-tiny@01234567\"");
     assert!(info.body.contains("steerlab/saes@fedcba98/blocks.1.hook_resid_pre"), "{}", info.body);
+    assert!(info.body.contains("\"name\":\"steerlab/gemma2-tiny@aaaaaaaa\""), "{}", info.body);
+    assert!(!info.body.contains("gemma2-partial"), "{}", info.body);
     expect(&http(&h.addr, "GET", "/v1/info", &[], ""), 401, "missing pairing token");
     let wrong = "Authorization: Bearer 0000".to_string();
     expect(&http(&h.addr, "GET", "/v1/info", &[wrong], ""), 401, "wrong pairing token");
@@ -165,6 +175,11 @@ fn helper_guards_and_serves() {
     let bad_hook = r#"{"op":"generate","prompt":"Hi","options":{"max_new_tokens":4},"steering":[{"kind":"vector","hook":"blocks.9.hook_resid_pre","values":[1.0],"rows":null,"coef":1.0}]}"#;
     expect(&h.post("/v1/run", bad_hook), 200, r#"{"reply":{"error":"#);
     expect(&h.get("/v1/info"), 200, "steerlab");
+
+    // A sharded Gemma-2 checkpoint loads by name and generates.
+    expect(&h.post("/v1/load", r#"{"model": "steerlab/gemma2-tiny@aaaaaaaa"}"#), 200, r#""arch":"gemma2""#);
+    let g = h.post("/v1/run", r#"{"op":"generate","prompt":"Hello","options":{"max_new_tokens":3}}"#);
+    expect(&g, 200, r#"{"reply":{"ok":{"kind":"generated""#);
 }
 
 #[test]

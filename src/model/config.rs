@@ -262,7 +262,10 @@ impl ModelConfig {
         if self.sliding_window == Some(0) {
             return Err(Error::file(file, "sliding_window must be positive"));
         }
-        if !(self.attn_scale > 0.0) || [self.attn_softcap, self.final_softcap].iter().flatten().any(|c| !(*c > 0.0)) {
+        let positive = |x: f64| x > 0.0; // NaN is not
+        if !positive(self.attn_scale)
+            || [self.attn_softcap, self.final_softcap].into_iter().flatten().any(|c| !positive(c))
+        {
             return Err(Error::file(file, "query_pre_attn_scalar and the soft-caps must be positive"));
         }
         if !self.rotary_dims.is_multiple_of(2) {
@@ -314,7 +317,9 @@ fn opt_f64(v: &Value, key: &str, file: &str) -> Result<Option<f64>> {
 fn token_id(v: &Value, key: &str, file: &str) -> Result<Option<u32>> {
     match v.get(key) {
         None | Some(Value::Null) => Ok(None),
-        Some(x) => as_token(x).map(Some).ok_or_else(|| Error::file(file, format!("`{key}` must be a token id, got {x}"))),
+        Some(x) => {
+            as_token(x).map(Some).ok_or_else(|| Error::file(file, format!("`{key}` must be a token id, got {x}")))
+        }
     }
 }
 
@@ -359,7 +364,7 @@ mod tests {
     #[test]
     fn missing_key_is_named() {
         let e = ModelConfig::from_json(r#"{"model_type":"gpt2","n_embd":8}"#, "c.json").unwrap_err();
-        assert_eq!(e.to_string(), "c.json: missing `n_layer`");
+        assert_eq!(e.to_string(), "c.json: missing `n_head`");
     }
 
     #[test]
@@ -373,5 +378,44 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(a.rotary_dims, 8);
         assert_eq!(a.rotary_base, 500.0);
+    }
+
+    /// google/gemma-2-2b's config.json as the hub has it (no `layer_types`): transformers' defaults fill in.
+    #[test]
+    fn gemma2_hub_config() {
+        let text = r#"{"architectures":["Gemma2ForCausalLM"],"attention_bias":false,"attn_logit_softcapping":50.0,
+            "bos_token_id":2,"cache_implementation":"hybrid","eos_token_id":[1,107],"final_logit_softcapping":30.0,
+            "head_dim":256,"hidden_act":"gelu_pytorch_tanh","hidden_activation":"gelu_pytorch_tanh",
+            "hidden_size":2304,"intermediate_size":9216,"max_position_embeddings":8192,"model_type":"gemma2",
+            "num_attention_heads":8,"num_hidden_layers":26,"num_key_value_heads":4,"pad_token_id":0,
+            "query_pre_attn_scalar":256,"rms_norm_eps":1e-06,"rope_theta":10000.0,"sliding_window":4096,
+            "torch_dtype":"float32","vocab_size":256000}"#;
+        let c = ModelConfig::from_json(text, "config.json").unwrap();
+        assert_eq!(
+            (c.arch, c.d_model, c.n_heads, c.n_kv_heads, c.d_head, c.rotary_dims),
+            (Arch::Gemma2, 2304, 8, 4, 256, 256)
+        );
+        assert_eq!((c.attn_scale, c.attn_softcap, c.final_softcap), (256.0, Some(50.0), Some(30.0)));
+        assert_eq!((c.window(0), c.window(1), c.window(24), c.window(25)), (Some(4096), None, Some(4096), None));
+        assert_eq!((c.bos_token_id, c.eos_token_ids.clone(), c.always_bos()), (Some(2), vec![1, 107], true));
+    }
+
+    #[test]
+    fn gemma2_bad_settings_are_named() {
+        let base = r#""model_type":"gemma2","hidden_size":8,"num_attention_heads":4,"num_hidden_layers":2,
+            "intermediate_size":8,"vocab_size":10"#;
+        let err = |extra: &str| ModelConfig::from_json(&format!("{{{base},{extra}}}"), "c").unwrap_err().to_string();
+        assert!(err(r#""num_key_value_heads":3"#).contains("4 heads cannot share 3 key/value heads"));
+        assert!(err(r#""layer_types":["full_attention"]"#).contains("must list 2 layer types"));
+        assert!(err(r#""layer_types":["full_attention","local"]"#).contains("unknown layer type \"local\""));
+        assert!(err(r#""attn_logit_softcapping":0"#).contains("soft-caps must be positive"));
+        assert!(err(r#""sliding_window":0"#).contains("sliding_window must be positive"));
+        assert!(err(r#""eos_token_id":[1,-1]"#).contains("`eos_token_id` must be a token id or a list"));
+        let c = ModelConfig::from_json(
+            &format!("{{{base},\"sliding_window\":null,\"final_logit_softcapping\":null}}"),
+            "c",
+        )
+        .unwrap();
+        assert_eq!((c.window(0), c.final_softcap, c.d_head), (None, None, 2));
     }
 }

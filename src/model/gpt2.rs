@@ -3,7 +3,7 @@
 
 use super::chunked::{ChunkedRows, MAX_CHUNK_BYTES};
 use super::config::ModelConfig;
-use super::layers::{Norm, Linear, upload};
+use super::layers::{Linear, Norm, upload};
 use super::transformer::{Block, Transformer};
 use super::weights::Weights;
 use crate::error::Result;

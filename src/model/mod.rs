@@ -78,7 +78,8 @@ impl Model {
         use weights::{ShardedWeights, shard_files};
         let name = dir.display().to_string();
         let cfg = ModelConfig::from_json(&read_text(&dir.join("config.json"))?, &format!("{name}/config.json"))?;
-        let tokenizer = Tokenizer::from_bytes(&read_bytes(&dir.join("tokenizer.json"))?, &format!("{name}/tokenizer.json"))?;
+        let tokenizer =
+            Tokenizer::from_bytes(&read_bytes(&dir.join("tokenizer.json"))?, &format!("{name}/tokenizer.json"))?;
         let single = dir.join("model.safetensors");
         let index = dir.join("model.safetensors.index.json");
         let files = if single.exists() || !index.exists() {

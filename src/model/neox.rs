@@ -3,7 +3,7 @@
 
 use super::chunked::{ChunkedRows, MAX_CHUNK_BYTES};
 use super::config::ModelConfig;
-use super::layers::{Norm, Linear, Rotary, transpose};
+use super::layers::{Linear, Norm, Rotary, transpose};
 use super::transformer::{Block, Transformer};
 use super::weights::{HostTensor, Weights};
 use crate::error::Result;

@@ -113,10 +113,8 @@ impl Weights for ShardedWeights<'_> {
 pub fn shard_files(index_json: &str, file: &str) -> Result<Vec<String>> {
     let v: serde_json::Value =
         serde_json::from_str(index_json).map_err(|e| Error::file(file, format!("not valid JSON: {e}")))?;
-    let map = v
-        .get("weight_map")
-        .and_then(|m| m.as_object())
-        .ok_or_else(|| Error::file(file, "no `weight_map` object"))?;
+    let map =
+        v.get("weight_map").and_then(|m| m.as_object()).ok_or_else(|| Error::file(file, "no `weight_map` object"))?;
     let mut files: Vec<String> = Vec::new();
     for (tensor, shard) in map {
         let name = shard
@@ -170,10 +168,14 @@ mod tests {
 
     #[test]
     fn shards_are_read_where_they_hold_each_tensor() {
-        let a = safetensors::serialize([("model.a", TensorView::new(Dtype::F32, vec![1], &[0, 0, 128, 63]).unwrap())], None)
-            .unwrap();
-        let b = safetensors::serialize([("model.b", TensorView::new(Dtype::F32, vec![1], &[0, 0, 0, 64]).unwrap())], None)
-            .unwrap();
+        let a = safetensors::serialize(
+            [("model.a", TensorView::new(Dtype::F32, vec![1], &[0, 0, 128, 63]).unwrap())],
+            None,
+        )
+        .unwrap();
+        let b =
+            safetensors::serialize([("model.b", TensorView::new(Dtype::F32, vec![1], &[0, 0, 0, 64]).unwrap())], None)
+                .unwrap();
         let shards = vec![
             SafetensorsWeights::parse(&a, "a.safetensors", &["model."]).unwrap(),
             SafetensorsWeights::parse(&b, "b.safetensors", &["model."]).unwrap(),
@@ -188,8 +190,15 @@ mod tests {
     fn index_lists_each_shard_once_and_stays_in_its_folder() {
         let index = r#"{"weight_map":{"x":"model-00002-of-00002.safetensors","y":"model-00001-of-00002.safetensors",
             "z":"model-00002-of-00002.safetensors"}}"#;
-        assert_eq!(shard_files(index, "i").unwrap(), ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"]);
-        for bad in [r#"{"weight_map":{"x":"../secret"}}"#, r#"{"weight_map":{"x":"/etc/passwd"}}"#, r#"{"weight_map":{"x":3}}"#] {
+        assert_eq!(
+            shard_files(index, "i").unwrap(),
+            ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"]
+        );
+        for bad in [
+            r#"{"weight_map":{"x":"../secret"}}"#,
+            r#"{"weight_map":{"x":"/etc/passwd"}}"#,
+            r#"{"weight_map":{"x":3}}"#,
+        ] {
             assert!(shard_files(bad, "i").unwrap_err().to_string().contains("not a file name"), "{bad}");
         }
         assert!(shard_files("{}", "i").unwrap_err().to_string().contains("no `weight_map`"));

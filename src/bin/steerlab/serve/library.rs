@@ -1,9 +1,10 @@
 //! The models and SAEs the helper offers: directories under its models folder (or the Hugging Face cache) that
-//! hold a model (`config.json`, `model.safetensors`, `tokenizer.json`) or an SAE (SAELens, sparsify or Gemma Scope
+//! hold a model (`config.json`, `model.safetensors` or its shards, `tokenizer.json`) or an SAE (SAELens, sparsify or Gemma Scope
 //! files). The page loads them by name only, so no request can name a path of its own.
 
 use serde::Serialize;
 use std::path::{Path, PathBuf};
+use steerlab::model::weights::shard_files;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -34,8 +35,16 @@ pub fn hub_cache() -> Option<PathBuf> {
 /// What `dir` holds, if it is a model or an SAE, and the size of its weights.
 fn classify(dir: &Path) -> Option<(Kind, u64)> {
     let size = |f: &str| std::fs::metadata(dir.join(f)).ok().filter(|m| m.is_file()).map(|m| m.len());
-    if let (Some(_), Some(w), Some(_)) = (size("config.json"), size("model.safetensors"), size("tokenizer.json")) {
-        return Some((Kind::Model, w));
+    if size("config.json").is_some() && size("tokenizer.json").is_some() {
+        // One file, or every shard the index lists (a half-downloaded model is not offered).
+        let shards = || {
+            let index = std::fs::read_to_string(dir.join("model.safetensors.index.json")).ok()?;
+            let files = shard_files(&index, "index").ok()?;
+            files.iter().map(|f| size(f)).sum::<Option<u64>>()
+        };
+        if let Some(w) = size("model.safetensors").or_else(shards) {
+            return Some((Kind::Model, w));
+        }
     }
     let sae = size("cfg.json").and(size("sae_weights.safetensors").or(size("sae.safetensors")));
     sae.or(size("params.npz")).map(|w| (Kind::Sae, w))
