@@ -19,6 +19,8 @@ mod bench;
 #[cfg(not(target_arch = "wasm32"))]
 mod features;
 #[cfg(not(target_arch = "wasm32"))]
+mod fetch;
+#[cfg(not(target_arch = "wasm32"))]
 mod science;
 #[cfg(not(target_arch = "wasm32"))]
 mod serve;
@@ -138,6 +140,9 @@ mod cli {
         /// Serve the engine to the browser lab over HTTP on 127.0.0.1 (heavier models, the native GPU), guarded
         /// by a pairing token and an origin allow-list.
         Serve(crate::serve::ServeArgs),
+        /// Download a model (or SAE files) from the Hugging Face hub into its cache, where `serve` finds it: with
+        /// progress, resume and checksums.
+        Fetch(crate::fetch::FetchArgs),
         /// Load-test a running helper over loopback: requests/s and p50/p99 latency with concurrent clients.
         Loadtest(crate::serve::loadtest::LoadtestArgs),
     }
@@ -315,6 +320,7 @@ mod cli {
             Cmd::Features(args) => crate::features::run(args),
             Cmd::Bench(args) => crate::bench::run(args),
             Cmd::Serve(args) => crate::serve::run(args),
+            Cmd::Fetch(args) => crate::fetch::run(args),
             Cmd::Loadtest(args) => crate::serve::loadtest::run(args),
         }
     }

@@ -10,7 +10,7 @@
 
 mod guard;
 mod jobs;
-mod library;
+pub mod library;
 mod limits;
 pub mod loadtest;
 

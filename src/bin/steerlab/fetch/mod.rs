@@ -1,0 +1,170 @@
+//! `steerlab fetch REPO`: downloads a model's (or an SAE repository's) files from the Hugging Face hub into the
+//! hub cache layout that `steerlab serve` and huggingface_hub both read (`models--owner--name/blobs`,
+//! `snapshots/COMMIT/…` links, `refs/REVISION`), with a progress line, resume of interrupted downloads (HTTP
+//! Range, within a run and across runs) and a checksum of every file against the hub's (sha256 of LFS files,
+//! the git blob id of the others).
+
+mod download;
+mod hub;
+
+use download::{Download, Progress};
+use hub::{Hub, Sibling};
+use std::path::{Path, PathBuf};
+use steerlab::error::{Error, Result};
+
+/// What a model needs when no `--include` is given.
+const MODEL_FILES: &[&str] =
+    &["config.json", "tokenizer.json", "model.safetensors", "model.safetensors.index.json", "model-*-of-*.safetensors"];
+
+#[derive(clap::Args)]
+pub struct FetchArgs {
+    /// Repository on the hub, `owner/name`: e.g. openai-community/gpt2-xl, EleutherAI/pythia-410m-deduped,
+    /// google/gemma-2-2b, google/gemma-scope-2b-pt-res (with --include).
+    repo: String,
+    /// Branch, tag or commit.
+    #[arg(long, default_value = "main")]
+    revision: String,
+    /// Files to fetch, as patterns where `*` matches anything (`/` too), e.g.
+    /// 'layer_20/width_16k/average_l0_71/*'. Default: what a model needs (config.json, tokenizer.json and
+    /// model.safetensors or its index and shards).
+    #[arg(long)]
+    include: Vec<String>,
+    /// The hub or a mirror of it. Default: $HF_ENDPOINT, else https://huggingface.co.
+    #[arg(long)]
+    hub: Option<String>,
+    /// Cache folder. Default: the Hugging Face cache ($HF_HUB_CACHE, $HF_HOME/hub, ~/.cache/huggingface/hub),
+    /// where `steerlab serve` looks.
+    #[arg(long)]
+    cache: Option<PathBuf>,
+    /// Times to resume a file after a dropped connection before giving up.
+    #[arg(long, default_value_t = 5)]
+    retries: u32,
+}
+
+pub fn run(args: FetchArgs) -> Result<()> {
+    check_repo(&args.repo)?;
+    let cache = args
+        .cache
+        .or_else(crate::serve::library::hub_cache)
+        .ok_or_else(|| Error::invalid("no cache folder: pass --cache DIR"))?;
+    let endpoint = args.hub.or_else(|| std::env::var("HF_ENDPOINT").ok().filter(|v| !v.is_empty()));
+    let hub = Hub::new(endpoint.as_deref().unwrap_or("https://huggingface.co"), token())?;
+
+    let listing = hub.revision(&args.repo, &args.revision)?;
+    let patterns: Vec<&str> = match args.include.is_empty() {
+        true => MODEL_FILES.to_vec(),
+        false => args.include.iter().map(String::as_str).collect(),
+    };
+    let files: Vec<&Sibling> = listing.siblings.iter().filter(|s| patterns.iter().any(|p| glob(p, &s.path))).collect();
+    if files.is_empty() {
+        let some: Vec<&str> = listing.siblings.iter().take(12).map(|s| s.path.as_str()).collect();
+        return Err(Error::invalid(format!(
+            "nothing in {}@{} matches {}; pick files with --include (it has: {}{})",
+            args.repo,
+            args.revision,
+            patterns.join(", "),
+            some.join(", "),
+            if listing.siblings.len() > some.len() { ", …" } else { "" }
+        )));
+    }
+    if args.include.is_empty() {
+        for needed in ["config.json", "tokenizer.json"] {
+            if !files.iter().any(|f| f.path == needed) {
+                eprintln!("warning: {} has no {needed}; steerlab needs one to load it as a model", args.repo);
+            }
+        }
+    }
+
+    let repo_dir = cache.join(format!("models--{}", args.repo.replace('/', "--")));
+    let snapshot = repo_dir.join("snapshots").join(&listing.commit);
+    let total: u64 = files.iter().map(|f| f.size).sum();
+    eprintln!(
+        "fetching {} file(s), {}, of {}@{} ({}) into {}",
+        files.len(),
+        download::human_bytes(total),
+        args.repo,
+        args.revision,
+        &listing.commit[..8],
+        repo_dir.display()
+    );
+    for (i, file) in files.iter().enumerate() {
+        let blob = repo_dir.join("blobs").join(&file.oid);
+        let label = format!("[{}/{}] {}", i + 1, files.len(), file.path);
+        if std::fs::metadata(&blob).is_ok_and(|m| m.len() == file.size) {
+            eprintln!("{label}: already in the cache");
+        } else {
+            let url = hub.resolve_url(&args.repo, &listing.commit, &file.path);
+            let job = Download { url: &url, size: file.size, check: &file.check, retries: args.retries };
+            job.run(&hub, &blob, &mut Progress::new(&label, file.size))?;
+        }
+        link(&snapshot, &file.path, &blob)?;
+    }
+    if args.revision != listing.commit {
+        let refs = repo_dir.join("refs").join(&args.revision);
+        write_file(&refs, listing.commit.as_bytes())?;
+    }
+    println!("{}", snapshot.display());
+    eprintln!("done: `steerlab serve` offers it as {}@{}", args.repo, &listing.commit[..8]);
+    Ok(())
+}
+
+/// `owner/name` with the hub's characters only, so it cannot reach outside the cache folder.
+fn check_repo(repo: &str) -> Result<()> {
+    let part_ok = |p: &str| {
+        !p.is_empty() && !p.starts_with('.') && p.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    };
+    match repo.split_once('/') {
+        Some((owner, name)) if part_ok(owner) && part_ok(name) => Ok(()),
+        _ => Err(Error::invalid(format!("\"{repo}\" is not a hub repository name (owner/name)"))),
+    }
+}
+
+/// The access token for gated or private repositories (Gemma): $HF_TOKEN, else the one `hf auth login` saved.
+fn token() -> Option<String> {
+    let env = |k: &str| std::env::var(k).ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    env("HF_TOKEN").or_else(|| {
+        let path = env("HF_TOKEN_PATH").map(PathBuf::from).or_else(|| {
+            let home = env("HF_HOME")
+                .map(PathBuf::from)
+                .or_else(|| env("HOME").map(|h| Path::new(&h).join(".cache/huggingface")));
+            home.map(|h| h.join("token"))
+        })?;
+        std::fs::read_to_string(path).ok().map(|t| t.trim().to_string()).filter(|t| !t.is_empty())
+    })
+}
+
+/// `*` matches any run of characters, `/` included; everything else matches itself.
+fn glob(pattern: &str, text: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == text,
+        Some((head, rest)) => {
+            let Some(tail) = text.strip_prefix(head) else { return false };
+            (0..=tail.len()).filter(|&i| tail.is_char_boundary(i)).any(|i| glob(rest, &tail[i..]))
+        }
+    }
+}
+
+/// Points `snapshot/path` at the blob: a relative symlink where the system has them (as huggingface_hub does),
+/// a copy elsewhere.
+fn link(snapshot: &Path, path: &str, blob: &Path) -> Result<()> {
+    let dest = snapshot.join(path);
+    let parent = dest.parent().expect("a file in the snapshot");
+    std::fs::create_dir_all(parent).map_err(|e| Error::file(parent.display().to_string(), e))?;
+    let _ = std::fs::remove_file(&dest);
+    #[cfg(unix)]
+    {
+        let up = "../".repeat(path.matches('/').count() + 2);
+        let target = format!("{up}blobs/{}", blob.file_name().unwrap().to_string_lossy());
+        std::os::unix::fs::symlink(target, &dest).map_err(|e| Error::file(dest.display().to_string(), e))
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::copy(blob, &dest).map(drop).map_err(|e| Error::file(dest.display().to_string(), e))
+    }
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    let parent = path.parent().expect("a file in the cache");
+    std::fs::create_dir_all(parent).map_err(|e| Error::file(parent.display().to_string(), e))?;
+    std::fs::write(path, bytes).map_err(|e| Error::file(path.display().to_string(), e))
+}
