@@ -177,7 +177,13 @@ fn helper_guards_and_serves() {
     expect(&h.get("/v1/info"), 200, "steerlab");
 
     // A sharded Gemma-2 checkpoint loads by name and generates.
-    expect(&h.post("/v1/load", r#"{"model": "steerlab/gemma2-tiny@aaaaaaaa"}"#), 200, r#""arch":"gemma2""#);
+    let load = h.post("/v1/load", r#"{"model": "steerlab/gemma2-tiny@aaaaaaaa"}"#);
+    expect(&load, 200, r#""arch":"gemma2""#);
+    assert!(
+        load.body.contains(r#"{"progress":{"file":"steerlab/gemma2-tiny@aaaaaaaa (weights)","loaded":"#),
+        "{}",
+        load.body
+    );
     let g = h.post("/v1/run", r#"{"op":"generate","prompt":"Hello","options":{"max_new_tokens":3}}"#);
     expect(&g, 200, r#"{"reply":{"ok":{"kind":"generated""#);
 }

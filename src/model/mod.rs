@@ -74,6 +74,12 @@ impl Model {
     /// `model.safetensors`, or the shards that `model.safetensors.index.json` lists (mapped, not read).
     #[cfg(not(target_arch = "wasm32"))]
     pub fn from_dir(dir: &std::path::Path, device: &Device) -> Result<Self> {
+        Self::from_dir_reporting(dir, device, &|_, _| {})
+    }
+
+    /// `from_dir`, calling `report(bytes read, bytes in all)` as the weights are read.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn from_dir_reporting(dir: &std::path::Path, device: &Device, report: &dyn Fn(u64, u64)) -> Result<Self> {
         use crate::files::{map_bytes, read_bytes, read_text};
         use weights::{ShardedWeights, shard_files};
         let name = dir.display().to_string();
@@ -93,7 +99,7 @@ impl Model {
             .zip(&maps)
             .map(|(f, m)| SafetensorsWeights::parse(m, &format!("{name}/{f}"), prefixes(&cfg)))
             .collect::<Result<Vec<_>>>()?;
-        let weights = ShardedWeights::new(&format!("{name}/{}", files.join(", ")), shards);
+        let weights = ShardedWeights::new(&format!("{name}/{}", files.join(", ")), shards).reporting(report);
         Ok(Self { name, net: Self::build(cfg, &weights, device)?, tokenizer })
     }
 

@@ -56,6 +56,16 @@ impl<'a> SafetensorsWeights<'a> {
         Ok(HostTensor::new(view.shape().to_vec(), data))
     }
 
+    /// Bytes the tensor `name` takes in the file (0 if absent).
+    pub fn stored_bytes(&self, name: &str) -> u64 {
+        self.find(name).map_or(0, |v| v.data().len() as u64)
+    }
+
+    /// Bytes of all the file's tensors.
+    pub fn total_bytes(&self) -> u64 {
+        self.st.tensors().iter().map(|(_, v)| v.data().len() as u64).sum()
+    }
+
     /// The file's string metadata (empty when it has none).
     pub fn metadata(&self) -> std::collections::HashMap<String, String> {
         self.metadata.clone()
@@ -82,23 +92,39 @@ impl Weights for SafetensorsWeights<'_> {
 }
 
 /// A checkpoint split over several safetensors files, as the hub shards large models: each tensor is read
-/// from the shard that holds it.
+/// from the shard that holds it. Optionally reports the bytes read so far (multi-GB loads take a while).
 pub struct ShardedWeights<'a> {
     /// Names the checkpoint in "missing" errors.
     label: String,
     shards: Vec<SafetensorsWeights<'a>>,
+    report: Option<&'a dyn Fn(u64, u64)>,
+    done: std::cell::Cell<u64>,
 }
 
 impl<'a> ShardedWeights<'a> {
     pub fn new(label: &str, shards: Vec<SafetensorsWeights<'a>>) -> Self {
-        Self { label: label.to_string(), shards }
+        Self { label: label.to_string(), shards, report: None, done: Default::default() }
+    }
+
+    /// Calls `report(read, total)` after each tensor read: bytes of the files' tensors (buffers such as GPT-2's
+    /// causal masks are never read, so `read` may end short of `total`).
+    pub fn reporting(mut self, report: &'a dyn Fn(u64, u64)) -> Self {
+        self.report = Some(report);
+        self
     }
 }
 
 impl Weights for ShardedWeights<'_> {
     fn get(&self, name: &str, shape: &[usize]) -> Result<HostTensor> {
         match self.shards.iter().find(|s| s.has(name)) {
-            Some(shard) => shard.get(name, shape),
+            Some(shard) => {
+                let t = shard.get(name, shape)?;
+                if let Some(report) = self.report {
+                    self.done.set(self.done.get() + shard.stored_bytes(name));
+                    report(self.done.get(), self.shards.iter().map(SafetensorsWeights::total_bytes).sum());
+                }
+                Ok(t)
+            }
             None => Err(Error::Tensor { file: self.label.clone(), tensor: name.to_string(), msg: "missing".into() }),
         }
     }

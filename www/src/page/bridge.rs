@@ -69,6 +69,17 @@ impl Lab {
     }
 }
 
+/// One file's bar in the load in flight, added or moved on.
+pub fn show_progress(lab: Lab, file: String, loaded: u64, total: Option<u64>, cached: bool) {
+    lab.progress.update(|p| {
+        let now = js_sys::Date::now();
+        match p.iter_mut().find(|f| f.file == file) {
+            Some(f) => (f.loaded, f.total, f.cached) = (loaded, total, cached),
+            None => p.push(FileProgress { file, loaded, total, cached, started_ms: now }),
+        }
+    })
+}
+
 type Handler = Box<dyn FnMut(Msg)>;
 type OnLoaded = Box<dyn FnOnce(&Lab, Result<(), String>)>;
 
@@ -154,13 +165,7 @@ fn receive(msg: FromWorker) {
         }
         FromWorker::Status { text } => lab.status.set(Status::Info(text)),
         FromWorker::Failed { error } => lab.status.set(Status::Error(error)),
-        FromWorker::Progress { file, loaded, total, cached } => lab.progress.update(|p| {
-            let now = js_sys::Date::now();
-            match p.iter_mut().find(|f| f.file == file) {
-                Some(f) => (f.loaded, f.total, f.cached) = (loaded, total, cached),
-                None => p.push(FileProgress { file, loaded, total, cached, started_ms: now }),
-            }
-        }),
+        FromWorker::Progress { file, loaded, total, cached } => show_progress(lab, file, loaded, total, cached),
         FromWorker::Loaded { kind, label, n_layers, hook } => {
             lab.loading.set(None);
             match (kind, hook) {

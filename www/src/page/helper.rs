@@ -189,6 +189,12 @@ pub fn load(lab: Lab, kind: Kind, name: String) {
         let result = call(&h, "POST", "/v1/load", Some(body.to_string()), None, |v| {
             if let Some(s) = v.get("status").and_then(|s| s.as_str()) {
                 lab.status.set(Status::Info(format!("The helper is {s}…")));
+            } else if let Some(p) = v.get("progress") {
+                // The helper reading the weights: drawn like a download.
+                let n = |k: &str| p.get(k).and_then(|x| x.as_u64());
+                let (file, loaded) =
+                    (p.get("file").and_then(|f| f.as_str()).unwrap_or(&name), n("loaded").unwrap_or(0));
+                super::bridge::show_progress(lab, file.to_string(), loaded, n("total"), false);
             } else if let Some(r) = v.get("reply").and_then(|r| serde_json::from_value::<Reply>(r.clone()).ok()) {
                 reply = Some(r);
             }

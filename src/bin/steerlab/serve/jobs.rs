@@ -77,7 +77,17 @@ fn run(engine: &mut Engine, device: &Device, job: Job) {
         })),
         Work::LoadModel { name, dir } => {
             send(json!({ "status": format!("loading {name}") }).to_string());
-            let mut model = Model::from_dir(&dir, device)?;
+            // The lab draws these as a progress bar, at most once per percent.
+            let last = Cell::new(u64::MAX);
+            let report = |read: u64, total: u64| {
+                let percent = read * 100 / total.max(1);
+                if percent != last.get() {
+                    last.set(percent);
+                    let file = format!("{name} (weights)");
+                    send(json!({ "progress": { "file": file, "loaded": read, "total": total } }).to_string());
+                }
+            };
+            let mut model = Model::from_dir_reporting(&dir, device, &report)?;
             model.name = name;
             engine.set_model(model);
             status(engine)
