@@ -120,6 +120,11 @@ pub fn model(id: &str) -> Option<&'static ModelEntry> {
     MODELS.iter().find(|m| m.id == id)
 }
 
+/// The catalogue's SAE release stored in hub repository `repo` (a helper SAE named `owner/name@rev/folder`).
+pub fn release_of_repo(repo: &str) -> Option<&'static SaeRelease> {
+    MODELS.iter().map(|m| &m.saes).find(|r| !r.repo.is_empty() && r.repo == repo)
+}
+
 impl SaeRelease {
     /// The folder of the SAE reading `hook`.
     pub fn folder(&self, hook: &str) -> Option<&'static str> {
@@ -162,5 +167,7 @@ mod tests {
         assert_eq!(PYTHIA_70M_DEDUPED.saes.folder("blocks.3.hook_resid_post"), Some("3-res-sm"));
         assert_eq!(EMBEDDED.saes.neuronpedia("blocks.1.hook_resid_pre", 3), None);
         assert_eq!(GPT2_SMALL.saes.neuronpedia("blocks.99.hook_resid_pre", 3), None);
+        assert_eq!(release_of_repo("jbloom/GPT2-Small-SAEs-Reformatted"), Some(&GPT2_SMALL.saes));
+        assert_eq!(release_of_repo("google/gemma-scope-2b-pt-res"), None);
     }
 }

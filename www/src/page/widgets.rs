@@ -21,10 +21,16 @@ pub fn Plot(svg: String, name: String) -> impl IntoView {
     }
 }
 
-/// Neuronpedia's page for `feature` of the loaded SAE: it has pages for the catalogue's public SAEs only.
+/// Neuronpedia's page for `feature` of the loaded SAE: it has pages for the catalogue's public SAEs only, loaded
+/// in the page or on the helper (whose SAE names start `owner/repo@`).
 pub fn neuronpedia(lab: &Lab, feature: usize) -> Option<String> {
-    let entry = catalog::model(&lab.model.get_untracked()?.id)?;
-    entry.saes.neuronpedia(&lab.sae.get_untracked()?.1, feature)
+    let (label, hook) = lab.sae.get_untracked()?;
+    let release = match catalog::model(&lab.model.get_untracked()?.id) {
+        Some(entry) => &entry.saes,
+        None if lab.remote.get_untracked() => catalog::release_of_repo(label.split('@').next()?)?,
+        None => return None,
+    };
+    release.neuronpedia(&hook, feature)
 }
 
 /// A feature id, linked to its Neuronpedia page when there is one.
