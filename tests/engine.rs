@@ -137,3 +137,54 @@ fn bad_requests_get_clear_errors() {
     let (r, _) = ask(&empty, json!({"op": "status"}));
     assert_eq!(ok(&r)["model"], Value::Null);
 }
+
+/// Every view of the lab runs on Gemma-2 (a sharded checkpoint) with a Gemma Scope JumpReLU SAE, as the helper
+/// serves them: prompts start with <bos>, and single-token lookups do not count it.
+#[test]
+fn every_view_runs_on_gemma2_with_gemma_scope() {
+    let cpu = burn::tensor::Device::flex();
+    let mut e = Engine::default();
+    e.set_model(Model::from_dir(&model_dir("gemma2-tiny"), &cpu).unwrap());
+    let sae = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/saes/gemma-scope-res/layer_1/width_96/average_l0_9");
+    e.set_sae(Sae::from_dir(&sae, &cpu).unwrap()).unwrap();
+    let hook = "blocks.1.hook_resid_post";
+    assert_eq!(e.model.as_ref().unwrap().encode("Hello", false).unwrap()[0], 2, "<bos> first");
+
+    let (r, _) = ask(&e, json!({"op": "status"}));
+    assert_eq!(
+        (ok(&r)["model"]["config"]["arch"].as_str(), ok(&r)["sae"]["config"]["hook_name"].as_str()),
+        (Some("gemma2"), Some(hook))
+    );
+    let (r, _) =
+        ask(&e, json!({"op": "caa", "dataset": {"from": "built_in", "file": "love-hate.jsonl"}, "hook": hook}));
+    let values: Vec<f32> = serde_json::from_value(ok(&r)["values"].clone()).unwrap();
+    assert_eq!(values.len(), 32);
+    assert!(values.iter().any(|v| *v != 0.0));
+
+    let ab = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ab.jsonl"))
+        .unwrap();
+    let eval = json!({"from": "inline", "name": "ab.jsonl", "text": ab});
+    let req =
+        json!({"op": "steerability", "eval": eval, "hook": hook, "vector": values, "multipliers": [-2.0, 0.0, 2.0]});
+    let (r, _) = ask(&e, req);
+    assert!(ok(&r)["curve"]["steerability"].as_f64().unwrap().is_finite(), "{r}");
+
+    let req =
+        json!({"op": "decompose", "vector": values, "eval": eval, "multipliers": [-1.0, 1.0], "ks": [1, 4], "top": 5});
+    let (r, _) = ask(&e, req);
+    assert!(ok(&r)["decomposition"]["table"].as_array().unwrap().len() > 2, "{r}");
+
+    let (r, _) = ask(&e, json!({"op": "features", "promoting": " the", "count": 3, "strength": 2.0}));
+    assert_eq!(ok(&r)["scores"].as_array().unwrap().len(), 3, "{r}");
+
+    let steer = json!([{"kind": "vector", "hook": hook, "values": values, "rows": null, "coef": 4.0}]);
+    let (r, events) =
+        ask(&e, json!({"op": "generate", "prompt": "Hello", "steering": steer, "options": {"max_new_tokens": 5}}));
+    assert_eq!(ok(&r)["tokens"].as_array().unwrap().len(), 5);
+    assert!(!events.is_empty());
+
+    let (r, _) =
+        ask(&e, json!({"op": "act_add", "positive": "Love", "negative": "Hate", "hook": hook, "prepend_bos": false}));
+    assert!(ok(&r)["values"].as_array().is_some_and(|v| !v.is_empty()), "{r}");
+}

@@ -87,7 +87,7 @@ pub fn lens_tokens(model: &Model, probs: &[f32], k: usize) -> Vec<LensToken> {
 /// The `n` features whose logit lens gives `token_text` (one token) the largest logit: candidates for steering
 /// towards it.
 pub async fn features_promoting(model: &Model, sae: &Sae, token_text: &str, n: usize) -> Result<Vec<usize>> {
-    let token = match model.encode(token_text, false)?[..] {
+    let token = match model.tokenizer.encode(token_text)?[..] {
         [id] => id,
         ref ids => {
             return Err(Error::invalid(format!(
