@@ -363,6 +363,23 @@ async function helper(browser, url) {
     await page.waitForFunction(() => (document.querySelector("[data-testid=steered]")?.textContent.length ?? 0)
       > "I think that".length + 10, null, { timeout: TIMEOUT });
     await page.screenshot({ path: join(shots, "helper.png"), fullPage: true });
+    step = "Gemma-2 (sharded) with a Gemma Scope SAE on the helper";
+    await page.getByLabel("Helper model").selectOption("models/gemma2-tiny");
+    await page.getByRole("button", { name: "Load on the helper" }).click();
+    await page.getByTestId("loaded").filter({ hasText: "models/gemma2-tiny (on the helper)" }).waitFor({ timeout: TIMEOUT });
+    await page.getByLabel("Helper SAE").selectOption("saes/gemma-scope-res/layer_1/width_96/average_l0_9");
+    await page.getByRole("button", { name: "Load SAE on the helper" }).click();
+    await page.getByTestId("loaded").filter({ hasText: "average_l0_9 (on the helper)" }).waitFor({ timeout: TIMEOUT });
+    await page.waitForFunction(idle("Compute vector"), null, { timeout: TIMEOUT });
+    await page.getByRole("button", { name: "Compute vector" }).click();
+    await page.getByText(/Vector at blocks\.\d+\.hook_resid_\w+: mean of \d+ pairs/).waitFor({ timeout: TIMEOUT });
+    await page.waitForFunction(idle("Generate"), null, { timeout: TIMEOUT });
+    const before = await page.getByTestId("steered").textContent();
+    await page.getByRole("button", { name: "Generate" }).click();
+    await page.waitForFunction((b) => { const t = document.querySelector("[data-testid=steered]")?.textContent ?? "";
+      return t !== b && t.length > "I think that".length + 3; }, before, { timeout: TIMEOUT });
+    await page.waitForFunction(idle("Generate"), null, { timeout: TIMEOUT });
+    await page.screenshot({ path: join(shots, "helper-gemma.png"), fullPage: true });
     console.log("ok native helper");
   } catch (e) {
     await page.screenshot({ path: join(shots, "helper-failed.png"), fullPage: true });

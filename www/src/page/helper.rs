@@ -281,7 +281,8 @@ pub fn HelperPanel() -> impl IntoView {
         <details class="helper">
             <summary>"Native helper (heavier models)"</summary>
             <p class="note">"Run " <code>"steerlab serve"</code> " on this computer for models too large for a tab \
-                (GPT-2 XL, larger Pythias); paste the pairing token it prints."</p>
+                (GPT-2 XL, larger Pythias, Gemma-2-2B with Gemma Scope); paste the pairing token it prints. "
+                <code>"steerlab fetch google/gemma-2-2b"</code> " downloads a model to where the helper finds it."</p>
             <div class="row">
                 <label>"Helper URL " <input type="url" aria-label="Helper URL" prop:value=move || url.get()
                     on:input=move |ev| url.set(event_target_value(&ev)) /></label>
