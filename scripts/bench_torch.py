@@ -1,15 +1,20 @@
-"""PyTorch reference for `steerlab bench`: GPT-2 small (random weights) forward pass on the CPU.
-Usage: python3 bench_torch.py SEQ ITERS; prints `median_ms X`."""
+"""PyTorch reference for `steerlab bench`: GPT-2 small or Gemma-2-2B (random weights) forward pass on the CPU.
+Usage: python3 bench_torch.py SEQ ITERS [gpt2|gemma2]; prints `median_ms X`."""
 import statistics
 import sys
 import time
 
 import torch
-from transformers import GPT2Config, GPT2LMHeadModel
+from transformers import Gemma2Config, Gemma2ForCausalLM, GPT2Config, GPT2LMHeadModel
 
 seq, iters = int(sys.argv[1]), int(sys.argv[2])
+arch = sys.argv[3] if len(sys.argv) > 3 else "gpt2"
 torch.manual_seed(0)
-model = GPT2LMHeadModel(GPT2Config()).eval()
+if arch == "gemma2":
+    # Gemma2Config's defaults are gemma-2-2b's shape.
+    model = Gemma2ForCausalLM(Gemma2Config(attn_implementation="eager")).eval()
+else:
+    model = GPT2LMHeadModel(GPT2Config()).eval()
 tokens = (torch.arange(seq) * 7919 + 13) % 50257
 with torch.inference_mode():
     model(tokens[None])  # warm-up

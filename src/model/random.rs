@@ -9,6 +9,13 @@ pub const GPT2_SMALL_CONFIG: &str = r#"{"model_type":"gpt2","n_embd":768,"n_head
 "n_positions":1024,"vocab_size":50257,"activation_function":"gelu_new","layer_norm_epsilon":1e-5,
 "bos_token_id":50256,"eos_token_id":50256}"#;
 
+/// Gemma-2-2B's config.json (2.6B parameters), as google/gemma-2-2b ships it.
+pub const GEMMA2_2B_CONFIG: &str = r#"{"model_type":"gemma2","hidden_size":2304,"intermediate_size":9216,
+"num_hidden_layers":26,"num_attention_heads":8,"num_key_value_heads":4,"head_dim":256,"vocab_size":256000,
+"max_position_embeddings":8192,"hidden_activation":"gelu_pytorch_tanh","rms_norm_eps":1e-6,"rope_theta":10000.0,
+"query_pre_attn_scalar":256,"attn_logit_softcapping":50.0,"final_logit_softcapping":30.0,"sliding_window":4096,
+"bos_token_id":2,"eos_token_id":1}"#;
+
 /// Uniform weights with GPT-2's init scale (std 0.02); layer-norm gains are ones.
 pub struct RandomWeights {
     pub seed: u64,

@@ -1,5 +1,5 @@
-//! `steerlab bench`: GPT-2 small's forward pass (random weights, 124M parameters) in steerlab and in
-//! PyTorch on the same machine, side by side in one run.
+//! `steerlab bench`: a forward pass of GPT-2 small (124M parameters) or Gemma-2-2B (2.6B, for the helper) with
+//! random weights, in steerlab and in PyTorch on the same machine, side by side in one run.
 
 use clap::Args;
 use std::process::Command;
@@ -9,13 +9,32 @@ use steerlab::model::Model;
 use steerlab::model::config::ModelConfig;
 use steerlab::model::hooks::Hooks;
 use steerlab::model::kv_cache::KvCache;
-use steerlab::model::random::{GPT2_SMALL_CONFIG, RandomWeights};
+use steerlab::model::random::{GEMMA2_2B_CONFIG, GPT2_SMALL_CONFIG, RandomWeights};
 use steerlab::{Error, Result};
 
 const TORCH_SCRIPT: &str = include_str!("../../../scripts/bench_torch.py");
 
+#[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
+enum Shape {
+    Gpt2Small,
+    /// Needs about 11 GB of (GPU) memory in f32.
+    Gemma2_2b,
+}
+
+impl Shape {
+    fn name(self) -> &'static str {
+        match self {
+            Shape::Gpt2Small => "GPT-2 small",
+            Shape::Gemma2_2b => "Gemma-2-2B",
+        }
+    }
+}
+
 #[derive(Args)]
 pub struct BenchArgs {
+    /// Which model's shape to run.
+    #[arg(long, value_enum, default_value = "gpt2-small")]
+    model: Shape,
     #[arg(long, default_value = "cpu")]
     device: DeviceChoice,
     /// Prompt length in tokens.
@@ -40,10 +59,12 @@ pub fn run(args: BenchArgs) -> Result<()> {
         return Err(Error::invalid("--seq must be in 1..=1024 and --iters at least 1"));
     }
     let device = pollster::block_on(init_device(args.device))?;
-    let cfg = ModelConfig::from_json(GPT2_SMALL_CONFIG, "GPT-2 small config")?;
-    eprintln!("building GPT-2 small with random weights on {:?}...", args.device);
+    let config = if args.model == Shape::Gpt2Small { GPT2_SMALL_CONFIG } else { GEMMA2_2B_CONFIG };
+    let cfg = ModelConfig::from_json(config, args.model.name())?;
+    eprintln!("building {} with random weights on {:?}...", args.model.name(), args.device);
     let n_layers = cfg.n_layers;
     let net = Model::build(cfg, &RandomWeights { seed: 0 }, &device)?;
+    // The same ids as the reference script (all inside GPT-2's vocabulary, hence Gemma's).
     let tokens: Vec<u32> = (0..args.seq as u32).map(|i| (i * 7919 + 13) % 50257).collect();
     let pass = || -> Result<f64> {
         let t = Instant::now();
@@ -60,13 +81,14 @@ pub fn run(args: BenchArgs) -> Result<()> {
         median_ms: median(&mut times),
     }];
 
+    drop(net); // Gemma-2-2B twice would not fit in memory
     eprintln!("running the PyTorch reference with {}...", args.python);
     match torch(&args) {
         Ok(ms) => rows.push(Row { engine: "PyTorch (transformers)".into(), device: "cpu".into(), median_ms: ms }),
         Err(why) => eprintln!("PyTorch reference skipped: {why}"),
     }
 
-    println!("GPT-2 small forward pass, {} tokens, median of {} runs", args.seq, args.iters);
+    println!("{} forward pass, {} tokens, median of {} runs", args.model.name(), args.seq, args.iters);
     println!("{:<24} {:<6} {:>12} {:>12}", "engine", "device", "median ms", "tokens/s");
     for r in &rows {
         println!(
@@ -92,6 +114,7 @@ fn median(v: &mut [f64]) -> f64 {
 fn torch(args: &BenchArgs) -> std::result::Result<f64, String> {
     let out = Command::new(&args.python)
         .args(["-c", TORCH_SCRIPT, &args.seq.to_string(), &args.iters.to_string()])
+        .arg(if args.model == Shape::Gpt2Small { "gpt2" } else { "gemma2" })
         .output()
         .map_err(|e| format!("cannot run {}: {e}", args.python))?;
     if !out.status.success() {
