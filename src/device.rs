@@ -1,5 +1,5 @@
-//! Compute devices (burn flex on the CPU, wgpu on the GPU) and reading tensors back, always async
-//! so the same code runs in the browser.
+//! Compute devices (burn flex on the CPU, wgpu on the GPU, CUDA natively when built with `--features cuda`) and
+//! reading tensors back, always async so the same code runs in the browser.
 
 use crate::error::{Error, Result};
 use crate::model::weights::HostTensor;
@@ -13,6 +13,8 @@ use burn::tensor::{DeviceKind, Tensor};
 pub enum DeviceChoice {
     Cpu,
     Wgpu,
+    /// NVIDIA GPUs through CUDA: only in builds with the `cuda` feature.
+    Cuda,
 }
 
 impl std::str::FromStr for DeviceChoice {
@@ -21,7 +23,8 @@ impl std::str::FromStr for DeviceChoice {
         match s {
             "cpu" => Ok(Self::Cpu),
             "wgpu" | "gpu" => Ok(Self::Wgpu),
-            other => Err(Error::invalid(format!("unknown device \"{other}\": expected cpu or wgpu"))),
+            "cuda" => Ok(Self::Cuda),
+            other => Err(Error::invalid(format!("unknown device \"{other}\": expected cpu, wgpu or cuda"))),
         }
     }
 }
@@ -45,6 +48,35 @@ pub async fn init_device(choice: DeviceChoice) -> Result<Device> {
             };
             Ok(WGPU.get_or_init(|| d).clone())
         }
+        DeviceChoice::Cuda => cuda().await,
+    }
+}
+
+/// The first CUDA GPU, checked with one small round trip (burn initialises it lazily and panics on failure).
+#[cfg(all(feature = "cuda", not(target_arch = "wasm32")))]
+async fn cuda() -> Result<Device> {
+    checked(|| Device::cuda(0), "CUDA")
+}
+
+#[cfg(not(all(feature = "cuda", not(target_arch = "wasm32"))))]
+async fn cuda() -> Result<Device> {
+    Err(Error::Device("this steerlab was built without CUDA: build it with `--features cuda`, or use wgpu".into()))
+}
+
+/// The device `make` gives, if 1 + 2 computes to 3 on it; a panic inside (no driver) becomes an error.
+#[cfg(not(target_arch = "wasm32"))]
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))] // only CUDA builds use it outside the tests
+fn checked(make: impl FnOnce() -> Device + std::panic::UnwindSafe, what: &str) -> Result<Device> {
+    let probe = std::panic::catch_unwind(|| {
+        let d = make();
+        let t = Tensor::<1>::from_data(burn::tensor::TensorData::new(vec![1.0f32, 2.0], [2]), &d);
+        let sum = t.sum().into_data().try_to_vec::<f32>().ok().and_then(|v| v.first().copied());
+        (d, sum)
+    });
+    match probe {
+        Ok((d, Some(3.0))) => Ok(d),
+        Ok((_, sum)) => Err(Error::Device(format!("the {what} device computed 1 + 2 = {sum:?}"))),
+        Err(_) => Err(Error::Device(format!("no usable {what} device (is its driver installed?)"))),
     }
 }
 
@@ -54,4 +86,20 @@ pub async fn read<const D: usize>(t: Tensor<D>) -> Result<HostTensor> {
     let data = t.into_data_async().await.map_err(|e| Error::Device(format!("reading a tensor back: {e:?}")))?;
     let data = data.try_into_vec_as::<f32>().map_err(|e| Error::Device(format!("{e:?}")))?;
     Ok(HostTensor::new(shape, data))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn devices_are_checked_before_use() {
+        assert!(checked(Device::flex, "CPU").is_ok());
+        let e = checked(|| panic!("no driver"), "CUDA").unwrap_err();
+        assert_eq!(e.to_string(), "device: no usable CUDA device (is its driver installed?)");
+        #[cfg(not(feature = "cuda"))]
+        assert!(
+            pollster::block_on(init_device(DeviceChoice::Cuda)).unwrap_err().to_string().contains("--features cuda")
+        );
+    }
 }

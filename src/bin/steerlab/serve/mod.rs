@@ -42,7 +42,8 @@ pub struct ServeArgs {
     /// Folder of models and SAEs (hub layout folders, searched 6 levels down). Default: the Hugging Face cache.
     #[arg(long)]
     models: Option<PathBuf>,
-    /// cpu or wgpu. Default: wgpu (Vulkan, Metal, DX12), falling back to the CPU when there is no adapter.
+    /// cpu, wgpu or cuda (builds with `--features cuda`). Default: CUDA in such builds, else wgpu (Vulkan, Metal,
+    /// DX12), falling back to the CPU when there is no adapter.
     #[arg(long)]
     device: Option<DeviceChoice>,
     /// A web page origin allowed to use the helper, e.g. https://lab.example.org. Repeatable. The lab served by
@@ -115,17 +116,22 @@ pub fn run(args: ServeArgs) -> Result<()> {
     })
 }
 
+/// The device asked for, else the first that works of CUDA (in builds with it), wgpu and the CPU.
 fn pick_device(choice: Option<DeviceChoice>) -> Result<(steerlab::device::Device, String)> {
-    match choice {
-        Some(c) => Ok((pollster::block_on(init_device(c))?, format!("{c:?}").to_lowercase())),
-        None => match pollster::block_on(init_device(DeviceChoice::Wgpu)) {
-            Ok(d) => Ok((d, "wgpu".into())),
-            Err(e) => {
-                eprintln!("note: {e}; running on the CPU");
-                Ok((pollster::block_on(init_device(DeviceChoice::Cpu))?, "cpu".into()))
-            }
-        },
+    let name = |c: DeviceChoice| format!("{c:?}").to_lowercase();
+    if let Some(c) = choice {
+        return Ok((pollster::block_on(init_device(c))?, name(c)));
     }
+    let order =
+        if cfg!(feature = "cuda") { vec![DeviceChoice::Cuda, DeviceChoice::Wgpu] } else { vec![DeviceChoice::Wgpu] };
+    for c in order {
+        match pollster::block_on(init_device(c)) {
+            Ok(d) => return Ok((d, name(c))),
+            Err(e) => eprintln!("note: {e}; trying the next device"),
+        }
+    }
+    eprintln!("note: running on the CPU");
+    Ok((pollster::block_on(init_device(DeviceChoice::Cpu))?, "cpu".into()))
 }
 
 async fn info(State(app): State<Arc<App>>) -> Response {
