@@ -51,7 +51,7 @@ fn classify(dir: &Path) -> Option<(Kind, u64)> {
 }
 
 /// Every model and SAE under `root`, sorted by name. Hidden folders and the hub cache's `blobs` are skipped, and
-/// the walk stops 6 levels down.
+/// the walk stops 8 levels down (a Gemma Scope SAE sits 6 down in the hub cache, 7 from `~/.cache/huggingface`).
 pub fn scan(root: &Path) -> Vec<Entry> {
     let mut out = Vec::new();
     walk(root, root, 0, &mut out);
@@ -63,7 +63,7 @@ fn walk(root: &Path, dir: &Path, depth: usize, out: &mut Vec<Entry>) {
     if let Some((kind, bytes)) = classify(dir) {
         out.push(Entry { name: display_name(root, dir), kind, bytes, dir: dir.to_path_buf() });
     }
-    if depth == 6 {
+    if depth == 8 {
         return;
     }
     let Ok(read) = std::fs::read_dir(dir) else { return };
@@ -80,8 +80,8 @@ fn walk(root: &Path, dir: &Path, depth: usize, out: &mut Vec<Entry>) {
     }
 }
 
-/// `a/b/c` relative to the root, with the hub cache's `models--owner--repo/snapshots/<rev>` read as
-/// `owner/repo@<first 8 of rev>`.
+/// `a/b/c` relative to the root, with the hub cache's `models--owner--repo/snapshots/<rev>` (wherever it sits)
+/// read as `owner/repo@<first 8 of rev>`.
 fn display_name(root: &Path, dir: &Path) -> String {
     let rel: Vec<String> = dir
         .strip_prefix(root)
@@ -89,14 +89,48 @@ fn display_name(root: &Path, dir: &Path) -> String {
         .components()
         .map(|c| c.as_os_str().to_string_lossy().into_owned())
         .collect();
-    let name = match rel.as_slice() {
-        [repo, snapshots, rev, rest @ ..] if repo.starts_with("models--") && snapshots == "snapshots" => {
-            let repo = repo.trim_start_matches("models--").replacen("--", "/", 1);
-            let mut parts = vec![format!("{repo}@{}", &rev[..rev.len().min(8)])];
-            parts.extend(rest.iter().cloned());
+    let hub = rel.windows(3).position(|w| w[0].starts_with("models--") && w[1] == "snapshots");
+    let name = match hub {
+        Some(i) => {
+            let repo = rel[i].trim_start_matches("models--").replacen("--", "/", 1);
+            let rev = &rel[i + 2];
+            let mut parts = rel[..i].to_vec();
+            parts.push(format!("{repo}@{}", &rev[..rev.len().min(8)]));
+            parts.extend(rel[i + 3..].iter().cloned());
             parts.join("/")
         }
-        _ => rel.join("/"),
+        None => rel.join("/"),
     };
     if name.is_empty() { ".".into() } else { name }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hub_snapshots_are_named_by_repo_and_revision_wherever_they_sit() {
+        let root = Path::new("/m");
+        let name = |rel: &str| display_name(root, &root.join(rel));
+        assert_eq!(name("models--google--gemma-2-2b/snapshots/0123456789ab"), "google/gemma-2-2b@01234567");
+        assert_eq!(
+            name("hub/models--google--gemma-scope-2b-pt-res/snapshots/fedcba98765/layer_12/width_16k/average_l0_82"),
+            "hub/google/gemma-scope-2b-pt-res@fedcba98/layer_12/width_16k/average_l0_82"
+        );
+        assert_eq!(name("mine/gpt2-xl"), "mine/gpt2-xl");
+        assert_eq!(name(""), ".");
+    }
+
+    #[test]
+    fn finds_an_sae_seven_levels_down() {
+        let root = std::env::temp_dir().join(format!("steerlab-scan-{}", std::process::id()));
+        let deep = root.join("hub/models--google--gemma-scope-2b-pt-res/snapshots/abc/layer_12/width_16k/l0_82");
+        std::fs::create_dir_all(&deep).unwrap();
+        std::fs::write(deep.join("params.npz"), b"PK").unwrap();
+        let found = scan(&root);
+        std::fs::remove_dir_all(&root).unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].name, "hub/google/gemma-scope-2b-pt-res@abc/layer_12/width_16k/l0_82");
+        assert_eq!((found[0].kind, found[0].bytes), (Kind::Sae, 2));
+    }
 }
