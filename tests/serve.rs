@@ -223,3 +223,31 @@ fn helper_refuses_jobs_past_its_limit_and_loses_none_under_load() {
     assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(text.contains("POST /v1/run generate 4 tokens") && text.contains("no request lost"), "{text}");
 }
+
+#[test]
+fn helper_without_models_says_how_to_get_them() {
+    let empty = std::env::temp_dir().join(format!("steerlab-serve-empty-{}", std::process::id()));
+    // No Hugging Face cache yet: a clear error that names `steerlab fetch`.
+    let out = Command::new(env!("CARGO_BIN_EXE_steerlab"))
+        .args(["serve", "--port", "0", "--device", "cpu"])
+        .env("HF_HUB_CACHE", empty.join("hub"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("no models yet") && err.contains("steerlab fetch"), "{err}");
+    // An empty models folder: the helper starts, and says so.
+    std::fs::create_dir_all(&empty).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_steerlab"))
+        .args(["serve", "--port", "0", "--device", "cpu", "--models"])
+        .arg(&empty)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines: Vec<String> = BufReader::new(child.stdout.take().unwrap()).lines().take(5).map(|l| l.unwrap()).collect();
+    let _ = child.kill();
+    let _ = child.wait();
+    std::fs::remove_dir_all(&empty).unwrap();
+    assert_eq!(lines[3], "0 models and 0 SAEs there", "{lines:?}");
+    assert!(lines[4].starts_with("note: no model there yet; download one with `steerlab fetch"), "{lines:?}");
+}

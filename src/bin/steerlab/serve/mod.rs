@@ -39,7 +39,7 @@ pub struct ServeArgs {
     /// Port on 127.0.0.1 (0: any free port).
     #[arg(long, default_value_t = 7878)]
     port: u16,
-    /// Folder of models and SAEs (hub layout folders, searched 6 levels down). Default: the Hugging Face cache.
+    /// Folder of models and SAEs (hub layout folders, searched 8 levels down). Default: the Hugging Face cache.
     #[arg(long)]
     models: Option<PathBuf>,
     /// cpu, wgpu or cuda (builds with `--features cuda`). Default: CUDA in such builds, else wgpu (Vulkan, Metal,
@@ -74,11 +74,21 @@ pub fn run(args: ServeArgs) -> Result<()> {
     if args.max_jobs == 0 {
         return Err(Error::invalid("--max-jobs must be at least 1"));
     }
-    let root = match args.models.or_else(library::hub_cache) {
-        Some(r) if r.is_dir() => r,
-        Some(r) => return Err(Error::invalid(format!("the models folder {} does not exist", r.display()))),
-        None => return Err(Error::invalid("no models folder: pass --models DIR")),
+    let fetch_hint = "download one with `steerlab fetch openai-community/gpt2-xl` (or another hub repo)";
+    let root = match (args.models, library::hub_cache()) {
+        (Some(r), _) if r.is_dir() => r,
+        (Some(r), _) => return Err(Error::invalid(format!("the models folder {} does not exist", r.display()))),
+        (None, Some(r)) if r.is_dir() => r,
+        (None, Some(r)) => {
+            return Err(Error::invalid(format!(
+                "no models yet: the Hugging Face cache {} does not exist; {fetch_hint}, or pass --models DIR",
+                r.display()
+            )));
+        }
+        (None, None) => return Err(Error::invalid("no models folder: pass --models DIR")),
     };
+    let found = library::scan(&root);
+    let models = found.iter().filter(|e| e.kind == Kind::Model).count();
     let (device, device_name) = pick_device(args.device)?;
     let mut origins = vec!["http://127.0.0.1:8080".to_string(), "http://localhost:8080".to_string()];
     origins.extend(args.allow_origins.iter().map(|o| o.trim_end_matches('/').to_string()));
@@ -110,6 +120,10 @@ pub fn run(args: ServeArgs) -> Result<()> {
         println!("steerlab helper on http://127.0.0.1:{port} ({device_name}), models from {}", root.display());
         println!("pairing token: {}", guard.token);
         println!("allowed origins: {}", guard.origins.join(", "));
+        println!("{models} models and {} SAEs there", found.len() - models);
+        if models == 0 {
+            println!("note: no model there yet; {fetch_hint}");
+        }
         use std::io::Write;
         let _ = std::io::stdout().flush();
         axum::serve(listener, routes).await.map_err(|e| Error::invalid(format!("the server stopped: {e}")))
