@@ -2,7 +2,8 @@
 // (--enable-unsafe-webgpu, SwiftShader here) and once with WebGPU off (the CPU fallback). Screenshots of each
 // view go to tests/e2e/screenshots/.
 import { chromium } from "playwright-core";
-import { access, mkdir, readFile } from "node:fs/promises";
+import { access, mkdir, mkdtemp, readFile, rm, symlink } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { spawn } from "node:child_process";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
@@ -322,7 +323,14 @@ async function helper(browser, url) {
   const bin = process.env.STEERLAB_BIN ?? join(process.env.CARGO_TARGET_DIR ?? join(here, "../../target"), "debug/steerlab");
   await access(bin);
   const origin = url.replace(/\/$/, "");
-  const proc = spawn(bin, ["serve", "--port", "0", "--device", "cpu", "--models", join(here, "../fixtures"), "--allow-origin", origin],
+  // The fixtures, and the Gemma Scope fixture SAE again where the hub cache would keep Gemma Scope's canonical
+  // layer-1 SAE, so the page can link its features to Neuronpedia.
+  const models = await mkdtemp(join(tmpdir(), "steerlab-e2e-helper-"));
+  for (const d of ["models", "saes"]) await symlink(join(here, "../fixtures", d), join(models, d));
+  const canonical = join(models, "models--google--gemma-scope-2b-pt-res/snapshots/0123456789abcdef/layer_1/width_16k/average_l0_102");
+  await mkdir(canonical, { recursive: true });
+  await symlink(join(here, "../fixtures/saes/gemma-scope-res/layer_1/width_96/average_l0_9/params.npz"), join(canonical, "params.npz"));
+  const proc = spawn(bin, ["serve", "--port", "0", "--device", "cpu", "--models", models, "--allow-origin", origin],
     { stdio: ["ignore", "pipe", "inherit"] });
   const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
   try {
@@ -367,9 +375,17 @@ async function helper(browser, url) {
     await page.getByLabel("Helper model").selectOption("models/gemma2-tiny");
     await page.getByRole("button", { name: "Load on the helper" }).click();
     await page.getByTestId("loaded").filter({ hasText: "models/gemma2-tiny (on the helper)" }).waitFor({ timeout: TIMEOUT });
-    await page.getByLabel("Helper SAE").selectOption("saes/gemma-scope-res/layer_1/width_96/average_l0_9");
+    const gemmaScope = "google/gemma-scope-2b-pt-res@01234567/layer_1/width_16k/average_l0_102";
+    await page.getByLabel("Helper SAE").selectOption(gemmaScope);
     await page.getByRole("button", { name: "Load SAE on the helper" }).click();
-    await page.getByTestId("loaded").filter({ hasText: "average_l0_9 (on the helper)" }).waitFor({ timeout: TIMEOUT });
+    await page.getByTestId("loaded").filter({ hasText: `${gemmaScope} (on the helper)` }).waitFor({ timeout: TIMEOUT });
+    step = "Gemma Scope feature ids link to Neuronpedia";
+    await page.getByLabel("Feature ids").fill("3, 7");
+    await page.waitForFunction(idle("Score features"), null, { timeout: TIMEOUT });
+    await page.getByRole("button", { name: "Score features" }).click();
+    await page.getByTestId("scores").waitFor({ timeout: TIMEOUT });
+    const links = await page.getByTestId("scores").locator("a").evaluateAll((as) => as.map((a) => a.href));
+    check(links.includes("https://www.neuronpedia.org/gemma-2-2b/1-gemmascope-res-16k/3"), `feature links: ${links}`);
     await page.waitForFunction(idle("Compute vector"), null, { timeout: TIMEOUT });
     await page.getByRole("button", { name: "Compute vector" }).click();
     await page.getByText(/Vector at blocks\.\d+\.hook_resid_\w+: mean of \d+ pairs/).waitFor({ timeout: TIMEOUT });
@@ -387,6 +403,7 @@ async function helper(browser, url) {
   } finally {
     proc.kill();
     await page.close();
+    await rm(models, { recursive: true, force: true });
   }
 }
 

@@ -125,6 +125,28 @@ pub fn release_of_repo(repo: &str) -> Option<&'static SaeRelease> {
     MODELS.iter().map(|m| &m.saes).find(|r| !r.repo.is_empty() && r.repo == repo)
 }
 
+/// Neuronpedia's `model/source` for each Gemma Scope residual SAE it shows: `repo \t folder \t id` lines, from
+/// sae-lens's table (`scripts/make_gemma_scope_links.py`).
+const GEMMA_SCOPE_NEURONPEDIA: &str = include_str!("gemma_scope_neuronpedia.tsv");
+
+/// Neuronpedia's page for `feature` of a helper SAE named `[dir/]owner/repo@rev/folder` (the helper's names for
+/// hub-cache folders), when Neuronpedia shows that SAE: a catalogue release by hook, or a Gemma Scope SAE by folder.
+pub fn helper_sae_neuronpedia(name: &str, hook: &str, feature: usize) -> Option<String> {
+    let (before, after) = name.split_once('@')?;
+    let mut tail = before.rsplit('/');
+    let (name_part, owner) = (tail.next()?, tail.next()?);
+    let repo = format!("{owner}/{name_part}");
+    if let Some(release) = release_of_repo(&repo) {
+        return release.neuronpedia(hook, feature);
+    }
+    let folder = after.split_once('/')?.1.trim_end_matches('/');
+    let id = GEMMA_SCOPE_NEURONPEDIA.lines().find_map(|line| {
+        let mut cols = line.split('\t');
+        (cols.next() == Some(repo.as_str()) && cols.next() == Some(folder)).then(|| cols.next()).flatten()
+    })?;
+    Some(format!("https://www.neuronpedia.org/{id}/{feature}"))
+}
+
 impl SaeRelease {
     /// The folder of the SAE reading `hook`.
     pub fn folder(&self, hook: &str) -> Option<&'static str> {
@@ -169,5 +191,35 @@ mod tests {
         assert_eq!(GPT2_SMALL.saes.neuronpedia("blocks.99.hook_resid_pre", 3), None);
         assert_eq!(release_of_repo("jbloom/GPT2-Small-SAEs-Reformatted"), Some(&GPT2_SMALL.saes));
         assert_eq!(release_of_repo("google/gemma-scope-2b-pt-res"), None);
+    }
+
+    #[test]
+    fn helper_sae_links() {
+        let link = |name: &str, hook: &str| helper_sae_neuronpedia(name, hook, 77);
+        assert_eq!(
+            link("jbloom/GPT2-Small-SAEs-Reformatted@0123abcd/blocks.8.hook_resid_pre", "blocks.8.hook_resid_pre")
+                .as_deref(),
+            Some("https://www.neuronpedia.org/gpt2-small/8-res-jb/77")
+        );
+        // Gemma Scope: the canonical SAE of a layer and width, and another L0 that Neuronpedia also shows.
+        let hook = "blocks.12.hook_resid_post";
+        assert_eq!(
+            link("google/gemma-scope-2b-pt-res@fedcba98/layer_12/width_16k/average_l0_82", hook).as_deref(),
+            Some("https://www.neuronpedia.org/gemma-2-2b/12-gemmascope-res-16k/77")
+        );
+        assert_eq!(
+            link("hub/google/gemma-scope-2b-pt-res@fedcba98/layer_12/width_16k/average_l0_22", hook).as_deref(),
+            Some("https://www.neuronpedia.org/gemma-2-2b/12-gemmascope-res-16k__l0-22/77")
+        );
+        // Not on Neuronpedia, not a hub folder, or a folder of its own.
+        assert_eq!(link("google/gemma-scope-2b-pt-res@fedcba98/layer_12/width_16k/average_l0_999", hook), None);
+        assert_eq!(link("google/gemma-scope-2b-pt-mlp@fedcba98/layer_12/width_16k/average_l0_82", hook), None);
+        assert_eq!(link("saes/gemma-scope-res/layer_12/width_16k/average_l0_82", hook), None);
+        assert_eq!(link("google/gemma-scope-2b-pt-res@fedcba98", hook), None);
+        // Every line of the table has its three columns.
+        for line in GEMMA_SCOPE_NEURONPEDIA.lines() {
+            let cols: Vec<_> = line.split('\t').collect();
+            assert!(cols.len() == 3 && cols[0].starts_with("google/gemma-scope-") && cols[2].contains('/'), "{line}");
+        }
     }
 }

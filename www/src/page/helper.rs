@@ -10,6 +10,9 @@ use steerlab_www::Kind;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::{JsFuture, spawn_local};
 
+/// Appended to the names of the model and SAE loaded on the helper, where the page shows them.
+pub const ON_HELPER: &str = " (on the helper)";
+
 const URL_KEY: &str = "steerlab.helper";
 const TOKEN_KEY: &str = "steerlab.helper-token";
 pub const DEFAULT_URL: &str = "http://127.0.0.1:7878";
@@ -207,10 +210,10 @@ pub fn load(lab: Lab, kind: Kind, name: String) {
                     lab.model.set(model.map(|m| LoadedModel {
                         id: "helper".into(),
                         revision: None,
-                        label: format!("{} (on the helper)", m.name),
+                        label: format!("{}{ON_HELPER}", m.name),
                         n_layers: m.config.n_layers,
                     }));
-                    lab.sae.set(sae.map(|s| (format!("{} (on the helper)", s.name), s.config.hook_name)));
+                    lab.sae.set(sae.map(|s| (format!("{}{ON_HELPER}", s.name), s.config.hook_name)));
                     lab.remote.set(true);
                     lab.status.set(Status::Info(format!("The helper loaded {name}; the lab now runs there.")));
                 }

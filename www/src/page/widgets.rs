@@ -21,16 +21,18 @@ pub fn Plot(svg: String, name: String) -> impl IntoView {
     }
 }
 
-/// Neuronpedia's page for `feature` of the loaded SAE: it has pages for the catalogue's public SAEs only, loaded
-/// in the page or on the helper (whose SAE names start `owner/repo@`).
+/// Neuronpedia's page for `feature` of the loaded SAE: it has pages for public SAEs only, the catalogue's loaded
+/// in the page, and those a helper loaded from the hub cache (named `owner/repo@rev/folder`).
 pub fn neuronpedia(lab: &Lab, feature: usize) -> Option<String> {
     let (label, hook) = lab.sae.get_untracked()?;
-    let release = match catalog::model(&lab.model.get_untracked()?.id) {
-        Some(entry) => &entry.saes,
-        None if lab.remote.get_untracked() => catalog::release_of_repo(label.split('@').next()?)?,
-        None => return None,
-    };
-    release.neuronpedia(&hook, feature)
+    match catalog::model(&lab.model.get_untracked()?.id) {
+        Some(entry) => entry.saes.neuronpedia(&hook, feature),
+        None if lab.remote.get_untracked() => {
+            let name = label.strip_suffix(super::helper::ON_HELPER)?;
+            catalog::helper_sae_neuronpedia(name, &hook, feature)
+        }
+        None => None,
+    }
 }
 
 /// A feature id, linked to its Neuronpedia page when there is one.
