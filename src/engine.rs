@@ -1,6 +1,7 @@
 //! One request/response API over the engine. The browser lab's Web Worker calls it in-process and the native
 //! helper serves the very same types over HTTP: requests and replies are serde types, JSON on the wire. Long
-//! requests report progress through events and stop at the next step once cancelled.
+//! requests report progress through events; once their caller says stop, they end at the next forward pass (the
+//! next token, for generation) with `Error::Cancelled`.
 
 use crate::analysis::features::{FeatureScore, NEUTRAL_PROMPT, ScoreOptions, feature_scores, features_promoting};
 use crate::analysis::side_effects::{SideEffects, side_effects};
@@ -19,7 +20,15 @@ use crate::steer::caa::caa_vector;
 use crate::steer::dataset::{AbItem, Dataset};
 use crate::steer::propensity::{LayerSweepRow, SteerabilityCurve, layer_sweep, prepare, steerability};
 use serde::{Deserialize, Serialize};
-use std::cell::Cell;
+use std::rc::Rc;
+
+/// Asked during a request whether its caller wants it stopped (the page's Stop, a client that went away).
+pub type Stop = Rc<dyn Fn() -> bool>;
+
+/// A `Stop` that never stops.
+pub fn never() -> Stop {
+    Rc::new(|| false)
+}
 
 /// A dataset: one of the built-in files (static/datasets) or text the user typed or dropped (JSONL or a JSON
 /// array of contrastive pairs or A/B items).
@@ -208,9 +217,9 @@ impl Engine {
     }
 
     /// Parses a JSON request, runs it and answers in JSON; never fails.
-    pub async fn handle_json(&self, request: &str, cancel: &Cell<bool>, on_event: &mut dyn FnMut(Event)) -> String {
+    pub async fn handle_json(&self, request: &str, stop: Stop, on_event: &mut dyn FnMut(Event)) -> String {
         let reply = match serde_json::from_str::<Request>(request) {
-            Ok(req) => match self.handle(req, cancel, on_event).await {
+            Ok(req) => match self.handle(req, stop, on_event).await {
                 Ok(r) => Reply::Ok(Box::new(r)),
                 Err(e) => Reply::Error(e.to_string()),
             },
@@ -219,16 +228,18 @@ impl Engine {
         serde_json::to_string(&reply).expect("replies serialise")
     }
 
-    /// Runs one request. Generation reads `cancel` after each token and, once it is set, ends with
-    /// `Error::Cancelled`; sweeps and diagnostics do not stop early yet.
-    pub async fn handle(&self, req: Request, cancel: &Cell<bool>, on_event: &mut dyn FnMut(Event)) -> Result<Response> {
+    /// Runs one request on a view of the model that asks `stop` before each forward pass; generation also asks
+    /// after each token. Once it says stop, the request ends with `Error::Cancelled`.
+    pub async fn handle(&self, req: Request, stop: Stop, on_event: &mut dyn FnMut(Event)) -> Result<Response> {
+        let view = self.model.as_ref().map(|m| m.stopping(stop.clone()));
+        let model = || view.as_ref().ok_or_else(|| Error::invalid("no model is loaded"));
         match req {
             Request::Status => Ok(Response::Status {
                 model: self.model.as_ref().map(|m| Loaded { name: m.name.clone(), config: m.cfg().clone() }),
                 sae: self.sae.as_ref().map(|s| Loaded { name: s.name.clone(), config: s.cfg.clone() }),
             }),
             Request::Generate { prompt, steering, options } => {
-                let model = self.model()?;
+                let model = model()?;
                 let tokens = model.encode(&prompt, false)?;
                 let mut hooks = Hooks::steering(self.interventions(&steering).await?);
                 let mut so_far = Vec::new();
@@ -237,36 +248,36 @@ impl Engine {
                     if let Ok(text) = model.tokenizer.decode(&so_far) {
                         on_event(Event::Text { text });
                     }
-                    !cancel.get()
+                    !stop()
                 })
                 .await?;
-                if cancel.get() {
+                if stop() {
                     return Err(Error::Cancelled);
                 }
                 Ok(Response::Generated { text: model.tokenizer.decode(&out)?, tokens: out })
             }
             Request::Caa { dataset, hook } => {
                 let pairs = load_dataset(&dataset)?.pairs()?;
-                let values = caa_vector(self.model()?, &pairs, &hook).await?;
+                let values = caa_vector(model()?, &pairs, &hook).await?;
                 Ok(Response::Vector { hook, values, rows: None, count: pairs.len() })
             }
             Request::ActAdd { positive, negative, hook, prepend_bos } => {
-                let v = actadd_vector(self.model()?, &positive, &negative, &hook, prepend_bos).await?;
+                let v = actadd_vector(model()?, &positive, &negative, &hook, prepend_bos).await?;
                 Ok(Response::Vector { hook, rows: Some(v.shape[0]), values: v.data, count: 1 })
             }
             Request::Steerability { eval, hook, vector, multipliers } => {
-                let model = self.model()?;
+                let model = model()?;
                 let prompts = prepare(model, &ab_items(&eval)?)?;
                 Ok(Response::Steerability { curve: steerability(model, &prompts, &hook, &vector, &multipliers).await? })
             }
             Request::LayerSweep { train, eval, layers, multipliers } => {
-                let model = self.model()?;
+                let model = model()?;
                 let train = load_dataset(&train)?.pairs()?;
                 let prompts = prepare(model, &ab_items(&eval)?)?;
                 Ok(Response::LayerSweep { rows: layer_sweep(model, &train, &prompts, &layers, &multipliers).await? })
             }
             Request::Decompose { vector, eval, pairs, corpus, multipliers, ks, top } => {
-                let (model, sae) = (self.model()?, self.sae()?);
+                let (model, sae) = (model()?, self.sae()?);
                 let corpus = corpus_passages(corpus.as_deref().unwrap_or(CORPUS));
                 let pairs = pairs.map(|p| load_dataset(&p)?.pairs()).transpose()?;
                 let eval = eval.map(|e| prepare(model, &ab_items(&e)?)).transpose()?;
@@ -291,7 +302,7 @@ impl Engine {
                 corpus,
                 prompts,
             } => {
-                let (model, sae) = (self.model()?, self.sae()?);
+                let (model, sae) = (model()?, self.sae()?);
                 let features = match promoting {
                     Some(token) => features_promoting(model, sae, &token, count).await?,
                     None => features,

@@ -6,6 +6,7 @@ mod common;
 use common::*;
 use serde_json::{Value, json};
 use std::cell::Cell;
+use std::rc::Rc;
 use steerlab::engine::{Engine, Event};
 use steerlab::model::Model;
 use steerlab::sae::Sae;
@@ -26,9 +27,10 @@ fn ask(e: &Engine, request: Value) -> (Value, Vec<Event>) {
 
 /// Like `ask`, cancelling after `after` events.
 fn ask_cancelling(e: &Engine, request: Value, after: usize) -> (Value, Vec<Event>) {
-    let cancel = Cell::new(false);
+    let cancel = Rc::new(Cell::new(false));
+    let stop = cancel.clone();
     let mut events = Vec::new();
-    let reply = pollster::block_on(e.handle_json(&request.to_string(), &cancel, &mut |ev| {
+    let reply = pollster::block_on(e.handle_json(&request.to_string(), Rc::new(move || stop.get()), &mut |ev| {
         events.push(ev);
         if events.len() >= after {
             cancel.set(true);
@@ -107,12 +109,54 @@ fn caa_and_steerability_match_the_functions() {
     assert_eq!(ok(&r)["side_effects"]["rows"].as_array().unwrap().len(), 2);
 }
 
+/// Sends `request` with a `stop` that says stop from its `after`-th question on; returns the reply and how often
+/// it was asked.
+fn ask_stopping_after(e: &Engine, request: Value, after: usize) -> (Value, usize) {
+    let asked = Rc::new(Cell::new(0));
+    let count = asked.clone();
+    let stop = Rc::new(move || {
+        count.set(count.get() + 1);
+        count.get() >= after
+    });
+    let reply = pollster::block_on(e.handle_json(&request.to_string(), stop, &mut |_| {}));
+    (serde_json::from_str(&reply).unwrap(), asked.get())
+}
+
+#[test]
+fn sweeps_diagnostics_and_scores_stop_at_the_next_forward_pass() {
+    let e = engine();
+    let hook = "blocks.1.hook_resid_pre";
+    let ab = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ab.jsonl"))
+        .unwrap();
+    let eval = json!({"from": "inline", "name": "ab.jsonl", "text": ab});
+    let train = json!({"from": "built_in", "file": "love-hate.jsonl"});
+    let vector = vec![0.1f32; e.model.as_ref().unwrap().cfg().d_model];
+    let requests = [
+        json!({"op": "caa", "dataset": train, "hook": hook}),
+        json!({"op": "steerability", "eval": eval, "hook": hook, "vector": vector, "multipliers": [-1.0, 0.0, 1.0]}),
+        json!({"op": "layer_sweep", "train": train, "eval": eval, "layers": [0, 1], "multipliers": [-1.0, 1.0]}),
+        json!({"op": "decompose", "vector": vector, "eval": eval, "multipliers": [-1.0, 1.0], "ks": [1, 4], "top": 5}),
+        json!({"op": "features", "features": [0, 5], "strength": 2.0}),
+    ];
+    for req in requests {
+        // Run whole, it asks many times; told to stop at the third question, it stops there.
+        let (whole, asked) = ask_stopping_after(&e, req.clone(), usize::MAX);
+        ok(&whole);
+        assert!(asked > 3, "{req}: asked only {asked} times");
+        let (stopped, asked) = ask_stopping_after(&e, req.clone(), 3);
+        assert_eq!((error(&stopped), asked), ("cancelled".to_string(), 3), "{req}");
+    }
+    // The engine serves on after a stopped request.
+    let (r, _) = ask(&e, json!({"op": "status"}));
+    ok(&r);
+}
+
 #[test]
 fn bad_requests_get_clear_errors() {
     let e = engine();
     let (r, _) = ask(&e, json!({"op": "fly"}));
     assert!(error(&r).starts_with("not a valid request: unknown variant `fly`"), "{r}");
-    let reply = pollster::block_on(e.handle_json("{not json", &Cell::new(false), &mut |_| {}));
+    let reply = pollster::block_on(e.handle_json("{not json", steerlab::engine::never(), &mut |_| {}));
     assert!(reply.contains("not a valid request"), "{reply}");
     let (r, _) = ask(
         &e,

@@ -21,6 +21,8 @@ use burn::tensor::{Device, Tensor};
 use config::{Arch, ModelConfig};
 use hooks::{HookPoint, Hooks};
 use kv_cache::KvCache;
+use std::rc::Rc;
+use std::sync::Arc;
 use transformer::Transformer;
 use weights::{HostTensor, SafetensorsWeights, Weights};
 
@@ -43,11 +45,31 @@ pub struct ModelFiles<'a> {
 /// A loaded model and its tokenizer.
 pub struct Model {
     pub name: String,
-    pub net: Transformer,
-    pub tokenizer: Tokenizer,
+    pub net: Arc<Transformer>,
+    pub tokenizer: Arc<Tokenizer>,
+    /// Asked before each forward pass: once it says stop, the pass fails with `Error::Cancelled`, so a stopped
+    /// sweep or diagnostic ends at its next pass (see `stopping`).
+    stop: Option<Rc<dyn Fn() -> bool>>,
 }
 
 impl Model {
+    pub fn new(name: &str, net: Transformer, tokenizer: Tokenizer) -> Self {
+        Self { name: name.to_string(), net: Arc::new(net), tokenizer: Arc::new(tokenizer), stop: None }
+    }
+
+    /// The same model (its weights shared, not copied) whose forward passes fail with `Error::Cancelled` once
+    /// `stop` says so: the engine runs each request on one of these.
+    pub fn stopping(&self, stop: Rc<dyn Fn() -> bool>) -> Self {
+        Self { name: self.name.clone(), net: self.net.clone(), tokenizer: self.tokenizer.clone(), stop: Some(stop) }
+    }
+
+    fn check_stop(&self) -> Result<()> {
+        match &self.stop {
+            Some(stop) if stop() => Err(Error::Cancelled),
+            _ => Ok(()),
+        }
+    }
+
     pub fn cfg(&self) -> &ModelConfig {
         &self.net.cfg
     }
@@ -58,7 +80,7 @@ impl Model {
         let weights =
             SafetensorsWeights::parse(files.safetensors, &format!("{name}/model.safetensors"), prefixes(&cfg))?;
         let tokenizer = Tokenizer::from_bytes(files.tokenizer_json, &format!("{name}/tokenizer.json"))?;
-        Ok(Self { name: name.to_string(), net: Self::build(cfg, &weights, device)?, tokenizer })
+        Ok(Self::new(name, Self::build(cfg, &weights, device)?, tokenizer))
     }
 
     /// Builds the network for `cfg` from any weight source.
@@ -100,7 +122,7 @@ impl Model {
             .map(|(f, m)| SafetensorsWeights::parse(m, &format!("{name}/{f}"), prefixes(&cfg)))
             .collect::<Result<Vec<_>>>()?;
         let weights = ShardedWeights::new(&format!("{name}/{}", files.join(", ")), shards).reporting(report);
-        Ok(Self { name, net: Self::build(cfg, &weights, device)?, tokenizer })
+        Ok(Self::new(&name, Self::build(cfg, &weights, device)?, tokenizer))
     }
 
     /// Tokenises `text` as tokenizer.json does, after the BOS token when asked or when the model needs it
@@ -118,16 +140,19 @@ impl Model {
 
     /// One full forward pass from position 0: logits [1, seq, vocab].
     pub fn forward(&self, tokens: &[u32], hooks: &mut Hooks) -> Result<Tensor<3>> {
+        self.check_stop()?;
         self.net.forward(tokens, &mut KvCache::new(self.cfg().n_layers), hooks)
     }
 
     /// One pass from position 0, unembedding only the last position: the next token's logits [vocab].
     pub fn next_token_logits(&self, tokens: &[u32], hooks: &mut Hooks) -> Result<Tensor<1>> {
+        self.check_stop()?;
         self.net.next_token_logits(tokens, &mut KvCache::new(self.cfg().n_layers), hooks)
     }
 
     /// The activations at `point` of every position of `tokens`, on the host: [seq, d_model]. The pass stops there.
     pub async fn activations(&self, tokens: &[u32], point: HookPoint) -> Result<HostTensor> {
+        self.check_stop()?;
         let acts = self.net.activations(tokens, &mut Hooks::default(), point)?; // [1, s, d]
         let [_, s, d] = acts.dims();
         read(acts.reshape([s, d])).await

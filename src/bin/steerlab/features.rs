@@ -2,7 +2,6 @@
 //! they move (side-effect predictors against measured effect stability and collateral spread, Duan 2026).
 
 use clap::Args;
-use std::cell::Cell;
 use std::path::PathBuf;
 use steerlab::analysis::features::{FeatureScore, NEUTRAL_PROMPT};
 use steerlab::analysis::side_effects::SideEffects;
@@ -88,7 +87,7 @@ pub fn run(a: FeaturesArgs) -> Result<()> {
         prompts: lines(&a.prompts)?,
     };
     let Response::Features { hook, scores, side_effects } =
-        pollster::block_on(engine.handle(request, &Cell::new(false), &mut |_| {}))?
+        pollster::block_on(engine.handle(request, steerlab::engine::never(), &mut |_| {}))?
     else {
         unreachable!("a features request gets a features response")
     };

@@ -5,9 +5,10 @@
 use serde_json::json;
 use std::cell::Cell;
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::sync::Arc;
 use steerlab::device::Device;
-use steerlab::engine::{Engine, Reply, Request, Response};
+use steerlab::engine::{Engine, Reply, Request, Response, Stop, never};
 use steerlab::model::Model;
 use steerlab::sae::Sae;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
@@ -62,19 +63,18 @@ fn run(engine: &mut Engine, device: &Device, job: Job) {
     if out.is_closed() {
         return; // the client left while it waited
     }
-    // The engine stops a generation at its next token once `cancel` is set: when the client has gone away.
-    let gone = Cell::new(false);
-    let cancel = Cell::new(false);
+    // A request stops at its next forward pass (or token) once the client has gone away.
+    let stop: Stop = {
+        let out = out.clone();
+        Rc::new(move || out.is_closed())
+    };
     let send = |line: String| {
-        if out.send(line).is_err() {
-            gone.set(true);
-        }
+        let _ = out.send(line); // a client that left is seen by `stop`
     };
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match work {
-        Work::Run(req) => pollster::block_on(engine.handle(req, &cancel, &mut |event| {
-            send(json!({ "event": event }).to_string());
-            cancel.set(gone.get());
-        })),
+        Work::Run(req) => {
+            pollster::block_on(engine.handle(req, stop, &mut |event| send(json!({ "event": event }).to_string())))
+        }
         Work::LoadModel { name, dir } => {
             send(json!({ "status": format!("loading {name}") }).to_string());
             // The lab draws these as a progress bar, at most once per percent.
@@ -116,6 +116,5 @@ fn run(engine: &mut Engine, device: &Device, job: Job) {
 }
 
 fn status(engine: &Engine) -> steerlab::Result<Response> {
-    let never = Cell::new(false);
-    pollster::block_on(engine.handle(Request::Status, &never, &mut |_| {}))
+    pollster::block_on(engine.handle(Request::Status, never(), &mut |_| {}))
 }

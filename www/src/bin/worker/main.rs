@@ -76,14 +76,13 @@ mod worker {
                 }
                 Ok(ToWorker::Run { id, request }) => {
                     let (s, flag) = (s.clone(), cancel_flag(&s, id));
+                    let stop: steerlab::engine::Stop = Rc::new(move || flag.get());
                     // Requests share the engine read-only; loads wait until none holds it (see `load`).
                     #[allow(clippy::await_holding_refcell_ref)]
                     spawn_local(async move {
                         let reply = {
                             let engine = s.engine.borrow();
-                            match engine
-                                .handle(request, &flag, &mut |event| post(FromWorker::Event { id, event }))
-                                .await
+                            match engine.handle(request, stop, &mut |event| post(FromWorker::Event { id, event })).await
                             {
                                 Ok(r) => Reply::Ok(Box::new(r)),
                                 Err(e) => Reply::Error(e.to_string()),
@@ -195,7 +194,7 @@ mod worker {
         let cfg = ModelConfig::from_json(config, "config").map_err(|e| e.to_string())?;
         let net = Model::build(cfg, &RandomWeights { seed: 0 }, device).map_err(|e| e.to_string())?;
         let tokenizer = Tokenizer::from_bytes(&tokenizer[0], "tokenizer.json").map_err(|e| e.to_string())?;
-        let model = Model { name: label.into(), net, tokenizer };
+        let model = Model::new(label, net, tokenizer);
         let n_layers = model.cfg().n_layers;
         engine_mut(s, cancel).await?.set_model(model);
         Ok(FromWorker::Loaded { kind: Kind::Model, label: label.into(), n_layers, hook: None })
