@@ -5,7 +5,7 @@
 use super::bridge::{self, Lab, Msg};
 use super::export;
 use super::steer::{Exp, MULTIPLIERS};
-use super::widgets::{Plot, feature_link, neuronpedia};
+use super::widgets::{Plot, feature_link, neuronpedia, stop_button};
 use leptos::prelude::*;
 use steerlab::analysis::Decomposition;
 use steerlab::engine::{Reply, Request, Response};
@@ -192,6 +192,7 @@ pub fn DecomposeView(exp: Exp) -> impl IntoView {
                 <button on:click=move |_| if let Some(h) = sae_hook() { super::steer::compute_vector(exp, Some(h), || {}) }
                     disabled=move || !lab.idle() || sae_hook().is_none() || vector_fits()>"Compute the vector at the SAE's hook"</button>
                 <button on:click=move |_| run(exp) disabled=move || !lab.idle() || !vector_fits()>"Run the diagnostics"</button>
+                {stop_button("Stop the diagnostics")}
             </div>
             {move || result.get().map(|d| views(d, link))}
         </section>

@@ -5,7 +5,7 @@
 use super::bridge::{self, Lab, Msg};
 use super::export;
 use super::steer::side_by_side;
-use super::widgets::{feature_link, neuronpedia};
+use super::widgets::{feature_link, neuronpedia, stop_button};
 use leptos::prelude::*;
 use steerlab::analysis::features::FeatureScore;
 use steerlab::analysis::side_effects::SideEffects;
@@ -90,6 +90,7 @@ pub fn FeaturesView() -> impl IntoView {
                 <label>"or these features " <input type="text" class="short" aria-label="Feature ids" placeholder="12, 345"
                     prop:value=move || ids.get() on:input=move |ev| ids.set(event_target_value(&ev)) /></label>
                 <button on:click=score disabled=move || !ready()>"Score features"</button>
+                {stop_button("Stop scoring")}
             </div>
             {move || lab.sae.get().is_none().then(|| view! { <p class="note">"Load an SAE (above) first."</p> })}
             {move || result.get().map(|(scores, side)| {

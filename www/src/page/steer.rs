@@ -3,7 +3,7 @@
 
 use super::bridge::{self, Lab, Msg};
 use super::export;
-use super::widgets::Plot;
+use super::widgets::{Plot, stop_button};
 use leptos::prelude::*;
 use steerlab::engine::{DatasetRef, Event, Part, Reply, Request, Response, Steering};
 use steerlab::model::generate::GenerateOptions;
@@ -313,6 +313,7 @@ pub fn SteerView(exp: Exp) -> impl IntoView {
             <div class="row">
                 <button on:click=move |_| sweep_multipliers(exp) disabled=move || !idle() || exp.vector.get().is_none()>"Sweep multipliers"</button>
                 <button on:click=sweep_layers disabled=move || !idle()>"Sweep layers (CAA from A/B training items)"</button>
+                {stop_button("Stop the sweep")}
             </div>
             {move || curve.get().map(|c| {
                 let svg = line_chart(&format!("Propensity vs multiplier at {}", c.hook), "multiplier", "mean logit diff",

@@ -1,4 +1,4 @@
-//! Small pieces the views share: a plot with its export buttons, a progress bar, feature-id links.
+//! Small pieces the views share: a plot with its export buttons, a progress bar, feature-id links, Stop.
 
 use super::bridge::Lab;
 use super::export;
@@ -54,5 +54,15 @@ pub fn Bar(text: String, fraction: Option<f64>) -> impl IntoView {
             }}
             <span>{text}</span>
         </div>
+    }
+}
+
+/// Stops what the lab is running, at its next forward pass or token; enabled while something runs. `what` names
+/// it for screen readers.
+pub fn stop_button(what: &'static str) -> impl IntoView {
+    let lab = expect_context::<Lab>();
+    view! {
+        <button on:click=move |_| super::bridge::cancel_all() disabled=move || lab.busy.get() == 0
+            aria-label=what>"Stop"</button>
     }
 }
