@@ -8,6 +8,7 @@ use crate::analysis::side_effects::{SideEffects, side_effects};
 use crate::analysis::{DecomposeOptions, Decomposition, decompose};
 use crate::error::{Error, Result};
 use crate::model::Model;
+pub use crate::model::Stop;
 use crate::model::config::ModelConfig;
 use crate::model::generate::{GenerateOptions, generate};
 use crate::model::hooks::{Hooks, Intervention};
@@ -21,9 +22,6 @@ use crate::steer::dataset::{AbItem, Dataset};
 use crate::steer::propensity::{LayerSweepRow, SteerabilityCurve, layer_sweep, prepare, steerability};
 use serde::{Deserialize, Serialize};
 use std::rc::Rc;
-
-/// Asked during a request whether its caller wants it stopped (the page's Stop, a client that went away).
-pub type Stop = Rc<dyn Fn() -> bool>;
 
 /// A `Stop` that never stops.
 pub fn never() -> Stop {
@@ -209,7 +207,7 @@ impl Engine {
     }
 
     fn model(&self) -> Result<&Model> {
-        self.model.as_ref().ok_or_else(|| Error::invalid("no model is loaded"))
+        self.model.as_ref().ok_or_else(no_model)
     }
 
     fn sae(&self) -> Result<&Sae> {
@@ -232,7 +230,7 @@ impl Engine {
     /// after each token. Once it says stop, the request ends with `Error::Cancelled`.
     pub async fn handle(&self, req: Request, stop: Stop, on_event: &mut dyn FnMut(Event)) -> Result<Response> {
         let view = self.model.as_ref().map(|m| m.stopping(stop.clone()));
-        let model = || view.as_ref().ok_or_else(|| Error::invalid("no model is loaded"));
+        let model = || view.as_ref().ok_or_else(no_model);
         match req {
             Request::Status => Ok(Response::Status {
                 model: self.model.as_ref().map(|m| Loaded { name: m.name.clone(), config: m.cfg().clone() }),
@@ -335,6 +333,10 @@ impl Engine {
         }
         Ok(out)
     }
+}
+
+fn no_model() -> Error {
+    Error::invalid("no model is loaded")
 }
 
 /// Parses a dataset reference.

@@ -39,6 +39,14 @@ fn ask_cancelling(e: &Engine, request: Value, after: usize) -> (Value, Vec<Event
     (serde_json::from_str(&reply).unwrap(), events)
 }
 
+/// The A/B items fixture: its text, and an inline dataset of it.
+fn ab_fixture() -> (String, Value) {
+    let ab = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ab.jsonl"))
+        .unwrap();
+    let eval = json!({"from": "inline", "name": "ab.jsonl", "text": ab});
+    (ab, eval)
+}
+
 fn ok(reply: &Value) -> &Value {
     reply.get("ok").unwrap_or_else(|| panic!("expected a reply, got {reply}"))
 }
@@ -86,9 +94,7 @@ fn caa_and_steerability_match_the_functions() {
     let pairs = Dataset::parse(text, "love-hate").unwrap().pairs().unwrap();
     assert_eq!(values, pollster::block_on(caa_vector(model, &pairs, hook)).unwrap());
 
-    let ab = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ab.jsonl"))
-        .unwrap();
-    let eval = json!({"from": "inline", "name": "ab.jsonl", "text": ab});
+    let (ab, eval) = ab_fixture();
     let req =
         json!({"op": "steerability", "eval": eval, "hook": hook, "vector": values, "multipliers": [-1.0, 0.0, 1.0]});
     let (r, _) = ask(&e, req);
@@ -126,9 +132,7 @@ fn ask_stopping_after(e: &Engine, request: Value, after: usize) -> (Value, usize
 fn sweeps_diagnostics_and_scores_stop_at_the_next_forward_pass() {
     let e = engine();
     let hook = "blocks.1.hook_resid_pre";
-    let ab = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ab.jsonl"))
-        .unwrap();
-    let eval = json!({"from": "inline", "name": "ab.jsonl", "text": ab});
+    let (_, eval) = ab_fixture();
     let train = json!({"from": "built_in", "file": "love-hate.jsonl"});
     let vector = vec![0.1f32; e.model.as_ref().unwrap().cfg().d_model];
     let requests = [
@@ -206,9 +210,7 @@ fn every_view_runs_on_gemma2_with_gemma_scope() {
     assert_eq!(values.len(), 32);
     assert!(values.iter().any(|v| *v != 0.0));
 
-    let ab = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ab.jsonl"))
-        .unwrap();
-    let eval = json!({"from": "inline", "name": "ab.jsonl", "text": ab});
+    let (_, eval) = ab_fixture();
     let req =
         json!({"op": "steerability", "eval": eval, "hook": hook, "vector": values, "multipliers": [-2.0, 0.0, 2.0]});
     let (r, _) = ask(&e, req);

@@ -42,6 +42,9 @@ pub struct ModelFiles<'a> {
     pub tokenizer_json: &'a [u8],
 }
 
+/// Asked during a request whether its caller wants it stopped (the page's Stop, a client that went away).
+pub type Stop = Rc<dyn Fn() -> bool>;
+
 /// A loaded model and its tokenizer.
 pub struct Model {
     pub name: String,
@@ -49,7 +52,7 @@ pub struct Model {
     pub tokenizer: Arc<Tokenizer>,
     /// Asked before each forward pass: once it says stop, the pass fails with `Error::Cancelled`, so a stopped
     /// sweep or diagnostic ends at its next pass (see `stopping`).
-    stop: Option<Rc<dyn Fn() -> bool>>,
+    stop: Option<Stop>,
 }
 
 impl Model {
@@ -59,7 +62,7 @@ impl Model {
 
     /// The same model (its weights shared, not copied) whose forward passes fail with `Error::Cancelled` once
     /// `stop` says so: the engine runs each request on one of these.
-    pub fn stopping(&self, stop: Rc<dyn Fn() -> bool>) -> Self {
+    pub fn stopping(&self, stop: Stop) -> Self {
         Self { name: self.name.clone(), net: self.net.clone(), tokenizer: self.tokenizer.clone(), stop: Some(stop) }
     }
 

@@ -297,7 +297,7 @@ pub fn SteerView(exp: Exp) -> impl IntoView {
                         } />
                 </label>
                 <button on:click=move |_| generate(exp) disabled=move || !idle()>"Generate"</button>
-                <button on:click=move |_| bridge::cancel_all() disabled=move || lab.busy.get() == 0>"Stop"</button>
+                {stop_button("Stop generating")}
             </div>
             <div class="columns">
                 <div><h3>"Unsteered"</h3><pre class="output" data-testid="plain"><b>{move || exp.prompt.get()}</b>{move || plain.get()}</pre></div>
