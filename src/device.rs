@@ -38,6 +38,15 @@ pub async fn init_device(choice: DeviceChoice) -> Result<Device> {
             if let Some(d) = WGPU.get() {
                 return Ok(d.clone());
             }
+            // Natively, one thread at a time probes the adapters (wgpu's EGL probe fails when two race).
+            #[cfg(not(target_arch = "wasm32"))]
+            let _one_at_a_time = {
+                static PROBING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+                PROBING.lock().unwrap_or_else(|e| e.into_inner())
+            };
+            if let Some(d) = WGPU.get() {
+                return Ok(d.clone());
+            }
             let d = match Device::wgpu_options().init_async().await {
                 Ok(d) => d,
                 // A concurrent caller registered the runtime first: use the one it made.

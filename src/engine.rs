@@ -9,8 +9,9 @@ use crate::analysis::{DecomposeOptions, Decomposition, decompose};
 use crate::error::{Error, Result};
 use crate::model::Model;
 pub use crate::model::Stop;
+use crate::model::batch::Limits;
 use crate::model::config::ModelConfig;
-use crate::model::generate::{GenerateOptions, generate};
+use crate::model::generate::{GenerateOptions, generate, generate_rows};
 use crate::model::hooks::{Hooks, Intervention};
 use crate::sae::Sae;
 use crate::sae::config::SaeConfig;
@@ -84,6 +85,14 @@ pub enum Request {
         #[serde(default)]
         options: GenerateOptions,
     },
+    /// Continue `prompt` once per variant (e.g. unsteered and steered), decoded together as one batch; every
+    /// variant's text so far streams as `Event::Texts`.
+    GenerateVariants {
+        prompt: String,
+        variants: Vec<Vec<Steering>>,
+        #[serde(default)]
+        options: GenerateOptions,
+    },
     /// A CAA vector at `hook`.
     Caa { dataset: DatasetRef, hook: String },
     /// A position-aligned ActAdd vector at `hook`.
@@ -151,13 +160,39 @@ fn twenty() -> usize {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Response {
-    Status { model: Option<Loaded<ModelConfig>>, sae: Option<Loaded<SaeConfig>> },
-    Generated { text: String, tokens: Vec<u32> },
-    Vector { hook: String, values: Vec<f32>, rows: Option<usize>, count: usize },
-    Steerability { curve: SteerabilityCurve },
-    LayerSweep { rows: Vec<LayerSweepRow> },
-    Decomposition { decomposition: Decomposition },
-    Features { hook: String, scores: Vec<FeatureScore>, side_effects: SideEffects },
+    Status {
+        model: Option<Loaded<ModelConfig>>,
+        sae: Option<Loaded<SaeConfig>>,
+    },
+    Generated {
+        text: String,
+        tokens: Vec<u32>,
+    },
+    /// One continuation per variant, in order.
+    GeneratedVariants {
+        texts: Vec<String>,
+        tokens: Vec<Vec<u32>>,
+    },
+    Vector {
+        hook: String,
+        values: Vec<f32>,
+        rows: Option<usize>,
+        count: usize,
+    },
+    Steerability {
+        curve: SteerabilityCurve,
+    },
+    LayerSweep {
+        rows: Vec<LayerSweepRow>,
+    },
+    Decomposition {
+        decomposition: Decomposition,
+    },
+    Features {
+        hook: String,
+        scores: Vec<FeatureScore>,
+        side_effects: SideEffects,
+    },
 }
 
 /// A loaded model or SAE: its name and config.
@@ -173,6 +208,8 @@ pub struct Loaded<C> {
 pub enum Event {
     /// The generated text so far (whole, so multi-byte characters arrive whole).
     Text { text: String },
+    /// Each variant's generated text so far.
+    Texts { texts: Vec<String> },
 }
 
 /// The answer to a JSON request, as JSON: `{"ok": Response}` or `{"error": "..."}`.
@@ -188,14 +225,17 @@ pub enum Reply {
 pub struct Engine {
     pub model: Option<Model>,
     pub sae: Option<Sae>,
+    /// How large a batch the device takes (the browser reads its adapter's; natively the defaults).
+    pub limits: Limits,
 }
 
 impl Engine {
-    /// Loads `model`, dropping an SAE that does not fit it.
-    pub fn set_model(&mut self, model: Model) {
+    /// Loads `model`, dropping an SAE that does not fit it; its batches follow the engine's limits.
+    pub fn set_model(&mut self, mut model: Model) {
         if self.sae.as_ref().is_some_and(|s| s.check_fits(model.cfg()).is_err()) {
             self.sae = None;
         }
+        model.limits = self.limits;
         self.model = Some(model);
     }
 
@@ -253,6 +293,34 @@ impl Engine {
                     return Err(Error::Cancelled);
                 }
                 Ok(Response::Generated { text: model.tokenizer.decode(&out)?, tokens: out })
+            }
+            Request::GenerateVariants { prompt, variants, options } => {
+                let model = model()?;
+                if variants.is_empty() {
+                    return Err(Error::invalid("no variants to generate"));
+                }
+                let tokens = model.encode(&prompt, false)?;
+                let n = variants.len();
+                let mut hooks = Hooks::default();
+                for (row, steering) in variants.iter().enumerate() {
+                    for iv in self.interventions(steering).await? {
+                        let only_this_row = (0..n).map(|r| if r == row { 1.0 } else { 0.0 }).collect();
+                        hooks.interventions.push(Intervention { rows: Some(only_this_row), ..iv });
+                    }
+                }
+                let decode =
+                    |rows: &[Vec<u32>]| rows.iter().map(|t| model.tokenizer.decode(t)).collect::<Result<Vec<_>>>();
+                let out = generate_rows(model, &tokens, n, &mut hooks, &options, |rows| {
+                    if let Ok(texts) = decode(rows) {
+                        on_event(Event::Texts { texts });
+                    }
+                    !stop()
+                })
+                .await?;
+                if stop() {
+                    return Err(Error::Cancelled);
+                }
+                Ok(Response::GeneratedVariants { texts: decode(&out)?, tokens: out })
             }
             Request::Caa { dataset, hook } => {
                 let pairs = load_dataset(&dataset)?.pairs()?;

@@ -12,7 +12,7 @@ pub async fn trace(model: &Model, tokens: &[u32], interventions: Vec<Interventio
     let n_layers = model.cfg().n_layers;
     let points: Vec<HookPoint> =
         (0..n_layers).map(HookPoint::ResidPre).chain([HookPoint::ResidPost(n_layers - 1)]).collect();
-    let mut hooks = Hooks { interventions, capture: points.clone(), captured: Vec::new() };
+    let mut hooks = Hooks { interventions, capture: points.clone(), ..Default::default() };
     let logits = model.forward(tokens, &mut hooks)?;
     let seq = tokens.len();
     let mut out = vec![NamedTensor::i64("tokens", vec![seq], tokens.iter().map(|&t| t as i64).collect())];

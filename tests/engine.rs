@@ -130,7 +130,10 @@ fn ask_stopping_after(e: &Engine, request: Value, after: usize) -> (Value, usize
 
 #[test]
 fn sweeps_diagnostics_and_scores_stop_at_the_next_forward_pass() {
-    let e = engine();
+    let mut e = engine();
+    // Batches are cut into chunks that fit the device; a one-byte budget makes every row its own pass, so each
+    // request has many chunks to stop between.
+    e.model.as_mut().unwrap().limits.budget_bytes = 1;
     let hook = "blocks.1.hook_resid_pre";
     let (_, eval) = ab_fixture();
     let train = json!({"from": "built_in", "file": "love-hate.jsonl"});

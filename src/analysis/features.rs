@@ -7,16 +7,17 @@
 //! - Input score: the fraction of the feature's top-activating corpus passages whose most-activating token is
 //!   one of its lens tokens.
 
-use super::corpus::passage_activations;
+use super::corpus::passage_tokens;
 use crate::device::read;
 use crate::error::{Error, Result};
 use crate::model::Model;
-use crate::model::hooks::{HookPoint, Hooks};
+use crate::model::batch::{Batch, gather_positions};
+use crate::model::hooks::{HookPoint, Hooks, RowAdd, RowSteering};
 use crate::model::layers::{index_tensor, upload};
+use crate::model::transformer::{Input, Transformer};
 use crate::model::weights::HostTensor;
 use crate::sae::Sae;
-use crate::steer::apply::intervention;
-use burn::tensor::Tensor;
+use burn::tensor::{Bool, Int, Tensor, TensorData, activation};
 
 /// The neutral prompt Arad et al. amplify features on.
 pub const NEUTRAL_PROMPT: &str = "From my experience,";
@@ -112,31 +113,57 @@ pub async fn feature_scores(
     if !opts.amplification.is_finite() || opts.lens_k == 0 {
         return Err(Error::invalid("the amplification must be finite and the lens keep at least one token"));
     }
+    if features.is_empty() {
+        return Ok(Vec::new());
+    }
     let lenses = logit_lens(model, sae, features, opts.lens_k).await?;
-    let tokens = model.encode(opts.prompt, false)?;
-    let x = model.activations(&tokens, point).await?; // [s, d]
+    let tokens = crate::steer::caa::encode_prompt(model, opts.prompt)?;
+    let s = tokens.len();
+    let x = model.run_to(Input::tokens(&tokens), &mut Hooks::default(), point)?; // [1, s, d]
     let d = sae.cfg.d_in;
-    let last = HostTensor::new(vec![1, d], x.data[x.data.len() - d..].to_vec());
+    let last = read(x.clone().slice([0..1, s - 1..s, 0..d]).reshape([1, d])).await?;
     let (acts, _) = sae.reconstruct(upload(last.clone(), &model.net.device));
     let max_act = read(acts.max()).await?.data[0];
     let scale = decoder_scale(sae, last, &model.net.device).await?;
     let examples = top_examples(model, sae, point, features, opts).await?;
 
+    // One row per feature: the prompt with that feature amplified at its last position.
+    let coef = max_act * opts.amplification * scale;
+    let vectors = sae.decoder_rows(features)?; // [features, d]
+    let vocab = model.cfg().vocab_size;
+    let (mut best, mut rank) = (Vec::new(), Vec::new());
+    for part in model.chunks(&vec![s; features.len()], |_| 2 * vocab * 4) {
+        let rows = part.len();
+        let steering = RowSteering {
+            hook: point,
+            vectors: vectors.clone(),
+            rows: part.clone().map(|j| Some(RowAdd { vector: j, coef, from_pos: s - 1 })).collect(),
+        };
+        let mut hooks = Hooks { rows: vec![steering], ..Default::default() };
+        let ids: Vec<u32>;
+        let input = if Transformer::resumable(point) {
+            Input::Resume { at: point, x: x.clone().expand([rows, s, d]) } // [rows, s, d]
+        } else {
+            ids = tokens.repeat(rows);
+            Input::Tokens { ids: &ids, rows }
+        };
+        let normed = model.run_to(input, &mut hooks, HookPoint::LnFinal)?;
+        let probs = activation::softmax(model.net.vocab_logits(gather_positions(normed, &vec![s - 1; rows])), 1);
+        let lens_ids: Vec<u32> = lenses[part].iter().flat_map(|l| l.iter().map(|t| t.id)).collect();
+        let (b, r) = best_lens_token(probs, &lens_ids, opts.lens_k.min(vocab));
+        best.extend(read(b).await?.data);
+        rank.extend(read(r).await?.data);
+    }
+
     let mut scores = Vec::with_capacity(features.len());
-    for ((&f, lens), examples) in features.iter().zip(lenses).zip(examples) {
-        let row = read(sae.decoder_rows(&[f])?).await?.data;
-        let coef = max_act * opts.amplification * scale;
-        let iv = intervention(model, &sae.cfg.hook_name, &row, coef, tokens.len() - 1)?;
-        let probs = softmax(&read(model.next_token_logits(&tokens, &mut Hooks::steering(vec![iv]))?).await?.data);
-        let v = probs.len();
-        let best = lens.iter().map(|t| probs[t.id as usize]).fold(0.0f32, f32::max);
-        let output_rank = probs.iter().filter(|&&p| p > best).count();
+    for (j, ((&f, lens), examples)) in features.iter().zip(lenses).zip(examples).enumerate() {
+        let output_rank = rank[j] as usize;
         let hits = examples.iter().filter(|&&t| lens.iter().any(|l| l.id == t)).count();
         scores.push(FeatureScore {
             feature: f,
-            output_score: (1.0 - output_rank as f32 / v as f32) * best,
+            output_score: (1.0 - output_rank as f32 / vocab as f32) * best[j],
             output_rank,
-            output_prob: best,
+            output_prob: best[j],
             input_score: (!examples.is_empty()).then(|| hits as f32 / examples.len() as f32),
             examples: examples.len(),
             lens,
@@ -144,6 +171,17 @@ pub async fn feature_scores(
     }
     scores.sort_by(|a, b| b.output_score.total_cmp(&a.output_score));
     Ok(scores)
+}
+
+/// Per row of next-token probabilities [rows, vocab], with `k` lens token ids per row ([rows * k]): the largest
+/// lens-token probability and how many tokens are more likely than it (its rank), [rows] each.
+fn best_lens_token(probs: Tensor<2>, lens_ids: &[u32], k: usize) -> (Tensor<1>, Tensor<1>) {
+    let [rows, vocab] = probs.dims();
+    let ids: Vec<i64> = lens_ids.iter().map(|&t| t as i64).collect();
+    let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [rows, k]), &probs.device());
+    let best = probs.clone().gather(1, ids).max_dim(1); // [rows, 1]
+    let above: Tensor<2, Bool> = probs.greater(best.clone().expand([rows, vocab]));
+    (best.reshape([rows]), above.float().sum_dim(1).reshape([rows]))
 }
 
 /// How much one unit of feature activation moves the raw residual stream at `x` [1, d]: 1, or the scale the
@@ -156,7 +194,8 @@ async fn decoder_scale(sae: &Sae, x: HostTensor, device: &burn::tensor::Device) 
 }
 
 /// For each feature, the most-activating token of each of its top-activating passages (at most
-/// `max_examples`, strongest first; passages where it does not fire are left out).
+/// `max_examples`, strongest first; passages where it does not fire are left out). Passages run batched and
+/// their SAE activations stay on the device; only each passage's maximum per feature comes back.
 async fn top_examples(
     model: &Model,
     sae: &Sae,
@@ -164,18 +203,28 @@ async fn top_examples(
     features: &[usize],
     opts: &ScoreOptions<'_>,
 ) -> Result<Vec<Vec<u32>>> {
-    let passages = passage_activations(model, opts.corpus, point).await?;
-    let ids = index_tensor(features, &model.net.device);
+    let device = &model.net.device;
+    let seqs = passage_tokens(model, opts.corpus)?;
+    let lens: Vec<usize> = seqs.iter().map(Vec::len).collect();
+    let (d, n) = (model.cfg().d_model, features.len());
+    let ids = index_tensor(features, device);
     // Per feature: (max activation, token at it) for each passage.
-    let mut best: Vec<Vec<(f32, u32)>> = vec![Vec::new(); features.len()];
-    for p in &passages {
-        let (acts, _) = sae.reconstruct(upload::<2>(p.acts.clone(), &model.net.device));
-        let acts: Tensor<2> = acts.select(1, ids.clone()); // [n, features]
-        let (max, at) = acts.max_dim_with_indices(0); // [1, features] each
+    let mut best: Vec<Vec<(f32, u32)>> = vec![Vec::new(); n];
+    for part in model.chunks(&lens, |seq| seq * sae.cfg.d_sae * 4) {
+        let batch = Batch::new(&seqs[part.clone()])?;
+        let (rows, t) = (batch.rows(), batch.seq);
+        let x = model.run_to(Input::Tokens { ids: &batch.ids, rows }, &mut Hooks::default(), point)?; // [rows, t, d]
+        let acts = sae.encode(x.reshape([rows * t, d])).select(1, ids.clone()).reshape([rows, t, n]); // [rows, t, n]
+        // Position 0 (outlier norms) and the padding never count.
+        let skip: Vec<bool> = batch.lens.iter().flat_map(|&len| (0..t).map(move |p| p == 0 || p >= len)).collect();
+        let skip = Tensor::<3, Bool>::from_data(TensorData::new(skip, [rows, t, 1]), device).expand([rows, t, n]);
+        let (max, at) = acts.mask_fill(skip, f32::MIN).max_dim_with_indices(1); // [rows, 1, n] each
         let (max, at) = (read(max).await?.data, read(at.float()).await?.data);
-        for (i, examples) in best.iter_mut().enumerate() {
-            if max[i] > 0.0 {
-                examples.push((max[i], p.tokens[at[i] as usize]));
+        for (r, tokens) in seqs[part].iter().enumerate() {
+            for (i, examples) in best.iter_mut().enumerate() {
+                if max[r * n + i] > 0.0 {
+                    examples.push((max[r * n + i], tokens[at[r * n + i] as usize]));
+                }
             }
         }
     }

@@ -16,17 +16,19 @@
 //!   other features, Σ_{g≠f} |Δa_g| / Σ_g |Δa_g|, averaged over the prompts' tokens.
 
 use super::corpus::{passage_activations, stack};
-use super::features::{lens_probs, lens_tokens, softmax};
+use super::features::{lens_probs, lens_tokens};
 use super::norms::norm_histogram;
 use crate::device::read;
 use crate::error::{Error, Result};
 use crate::model::Model;
-use crate::model::hooks::Hooks;
+use crate::model::batch::{Batch, gather_positions};
+use crate::model::hooks::{HookPoint, Hooks, RowAdd, RowSteering};
 use crate::model::layers::{index_tensor, row_tensor, upload};
+use crate::model::transformer::{Input, Transformer};
 use crate::sae::Sae;
 use crate::stats::mean;
-use crate::steer::apply::intervention;
-use burn::tensor::{Tensor, TensorData};
+use crate::steer::caa::encode_prompt;
+use burn::tensor::{Int, Tensor, TensorData, activation};
 
 /// |cosine| from which another decoder row counts as a neighbour.
 pub const NEIGHBOUR_COSINE: f32 = 0.5;
@@ -102,28 +104,68 @@ pub async fn side_effects(
     let lens_dist = lens_probs(model, sae, features).await?;
     let lenses: Vec<_> = lens_dist.iter().map(|probs| lens_tokens(model, probs, lens_k)).collect();
 
-    // Clean next-token distributions and hook activations of the prompts, once.
-    let mut clean = Vec::new();
-    for text in prompts {
-        let tokens = model.encode(text, false)?;
-        let logits =
-            model.next_token_logits(&tokens, &mut Hooks::default()).map_err(|e| e.in_record("prompt", clean.len()))?;
-        clean.push((tokens, softmax(&read(logits).await?.data)));
+    // log p(lens tokens) at each prompt's last position, unsteered and steered by each feature (one row per
+    // feature × prompt, resumed from the unsteered prompts' activations at the SAE's hook).
+    let lens: Vec<Vec<u32>> = lenses.iter().map(|l| l.iter().map(|t| t.id).collect()).collect();
+    let seqs = prompts
+        .iter()
+        .enumerate()
+        .map(|(i, text)| encode_prompt(model, text).map_err(|e| e.in_record("prompt", i)))
+        .collect::<Result<Vec<_>>>()?;
+    let batch = Batch::new(&seqs)?;
+    let n_prompts = seqs.len();
+    let vectors = sae.decoder_rows(features)?; // [features, d]
+    let mut clean: Vec<Vec<f32>> = vec![Vec::new(); features.len()]; // [feature][prompt]
+    let mut steered: Vec<Vec<f32>> = vec![Vec::new(); features.len()];
+    let vocab = model.cfg().vocab_size;
+    for prompts_part in model.chunks(&batch.lens, |_| 2 * vocab * 4) {
+        let part = Batch::new(&seqs[prompts_part.clone()])?;
+        let rows = part.rows();
+        let mut hooks = Hooks::capturing([point]);
+        let normed = model.run_to(Input::Tokens { ids: &part.ids, rows }, &mut hooks, HookPoint::LnFinal)?;
+        let kept = hooks.take(point).filter(|_| Transformer::resumable(point)); // [rows, seq, d]
+        let probs = next_token_probs(model, normed, &part.last_positions());
+        for (f, lens) in lens.iter().enumerate() {
+            let ids: Vec<u32> = (0..rows).flat_map(|_| lens.iter().copied()).collect();
+            clean[f].extend(read(log_mass(probs.clone(), &ids, lens.len())).await?.data);
+        }
+        // Steered rows: (feature, prompt in this part).
+        let jobs: Vec<(usize, usize)> = (0..features.len()).flat_map(|f| (0..rows).map(move |p| (f, p))).collect();
+        for jobs_part in model.chunks(&vec![part.seq; jobs.len()], |_| 2 * vocab * 4) {
+            let jobs = &jobs[jobs_part];
+            let which: Vec<usize> = jobs.iter().map(|&(_, p)| p).collect();
+            let steering = RowSteering {
+                hook: point,
+                vectors: vectors.clone(),
+                rows: jobs.iter().map(|&(f, _)| Some(RowAdd { vector: f, coef: strength, from_pos: 0 })).collect(),
+            };
+            let mut hooks = Hooks { rows: vec![steering], ..Default::default() };
+            let ids: Vec<u32>;
+            let input = match &kept {
+                Some(x) => Input::Resume { at: point, x: x.clone().select(0, index_tensor(&which, device)) },
+                None => {
+                    ids = which.iter().flat_map(|&p| part.ids[p * part.seq..(p + 1) * part.seq].to_vec()).collect();
+                    Input::Tokens { ids: &ids, rows: jobs.len() }
+                }
+            };
+            let normed = model.run_to(input, &mut hooks, HookPoint::LnFinal)?;
+            let positions: Vec<usize> = which.iter().map(|&p| part.lens[p] - 1).collect();
+            let probs = next_token_probs(model, normed, &positions);
+            let ids: Vec<u32> = jobs.iter().flat_map(|&(f, _)| lens[f].iter().copied()).collect();
+            let k = lens.first().map_or(0, Vec::len);
+            let masses = read(log_mass(probs, &ids, k)).await?.data;
+            for (&(f, _), m) in jobs.iter().zip(masses) {
+                steered[f].push(m);
+            }
+        }
     }
     let prompt_acts = stack(&passage_activations(model, prompts, point).await?);
 
     let mut rows = Vec::with_capacity(features.len());
     for (i, &f) in features.iter().enumerate() {
         let row = read(sae.decoder_rows(&[f])?).await?.data;
-        let lens: Vec<usize> = lenses[i].iter().map(|t| t.id as usize).collect();
-        let mass = |probs: &[f32]| lens.iter().map(|&t| probs[t] as f64).sum::<f64>().max(1e-30).ln() as f32;
-        let iv = intervention(model, &sae.cfg.hook_name, &row, strength, 0)?;
-        let mut effects = Vec::with_capacity(prompts.len());
-        for (tokens, probs) in &clean {
-            let steering = &mut Hooks::steering(vec![iv.clone()]);
-            let steered = softmax(&read(model.next_token_logits(tokens, steering)?).await?.data);
-            effects.push(mass(&steered) - mass(probs));
-        }
+        debug_assert_eq!(steered[i].len(), n_prompts);
+        let effects: Vec<f32> = steered[i].iter().zip(&clean[i]).map(|(s, c)| s - c).collect();
         let effect_mean = mean(effects.iter().copied());
         let effect_std = mean(effects.iter().map(|e| (e - effect_mean).powi(2))).sqrt();
         let collateral_spread = collateral(sae, &prompt_acts.data, &row, strength, f, device).await?;
@@ -147,6 +189,21 @@ pub async fn side_effects(
     }
     let checks = predictor_checks(&rows);
     Ok(SideEffects { strength, rows, checks })
+}
+
+/// Next-token probabilities at each row's `positions` entry: ln_final's output [rows, seq, d] → [rows, vocab].
+fn next_token_probs(model: &Model, normed: Tensor<3>, positions: &[usize]) -> Tensor<2> {
+    activation::softmax(model.net.vocab_logits(gather_positions(normed, positions)), 1)
+}
+
+/// ln Σ p(token) over each row's `k` tokens ([rows * k] ids): [rows, vocab] → [rows].
+fn log_mass(probs: Tensor<2>, ids: &[u32], k: usize) -> Tensor<1> {
+    let rows = probs.dims()[0];
+    let ids = Tensor::<2, Int>::from_data(
+        TensorData::new(ids.iter().map(|&t| t as i64).collect(), [rows, k]),
+        &probs.device(),
+    );
+    probs.gather(1, ids).sum_dim(1).clamp_min(1e-30).log().reshape([rows])
 }
 
 type Column = (&'static str, fn(&Predictors) -> f32);

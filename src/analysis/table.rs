@@ -8,7 +8,7 @@ use crate::model::layers::row_tensor;
 use crate::sae::Sae;
 use crate::sae::decompose::Decomposed;
 use crate::stats::{cosine, norm};
-use crate::steer::propensity::{AbPrompt, steerability};
+use crate::steer::propensity::{AbPrompt, steerabilities};
 
 /// Held-out A/B items to measure steerability on.
 pub struct Eval<'a> {
@@ -58,18 +58,22 @@ pub async fn steerability_table(
             candidates.push((format!("gradient pursuit ({label}), k = {k}"), Some(d.active()), d.vector));
         }
     }
-    let mut rows = Vec::new();
-    let mut reference = None;
-    for (method, features, v) in candidates {
-        let s = match &eval {
-            Some(e) => {
-                Some(steerability(e.model, e.prompts, &sae.cfg.hook_name, &v, e.multipliers).await?.steerability)
-            }
-            None => None,
-        };
-        reference = reference.or(s);
-        let relative = s.zip(reference).map(|(s, r)| if r != 0.0 { s / r } else { f32::NAN });
-        rows.push(TableRow { method, features, norm: norm(&v), cosine: cosine(&v, sv), steerability: s, relative });
-    }
-    Ok(rows)
+    // Every candidate × multiplier × item in one batched sweep.
+    let steer = match &eval {
+        Some(e) => {
+            let vectors: Vec<&[f32]> = candidates.iter().map(|(_, _, v)| v.as_slice()).collect();
+            let curves = steerabilities(e.model, e.prompts, &sae.cfg.hook_name, &vectors, e.multipliers).await?;
+            curves.into_iter().map(|c| Some(c.steerability)).collect()
+        }
+        None => vec![None; candidates.len()],
+    };
+    let reference = steer[0];
+    Ok(candidates
+        .into_iter()
+        .zip(steer)
+        .map(|((method, features, v), s)| {
+            let relative = s.zip(reference).map(|(s, r)| if r != 0.0 { s / r } else { f32::NAN });
+            TableRow { method, features, norm: norm(&v), cosine: cosine(&v, sv), steerability: s, relative }
+        })
+        .collect())
 }

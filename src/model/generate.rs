@@ -31,25 +31,48 @@ pub async fn generate(
     opts: &GenerateOptions,
     mut on_token: impl FnMut(u32) -> bool,
 ) -> Result<Vec<u32>> {
+    let mut rows =
+        generate_rows(model, prompt, 1, hooks, opts, |out| on_token(*out[0].last().expect("a token"))).await?;
+    Ok(rows.remove(0))
+}
+
+/// `rows` continuations of the same prompt decoded together, one batch row each with its own KV cache row and
+/// sampler (seeded alike), each steered as `hooks` says per row (`Intervention::rows`): the unsteered and steered
+/// texts of a side-by-side comparison cost one pass a token. `on_step` sees every row's tokens after each step
+/// (a row that reached EOS stops growing) and returns false to stop. Stops after `max_new_tokens`, when every
+/// row is at EOS (if asked) or when the model's context is full.
+pub async fn generate_rows(
+    model: &Model,
+    prompt: &[u32],
+    rows: usize,
+    hooks: &mut Hooks,
+    opts: &GenerateOptions,
+    mut on_step: impl FnMut(&[Vec<u32>]) -> bool,
+) -> Result<Vec<Vec<u32>>> {
     let cfg = model.cfg();
+    let vocab = model.net.unembed.rows;
     let mut cache = KvCache::new(cfg.n_layers);
-    let mut sampler = Sampler::new(opts.sampling);
-    let mut out = Vec::new();
-    let mut input = prompt.to_vec();
-    while out.len() < opts.max_new_tokens {
-        if !out.is_empty() && cache.len() >= cfg.n_ctx {
+    let mut samplers: Vec<Sampler> = (0..rows).map(|_| Sampler::new(opts.sampling)).collect();
+    let mut out = vec![Vec::new(); rows];
+    let mut done = vec![false; rows];
+    let mut input = prompt.repeat(rows); // [rows, seq], then [rows, 1] a step
+    for step in 0..opts.max_new_tokens {
+        if step > 0 && cache.len() >= cfg.n_ctx {
             break; // context full
         }
-        let last = read(model.net.next_token_logits(&input, &mut cache, hooks)?).await?; // [vocab]
-        let token = sampler.next(&last.data);
-        out.push(token);
-        if !on_token(token) {
+        let logits = read(model.net.next_token_logits_rows(&input, rows, &mut cache, hooks)?).await?; // [rows, vocab]
+        input.clear();
+        for (r, sampler) in samplers.iter_mut().enumerate() {
+            let token = sampler.next(&logits.data[r * vocab..(r + 1) * vocab]);
+            input.push(token);
+            if !done[r] {
+                out[r].push(token);
+                done[r] = opts.stop_at_eos && cfg.eos_token_ids.contains(&token);
+            }
+        }
+        if !on_step(&out) || done.iter().all(|&d| d) {
             break;
         }
-        if opts.stop_at_eos && cfg.eos_token_ids.contains(&token) {
-            break;
-        }
-        input = vec![token];
     }
     Ok(out)
 }

@@ -1,6 +1,7 @@
 //! Hook points named as TransformerLens names them, and what a caller does at them: capture the
 //! activation, or add a vector to it.
 
+use super::layers::index_tensor;
 use crate::error::{Error, Result};
 use burn::tensor::{Tensor, TensorData};
 use std::fmt;
@@ -45,6 +46,16 @@ impl HookPoint {
         }
     }
 
+    /// Where the point comes in a forward pass: later points have larger depths.
+    pub fn depth(&self) -> usize {
+        match self {
+            Self::ResidPre(l) => 3 * l,
+            Self::ResidMid(l) => 3 * l + 1,
+            Self::ResidPost(l) => 3 * l + 2,
+            Self::LnFinal => usize::MAX,
+        }
+    }
+
     /// Every hook point of a model with `n_layers` blocks, in forward order.
     pub fn all(n_layers: usize) -> Vec<Self> {
         (0..n_layers)
@@ -66,7 +77,8 @@ impl fmt::Display for HookPoint {
 }
 
 /// Adds `coef × vector` at `hook`: a [1, d_model] vector at every absolute position `>= from_pos`, or, when
-/// `aligned` (ActAdd), a [k, d_model] one whose row i goes to position `from_pos + i` only.
+/// `aligned` (ActAdd), a [k, d_model] one whose row i goes to position `from_pos + i` only. In a batch it goes
+/// to every row, or, with `rows`, × rows[b] to row b.
 #[derive(Clone, Debug)]
 pub struct Intervention {
     pub hook: HookPoint,
@@ -74,11 +86,26 @@ pub struct Intervention {
     pub aligned: bool,
     pub coef: f32,
     pub from_pos: usize,
+    /// A factor per batch row (0 leaves a row alone); None: 1 for every row.
+    pub rows: Option<Vec<f32>>,
 }
 
 impl Intervention {
-    /// What this adds to positions `start..start + s`: [1, s, d] (or [1, 1, d] to broadcast), or nothing.
+    /// What this adds to positions `start..start + s`: [1 or b, s, d] (or [1 or b, 1, d] to broadcast), or
+    /// nothing.
     fn delta(&self, start: usize, s: usize) -> Option<Tensor<3>> {
+        let delta = self.delta_all_rows(start, s)?;
+        match &self.rows {
+            None => Some(delta),
+            Some(rows) => {
+                let factors =
+                    Tensor::<3>::from_data(TensorData::new(rows.clone(), [rows.len(), 1, 1]), &delta.device());
+                Some(delta * factors) // [b, s or 1, d]
+            }
+        }
+    }
+
+    fn delta_all_rows(&self, start: usize, s: usize) -> Option<Tensor<3>> {
         let [k, d] = self.vector.dims();
         let scaled = || self.vector.clone() * self.coef;
         let device = self.vector.device();
@@ -110,11 +137,60 @@ impl Intervention {
     }
 }
 
-/// What one forward pass does at its hook points: the interventions to apply, the hooks to capture
-/// and, after the pass, the captured activations ([1, seq, d_model] each, after any intervention).
+/// One batch row's share of a `RowSteering`: `coef × vectors[vector]` at positions `>= from_pos`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RowAdd {
+    pub vector: usize,
+    pub coef: f32,
+    pub from_pos: usize,
+}
+
+/// Different steering for each row of a batch at one hook: row b adds `rows[b]` (nothing when None). One
+/// gather of the stacked vectors serves the whole batch, so a steerability grid (vectors × multipliers × items)
+/// is one pass.
+#[derive(Clone, Debug)]
+pub struct RowSteering {
+    pub hook: HookPoint,
+    /// [n, d_model]
+    pub vectors: Tensor<2>,
+    pub rows: Vec<Option<RowAdd>>,
+}
+
+impl RowSteering {
+    /// [b, 1, d] (or [b, s, d] when some row starts inside the window), or nothing.
+    fn delta(&self, start: usize, s: usize) -> Option<Tensor<3>> {
+        let active = |r: &Option<RowAdd>| r.filter(|a| a.coef != 0.0 && a.from_pos < start + s);
+        if !self.rows.iter().any(|r| active(r).is_some()) {
+            return None;
+        }
+        let b = self.rows.len();
+        let [_, d] = self.vectors.dims();
+        let device = self.vectors.device();
+        let which: Vec<usize> = self.rows.iter().map(|r| r.map_or(0, |a| a.vector)).collect();
+        let coefs: Vec<f32> = self.rows.iter().map(|r| active(r).map_or(0.0, |a| a.coef)).collect();
+        let coefs = Tensor::<2>::from_data(TensorData::new(coefs, [b, 1]), &device);
+        let per_row = (self.vectors.clone().select(0, index_tensor(&which, &device)) * coefs).reshape([b, 1, d]);
+        if self.rows.iter().all(|r| r.is_none_or(|a| a.from_pos <= start)) {
+            return Some(per_row); // [b, 1, d]
+        }
+        let from = |r: &Option<RowAdd>| r.map_or(0, |a| a.from_pos);
+        let keep: Vec<f32> = self
+            .rows
+            .iter()
+            .flat_map(|r| (start..start + s).map(move |p| if p >= from(r) { 1.0 } else { 0.0 }))
+            .collect();
+        let keep = Tensor::<3>::from_data(TensorData::new(keep, [b, s, 1]), &device);
+        Some(per_row * keep) // [b, s, d]
+    }
+}
+
+/// What one forward pass does at its hook points: the interventions to apply (to every row, and per row), the
+/// hooks to capture and, after the pass, the captured activations ([batch, seq, d_model] each, after any
+/// intervention).
 #[derive(Default)]
 pub struct Hooks {
     pub interventions: Vec<Intervention>,
+    pub rows: Vec<RowSteering>,
     pub capture: Vec<HookPoint>,
     pub captured: Vec<(HookPoint, Tensor<3>)>,
 }
@@ -128,25 +204,36 @@ impl Hooks {
         Self { interventions, ..Default::default() }
     }
 
-    /// Checks every vector has the model's width.
-    pub fn check(&self, d_model: usize) -> Result<()> {
-        for iv in &self.interventions {
-            let n = iv.vector.dims()[1];
+    /// Checks every vector has the model's width and every per-row list the batch's row count.
+    pub fn check(&self, d_model: usize, batch: usize) -> Result<()> {
+        let widths = self.interventions.iter().map(|iv| (iv.hook, iv.vector.dims()[1]));
+        for (hook, n) in widths.chain(self.rows.iter().map(|r| (r.hook, r.vectors.dims()[1]))) {
             if n != d_model {
                 return Err(Error::invalid(format!(
-                    "steering vector for {} has {n} dims but the model's d_model is {d_model}",
-                    iv.hook
+                    "steering vector for {hook} has {n} dims but the model's d_model is {d_model}"
                 )));
             }
+        }
+        let counts = self.interventions.iter().filter_map(|iv| iv.rows.as_ref().map(Vec::len));
+        if let Some(n) = counts.chain(self.rows.iter().map(|r| r.rows.len())).find(|&n| n != batch) {
+            return Err(Error::invalid(format!("per-row steering for {n} rows, but the batch has {batch}")));
+        }
+        if let Some(r) = self.rows.iter().find(|r| r.rows.iter().flatten().any(|a| a.vector >= r.vectors.dims()[0])) {
+            return Err(Error::invalid(format!("per-row steering at {} names a vector it does not have", r.hook)));
         }
         Ok(())
     }
 
-    /// Runs hook `point` on `x` [1, s, d] whose first position is `start`.
+    /// Runs hook `point` on `x` [b, s, d] whose first position is `start`.
     pub fn run(&mut self, point: HookPoint, mut x: Tensor<3>, start: usize) -> Tensor<3> {
         let [_, s, _] = x.dims();
         for iv in self.interventions.iter().filter(|iv| iv.hook == point) {
             if let Some(delta) = iv.delta(start, s) {
+                x = x + delta;
+            }
+        }
+        for rs in self.rows.iter().filter(|r| r.hook == point) {
+            if let Some(delta) = rs.delta(start, s) {
                 x = x + delta;
             }
         }
@@ -182,7 +269,8 @@ mod tests {
     fn aligned_rows_land_on_their_positions() {
         let device = burn::tensor::Device::flex();
         let vector = Tensor::<2>::from_data(TensorData::new(vec![1.0, 2.0, 3.0], [3, 1]), &device);
-        let iv = Intervention { hook: HookPoint::ResidPre(0), vector, aligned: true, coef: 2.0, from_pos: 1 };
+        let iv =
+            Intervention { hook: HookPoint::ResidPre(0), vector, aligned: true, coef: 2.0, from_pos: 1, rows: None };
         let read = |t: Option<Tensor<3>>| t.map(|t| pollster::block_on(crate::device::read(t)).unwrap().data);
         assert_eq!(read(iv.delta(0, 6)), Some(vec![0.0, 2.0, 4.0, 6.0, 0.0, 0.0]));
         assert_eq!(read(iv.delta(2, 1)), Some(vec![4.0]));

@@ -74,9 +74,12 @@ impl Linear {
         Self { weight: upload(weight, device), bias: bias.map(|b| upload(b, device)) }
     }
 
-    /// [b, s, d_in] → [b, s, d_out]
+    /// [b, s, d_in] → [b, s, d_out], as one [b·s, d_in] × [d_in, d_out] product (one large matrix product
+    /// beats b small ones that each re-read the weight).
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let y = x.matmul(self.weight.clone().unsqueeze::<3>());
+        let [b, s, d_in] = x.dims();
+        let d_out = self.weight.dims()[1];
+        let y = x.reshape([b * s, d_in]).matmul(self.weight.clone()).reshape([b, s, d_out]); // [b, s, d_out]
         match &self.bias {
             Some(b) => y + b.clone().unsqueeze::<3>(),
             None => y,

@@ -1,5 +1,6 @@
 //! Language models: load a Hugging Face model directory (or its files' bytes) and run it with hooks.
 
+pub mod batch;
 pub mod chunked;
 pub mod config;
 pub mod gemma2;
@@ -17,13 +18,14 @@ pub mod weights;
 use crate::device::read;
 use crate::error::{Error, Result};
 use crate::tokenizer::Tokenizer;
+use batch::Limits;
 use burn::tensor::{Device, Tensor};
 use config::{Arch, ModelConfig};
 use hooks::{HookPoint, Hooks};
 use kv_cache::KvCache;
 use std::rc::Rc;
 use std::sync::Arc;
-use transformer::Transformer;
+use transformer::{Input, Transformer};
 use weights::{HostTensor, SafetensorsWeights, Weights};
 
 /// Where each architecture's checkpoints may put its tensors.
@@ -53,17 +55,26 @@ pub struct Model {
     /// Asked before each forward pass: once it says stop, the pass fails with `Error::Cancelled`, so a stopped
     /// sweep or diagnostic ends at its next pass (see `stopping`).
     stop: Option<Stop>,
+    /// How large a batch one pass may take on this model's device (`chunks`).
+    pub limits: Limits,
 }
 
 impl Model {
     pub fn new(name: &str, net: Transformer, tokenizer: Tokenizer) -> Self {
-        Self { name: name.to_string(), net: Arc::new(net), tokenizer: Arc::new(tokenizer), stop: None }
+        let limits = Limits::default();
+        Self { name: name.to_string(), net: Arc::new(net), tokenizer: Arc::new(tokenizer), stop: None, limits }
     }
 
     /// The same model (its weights shared, not copied) whose forward passes fail with `Error::Cancelled` once
     /// `stop` says so: the engine runs each request on one of these.
     pub fn stopping(&self, stop: Stop) -> Self {
-        Self { name: self.name.clone(), net: self.net.clone(), tokenizer: self.tokenizer.clone(), stop: Some(stop) }
+        Self {
+            name: self.name.clone(),
+            net: self.net.clone(),
+            tokenizer: self.tokenizer.clone(),
+            stop: Some(stop),
+            limits: self.limits,
+        }
     }
 
     fn check_stop(&self) -> Result<()> {
@@ -151,6 +162,12 @@ impl Model {
     pub fn next_token_logits(&self, tokens: &[u32], hooks: &mut Hooks) -> Result<Tensor<1>> {
         self.check_stop()?;
         self.net.next_token_logits(tokens, &mut KvCache::new(self.cfg().n_layers), hooks)
+    }
+
+    /// One (batched) pass as far as `point` (`LnFinal`: ln_final's output): [rows, seq, d_model] on the device.
+    pub fn run_to(&self, input: Input<'_>, hooks: &mut Hooks, point: HookPoint) -> Result<Tensor<3>> {
+        self.check_stop()?;
+        self.net.run_to(input, hooks, point)
     }
 
     /// The activations at `point` of every position of `tokens`, on the host: [seq, d_model]. The pass stops there.

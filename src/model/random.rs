@@ -43,3 +43,33 @@ impl Weights for RandomWeights {
         true
     }
 }
+
+/// A random model's checkpoint: the config's model built from `RandomWeights`, with every tensor its loader
+/// asked for written as `model.safetensors` bytes (f32, Hugging Face names), so benchmarks load real files.
+pub fn random_checkpoint(config_json: &str, seed: u64) -> Result<Vec<u8>> {
+    use crate::tensor_file::{NamedTensor, to_safetensors};
+    let cfg = super::config::ModelConfig::from_json(config_json, "config.json")?;
+    let recording = Recording { inner: RandomWeights { seed }, seen: Default::default() };
+    drop(super::Model::build(cfg, &recording, &burn::tensor::Device::flex())?);
+    let tensors: Vec<NamedTensor> =
+        recording.seen.into_inner().into_iter().map(|(name, t)| NamedTensor::f32(name, t.shape, t.data)).collect();
+    to_safetensors(&tensors, Default::default())
+}
+
+/// Weights that remember what was asked of them.
+struct Recording {
+    inner: RandomWeights,
+    seen: std::cell::RefCell<Vec<(String, HostTensor)>>,
+}
+
+impl Weights for Recording {
+    fn get(&self, name: &str, shape: &[usize]) -> Result<HostTensor> {
+        let t = self.inner.get(name, shape)?;
+        self.seen.borrow_mut().push((name.to_string(), t.clone()));
+        Ok(t)
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.inner.has(name)
+    }
+}

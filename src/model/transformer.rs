@@ -67,52 +67,94 @@ pub struct Transformer {
     pub unembed: ChunkedRows,
 }
 
+/// Where a pass starts: token ids [rows, seq] (row-major; see `batch` for padding), or an activation at a
+/// hook taken from an earlier pass of the same tokens, so passes that differ only from that hook on (one per
+/// multiplier, say) share what comes before it. Only `blocks.{L}.hook_resid_pre` and `hook_resid_post` can be
+/// resumed (`Transformer::resumable`), and a resumed pass starts at position 0 with no cache.
+pub enum Input<'a> {
+    Tokens { ids: &'a [u32], rows: usize },
+    Resume { at: HookPoint, x: Tensor<3> },
+}
+
+impl<'a> Input<'a> {
+    /// One sequence.
+    pub fn tokens(ids: &'a [u32]) -> Self {
+        Self::Tokens { ids, rows: 1 }
+    }
+}
+
 impl Transformer {
     /// Runs `tokens` (at absolute positions `cache.len()..`) and returns logits [1, seq, vocab].
     pub fn forward(&self, tokens: &[u32], cache: &mut KvCache, hooks: &mut Hooks) -> Result<Tensor<3>> {
-        self.run(tokens, cache, hooks, Until::Logits)
+        self.run(Input::tokens(tokens), cache, hooks, Until::Logits)
     }
 
     /// Like `forward`, but unembeds only the last position: the next token's logits [vocab].
     pub fn next_token_logits(&self, tokens: &[u32], cache: &mut KvCache, hooks: &mut Hooks) -> Result<Tensor<1>> {
-        let logits = self.run(tokens, cache, hooks, Until::LastLogits)?; // [1, 1, vocab]
+        let logits = self.run(Input::tokens(tokens), cache, hooks, Until::LastLogits)?; // [1, 1, vocab]
         Ok(logits.reshape([self.unembed.rows]))
+    }
+
+    /// Each row's next-token logits for `rows` sequences of equal length fed together ([rows * seq] ids, at
+    /// positions `cache.len()..`): [rows, vocab]. Generation of several continuations at once uses it.
+    pub fn next_token_logits_rows(
+        &self,
+        ids: &[u32],
+        rows: usize,
+        cache: &mut KvCache,
+        hooks: &mut Hooks,
+    ) -> Result<Tensor<2>> {
+        let logits = self.run(Input::Tokens { ids, rows }, cache, hooks, Until::LastLogits)?; // [rows, 1, vocab]
+        Ok(logits.reshape([rows, self.unembed.rows]))
     }
 
     /// Runs `tokens` from position 0 only as far as `point` and returns the activation there [1, seq, d_model]
     /// (after any intervention at it).
     pub fn activations(&self, tokens: &[u32], hooks: &mut Hooks, point: HookPoint) -> Result<Tensor<3>> {
-        self.run(tokens, &mut KvCache::new(self.cfg.n_layers), hooks, Until::Hook(point))
+        self.run(Input::tokens(tokens), &mut KvCache::new(self.cfg.n_layers), hooks, Until::Hook(point))
+    }
+
+    /// Runs `input` from position 0 as far as `point` (`LnFinal`: the whole stack, before the unembedding) and
+    /// returns the activation there, [rows, seq, d_model].
+    pub fn run_to(&self, input: Input<'_>, hooks: &mut Hooks, point: HookPoint) -> Result<Tensor<3>> {
+        self.run(input, &mut KvCache::new(self.cfg.n_layers), hooks, Until::Hook(point))
+    }
+
+    /// Whether a pass can start at `point` (`Input::Resume`).
+    pub fn resumable(point: HookPoint) -> bool {
+        matches!(point, HookPoint::ResidPre(_) | HookPoint::ResidPost(_))
     }
 
     /// The forward pass, as far as `until` says.
-    fn run(&self, tokens: &[u32], cache: &mut KvCache, hooks: &mut Hooks, until: Until) -> Result<Tensor<3>> {
+    fn run(&self, input: Input<'_>, cache: &mut KvCache, hooks: &mut Hooks, until: Until) -> Result<Tensor<3>> {
         let cfg = &self.cfg;
         let start = cache.len();
-        let s = tokens.len();
-        if s == 0 {
-            return Err(Error::invalid("empty prompt: at least one token is needed"));
-        }
-        if start + s > cfg.n_ctx {
-            return Err(Error::invalid(format!(
-                "sequence too long: {} tokens, but the model's context is {} tokens",
-                start + s,
-                cfg.n_ctx
-            )));
-        }
-        if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= cfg.vocab_size) {
-            return Err(Error::invalid(format!("token id {bad} is outside the vocabulary of {}", cfg.vocab_size)));
-        }
-        hooks.check(cfg.d_model)?;
-
-        let mut x = self.embed.embed(tokens, &self.device); // [1, s, d]
-        if self.embed_scale != 1.0 {
-            x = x * self.embed_scale;
-        }
-        if let Some(wpe) = &self.pos_embed {
-            x = x + wpe.clone().slice([start..start + s, 0..cfg.d_model]).unsqueeze::<3>();
-        }
-        for (l, block) in self.blocks.iter().enumerate() {
+        let (mut x, first) = match input {
+            Input::Tokens { ids, rows } => (self.embed(ids, rows, start, hooks)?, 0),
+            Input::Resume { at, x } => {
+                if start != 0 {
+                    return Err(Error::invalid("a resumed pass starts at position 0, with no cache"));
+                }
+                let [b, _, d] = x.dims();
+                if d != cfg.d_model {
+                    return Err(Error::invalid(format!("resuming with width {d}, but d_model is {}", cfg.d_model)));
+                }
+                hooks.check(cfg.d_model, b)?;
+                match at {
+                    HookPoint::ResidPre(l) if l < cfg.n_layers => (x, l),
+                    HookPoint::ResidPost(l) if l < cfg.n_layers => {
+                        let x = hooks.run(at, x, 0);
+                        if until == Until::Hook(at) {
+                            return Ok(x);
+                        }
+                        (x, l + 1)
+                    }
+                    _ => return Err(Error::invalid(format!("a pass cannot be resumed at {at}"))),
+                }
+            }
+        };
+        let s = x.dims()[1];
+        for (l, block) in self.blocks.iter().enumerate().skip(first) {
             let pre = hooks.run(HookPoint::ResidPre(l), x, start);
             if until == Until::Hook(HookPoint::ResidPre(l)) {
                 return Ok(pre);
@@ -130,12 +172,60 @@ impl Transformer {
             }
         }
         cache.advance(s);
-        let normed = hooks.run(HookPoint::LnFinal, self.ln_final.forward(x), start); // [1, s, d]
+        let normed = hooks.run(HookPoint::LnFinal, self.ln_final.forward(x), start); // [b, s, d]
+        let b = normed.dims()[0];
         match until {
             Until::Hook(_) => Ok(normed), // only LnFinal is left
-            Until::LastLogits => Ok(self.logits(normed.slice([0..1, s - 1..s, 0..cfg.d_model]))),
+            Until::LastLogits => Ok(self.logits(normed.slice([0..b, s - 1..s, 0..cfg.d_model]))),
             Until::Logits => Ok(self.logits(normed)),
         }
+    }
+
+    /// Token ids [rows * seq] at positions `start..` → the embedded residual stream [rows, seq, d_model].
+    fn embed(&self, ids: &[u32], rows: usize, start: usize, hooks: &Hooks) -> Result<Tensor<3>> {
+        let cfg = &self.cfg;
+        if ids.is_empty() || rows == 0 {
+            return Err(Error::invalid("empty prompt: at least one token is needed"));
+        }
+        if !ids.len().is_multiple_of(rows) {
+            return Err(Error::invalid(format!("{} token ids do not make {rows} rows of equal length", ids.len())));
+        }
+        let s = ids.len() / rows;
+        if start + s > cfg.n_ctx {
+            return Err(Error::invalid(format!(
+                "sequence too long: {} tokens, but the model's context is {} tokens",
+                start + s,
+                cfg.n_ctx
+            )));
+        }
+        if let Some(&bad) = ids.iter().find(|&&t| t as usize >= cfg.vocab_size) {
+            return Err(Error::invalid(format!("token id {bad} is outside the vocabulary of {}", cfg.vocab_size)));
+        }
+        hooks.check(cfg.d_model, rows)?;
+        let mut x = self.embed.embed(ids, &self.device).reshape([rows, s, cfg.d_model]); // [rows, s, d]
+        if self.embed_scale != 1.0 {
+            x = x * self.embed_scale;
+        }
+        if let Some(wpe) = &self.pos_embed {
+            x = x + wpe.clone().slice([start..start + s, 0..cfg.d_model]).unsqueeze::<3>();
+        }
+        Ok(x)
+    }
+
+    /// The logits of chosen tokens only, `m` per row: normalised residuals [n, d_model] (ln_final's output at
+    /// the positions read) and ids [n * m] → [n, m], soft-capped where the model says. Two logits of an A/B
+    /// item cost two rows of the unembedding, not the whole vocabulary.
+    pub fn token_logits(&self, normed: Tensor<2>, ids: &[u32], m: usize) -> Tensor<2> {
+        let [n, d] = normed.dims();
+        let rows = self.unembed.embed(ids, &self.device).reshape([n, m, d]); // [n, m, d]
+        let logits = (rows * normed.reshape([n, 1, d])).sum_dim(2).reshape([n, m]);
+        softcap(logits, self.cfg.final_softcap)
+    }
+
+    /// Every token's logit for normalised residuals [n, d_model] → [n, vocab].
+    pub fn vocab_logits(&self, normed: Tensor<2>) -> Tensor<2> {
+        let [n, d] = normed.dims();
+        self.logits(normed.reshape([1, n, d])).reshape([n, self.unembed.rows])
     }
 
     /// Normalised residuals [b, s, d] → logits [b, s, vocab], soft-capped where the model says.

@@ -2,9 +2,11 @@
 //! position by position. The vector is resid(positive) − resid(negative) at every position [k, d_model] (the
 //! shorter prompt padded with space tokens, as the paper pads), added to the first k positions of a prompt.
 
+use crate::device::read;
 use crate::error::{Error, Result};
 use crate::model::Model;
-use crate::model::hooks::HookPoint;
+use crate::model::hooks::{HookPoint, Hooks};
+use crate::model::transformer::Input;
 use crate::model::weights::HostTensor;
 
 /// The position-aligned difference [k, d_model] at the hook named `hook`; `prepend_bos` puts the BOS token
@@ -29,8 +31,9 @@ pub async fn actadd_vector(
     let k = pos.len().max(neg.len());
     pos.resize(k, space);
     neg.resize(k, space);
-    let p = model.activations(&pos, point).await?; // [k, d]
-    let n = model.activations(&neg, point).await?;
-    let diff = p.data.iter().zip(&n.data).map(|(a, b)| a - b).collect();
+    let ids = [pos, neg].concat(); // [2, k]: both prompts in one pass
+    let both = read(model.run_to(Input::Tokens { ids: &ids, rows: 2 }, &mut Hooks::default(), point)?).await?;
+    let (p, n) = both.data.split_at(both.data.len() / 2); // [k, d] each
+    let diff = p.iter().zip(n).map(|(a, b)| a - b).collect();
     Ok(HostTensor::new(vec![k, model.cfg().d_model], diff))
 }

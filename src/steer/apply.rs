@@ -46,5 +46,5 @@ fn build(model: &Model, hook: &str, values: &[f32], rows: usize, coef: f32, from
         return Err(Error::invalid(format!("coefficient {coef} is not finite")));
     }
     let vector = Tensor::from_data(TensorData::new(values.to_vec(), [rows, cfg.d_model]), &model.net.device);
-    Ok(Intervention { hook, vector, aligned: false, coef, from_pos })
+    Ok(Intervention { hook, vector, aligned: false, coef, from_pos, rows: None })
 }

@@ -1,4 +1,6 @@
-// Browser benchmark: time to first token, forward-pass time and CAA time in the lab's engine worker, for the
+// Browser benchmark: time to first token, forward-pass time, CAA time and the steerability flow (CAA at up to four
+// layers from the 24 built-in A/B items, then each layer's steerability over 5 multipliers x 24 items, batched) in
+// the lab's engine worker, for the
 // embedded fixture model and for GPT-2 small's full-size config with random weights, on WebGPU and on the CPU
 // fallback side by side. Run it against a built site: `trunk build --release --offline && node bench.mjs`
 // (STEERLAB_DIST picks another build; STEERLAB_BENCH_RUNS the timed runs per figure, default 3; STEERLAB_BENCH_ONLY
@@ -58,9 +60,13 @@ async function measure([label, source, sentences, runs]) {
   const caa = { op: "caa", dataset: { from: "built_in", file: "love-hate.jsonl" }, hook };
   const pass = { op: "generate", prompt, options: { max_new_tokens: 1 } };
   const gen = { op: "generate", prompt: "I think that", options: { max_new_tokens: 16 } };
-  for (const r of [caa, pass, gen]) await run(r, r === gen); // warm-up: shader compilation, allocation
-  const times = { caa: [], pass: [], ttft: [], decode: [] };
+  const ab = { from: "built_in", file: "corrigibility-ab.json" };
+  const layers = [2, 4, 6, 8].filter((l) => l < loaded.n_layers);
+  const flow = { op: "layer_sweep", train: ab, eval: ab, layers: layers.length ? layers : [0], multipliers: [-2, -1, 0, 1, 2] };
+  for (const r of [caa, pass, gen, flow]) await run(r, r === gen); // warm-up: shader compilation, allocation
+  const times = { caa: [], pass: [], ttft: [], decode: [], flow: [] };
   for (let i = 0; i < runs; i++) {
+    times.flow.push((await run(flow)).total);
     times.caa.push((await run(caa)).total);
     times.pass.push((await run(pass)).total);
     const g = await run(gen, true);
@@ -70,7 +76,7 @@ async function measure([label, source, sentences, runs]) {
   worker.terminate();
   return {
     device: device.device, load, caa: median(times.caa), pass: median(times.pass),
-    ttft: median(times.ttft), decode: median(times.decode),
+    ttft: median(times.ttft), decode: median(times.decode), flow: median(times.flow), layers: flow.layers.length,
   };
 }
 
@@ -102,9 +108,10 @@ await server.close();
 const f = (ms) => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(1)} ms`);
 console.log(`median of ${runs} runs after a warm-up; the forward pass reads a prompt of about the token count ` +
   "shown after the model; first token and decode (15 tokens) continue \"I think that\"");
-console.log(["browser", "model, tokens", "engine on", "load", "CAA (12 pairs)", "forward pass", "first token", "decode"]
-  .map((h, i) => h.padEnd([14, 27, 10, 10, 16, 14, 13, 0][i])).join(""));
+const widths = [14, 27, 10, 10, 16, 14, 13, 13, 0];
+console.log(["browser", "model, tokens", "engine on", "load", "CAA (12 pairs)", "forward pass", "first token", "decode",
+  "steerability flow (layers)"].map((h, i) => h.padEnd(widths[i])).join(""));
 for (const [name, label, r] of rows) {
-  console.log([name, label, r.device, f(r.load), f(r.caa), f(r.pass), f(r.ttft), `${r.decode.toFixed(1)} tok/s`]
-    .map((c, i) => c.padEnd([14, 27, 10, 10, 16, 14, 13, 0][i])).join(""));
+  console.log([name, label, r.device, f(r.load), f(r.caa), f(r.pass), f(r.ttft), `${r.decode.toFixed(1)} tok/s`,
+    `${f(r.flow)} (${r.layers})`].map((c, i) => c.padEnd(widths[i])).join(""));
 }

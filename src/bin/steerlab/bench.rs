@@ -32,6 +32,9 @@ impl Shape {
 
 #[derive(Args)]
 pub struct BenchArgs {
+    /// A whole lab flow instead of one forward pass (GPT-2 small size, load included).
+    #[arg(long, value_enum)]
+    flow: Option<crate::bench_flow::Flow>,
     /// Which model's shape to run.
     #[arg(long, value_enum, default_value = "gpt2-small")]
     model: Shape,
@@ -55,6 +58,9 @@ struct Row {
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
+    if let Some(flow) = args.flow {
+        return crate::bench_flow::run(flow, args.device, &args.python);
+    }
     if args.seq == 0 || args.seq > 1024 || args.iters == 0 {
         return Err(Error::invalid("--seq must be in 1..=1024 and --iters at least 1"));
     }

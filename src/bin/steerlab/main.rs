@@ -17,6 +17,8 @@ fn main() -> std::process::ExitCode {
 #[cfg(not(target_arch = "wasm32"))]
 mod bench;
 #[cfg(not(target_arch = "wasm32"))]
+mod bench_flow;
+#[cfg(not(target_arch = "wasm32"))]
 mod features;
 #[cfg(not(target_arch = "wasm32"))]
 mod fetch;

@@ -150,20 +150,21 @@ pub fn side_by_side(
     let options = GenerateOptions { max_new_tokens: 24, ..Default::default() };
     plain.set(String::new());
     steered.set(String::new());
-    let stream = |into: RwSignal<String>| {
-        move |msg| {
-            if let Msg::Event(Event::Text { text }) = msg {
-                into.set(text)
+    // Both continuations decode together, one batch row each.
+    let variants = match steering {
+        Some(steering) => vec![vec![], steering],
+        None => vec![vec![]],
+    };
+    bridge::run(Request::GenerateVariants { prompt, variants, options }, move |msg| {
+        if let Msg::Event(Event::Texts { texts }) = msg {
+            if let Some(t) = texts.first() {
+                plain.set(t.clone());
+            }
+            if let Some(t) = texts.get(1) {
+                steered.set(t.clone());
             }
         }
-    };
-    bridge::run(
-        Request::Generate { prompt: prompt.clone(), steering: vec![], options: options.clone() },
-        stream(plain),
-    );
-    if let Some(steering) = steering {
-        bridge::run(Request::Generate { prompt, steering, options }, stream(steered));
-    }
+    });
 }
 
 /// Propensity on the held-out A/B items against the multiplier, for the current vector.

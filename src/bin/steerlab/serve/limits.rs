@@ -5,6 +5,7 @@
 use clap::Args;
 use serde::Serialize;
 use steerlab::engine::Request;
+use steerlab::model::generate::GenerateOptions;
 
 #[derive(Args, Clone, Serialize)]
 pub struct Limits {
@@ -40,18 +41,28 @@ impl Limits {
                 Ok(())
             }
         };
+        let generation = |options: &GenerateOptions| {
+            if options.max_new_tokens > self.max_new_tokens {
+                Err(format!(
+                    "max_new_tokens is {}; this helper generates at most {} tokens",
+                    options.max_new_tokens, self.max_new_tokens
+                ))
+            } else {
+                Ok(())
+            }
+        };
         match req {
             Request::Status => Ok(()),
             Request::Generate { prompt, steering, options } => {
                 text("the prompt", prompt)?;
                 sweep("steering interventions", steering.len())?;
-                if options.max_new_tokens > self.max_new_tokens {
-                    return Err(format!(
-                        "max_new_tokens is {}; this helper generates at most {} tokens",
-                        options.max_new_tokens, self.max_new_tokens
-                    ));
-                }
-                Ok(())
+                generation(options)
+            }
+            Request::GenerateVariants { prompt, variants, options } => {
+                text("the prompt", prompt)?;
+                sweep("variants", variants.len())?;
+                sweep("steering interventions", variants.iter().map(Vec::len).sum())?;
+                generation(options)
             }
             Request::Caa { .. } => Ok(()),
             Request::ActAdd { positive, negative, .. } => {

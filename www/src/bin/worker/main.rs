@@ -115,7 +115,13 @@ mod worker {
         spawn_local(async move {
             post(FromWorker::Status { text: "Looking for a WebGPU adapter…".into() });
             let (device, name, fallback) = match init_device(DeviceChoice::Wgpu).await {
-                Ok(d) => (Ok(d), "WebGPU".to_string(), false),
+                Ok(d) => {
+                    // Batches are cut to the adapter's own binding limit (the device is created with it).
+                    if let Some(limits) = adapter_limits().await {
+                        state.engine.borrow_mut().limits = limits;
+                    }
+                    (Ok(d), "WebGPU".to_string(), false)
+                }
                 Err(_) => (init_device(DeviceChoice::Cpu).await, "the CPU".to_string(), true),
             };
             match device {
@@ -126,6 +132,21 @@ mod worker {
                 Err(e) => post(FromWorker::Failed { error: format!("The engine could not start: {e}") }),
             }
         });
+    }
+
+    /// The WebGPU adapter's largest storage binding and buffer, as batch limits (None without an adapter).
+    async fn adapter_limits() -> Option<steerlab::model::batch::Limits> {
+        use js_sys::Reflect;
+        let get = |v: &JsValue, k: &str| Reflect::get(v, &k.into()).ok().filter(|v| !v.is_undefined());
+        let gpu = get(&get(&js_sys::global(), "navigator")?, "gpu")?;
+        let request: js_sys::Function = get(&gpu, "requestAdapter")?.dyn_into().ok()?;
+        let promise: js_sys::Promise = request.call0(&gpu).ok()?.dyn_into().ok()?;
+        let adapter = wasm_bindgen_futures::JsFuture::from(promise).await.ok().filter(|a| !a.is_null())?;
+        let limits = get(&adapter, "limits")?;
+        let binding = get(&limits, "maxStorageBufferBindingSize")?.as_f64()?;
+        let buffer = get(&limits, "maxBufferSize")?.as_f64().unwrap_or(binding);
+        let defaults = steerlab::model::batch::Limits::default();
+        Some(steerlab::model::batch::Limits { max_binding_bytes: binding.min(buffer) as u64, ..defaults })
     }
 
     fn cancel_flag(s: &State, id: u32) -> Rc<Cell<bool>> {
