@@ -188,6 +188,13 @@ fn resumed_passes_equal_whole_ones() {
                 HookPoint::LnFinal,
             );
             assert!(e.unwrap_err().to_string().contains("cannot be resumed"));
+            let x = Tensor::zeros([1, 2, d], &device);
+            let e = model.run_to(
+                Input::Resume { at: HookPoint::ResidPre(1), x },
+                &mut Hooks::default(),
+                HookPoint::ResidMid(0),
+            );
+            assert!(e.unwrap_err().to_string().contains("cannot stop at blocks.0.hook_resid_mid, before it"));
         }
     }
 }

@@ -98,6 +98,7 @@ pub fn softcap<const D: usize>(x: Tensor<D>, cap: Option<f64>) -> Tensor<D> {
 pub fn activate(x: Tensor<3>, act: Activation) -> Tensor<3> {
     match act {
         Activation::Gelu => activation::gelu(x),
+        Activation::GeluTanh if super::cpu_gelu::applies(&x.device()) => super::cpu_gelu::gelu_tanh(x),
         Activation::GeluTanh => activation::gelu_approximate(x),
         Activation::Relu => activation::relu(x),
     }

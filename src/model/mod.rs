@@ -3,6 +3,7 @@
 pub mod batch;
 pub mod chunked;
 pub mod config;
+pub mod cpu_gelu;
 pub mod gemma2;
 pub mod generate;
 pub mod gpt2;

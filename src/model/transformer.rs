@@ -140,6 +140,11 @@ impl Transformer {
                     return Err(Error::invalid(format!("resuming with width {d}, but d_model is {}", cfg.d_model)));
                 }
                 hooks.check(cfg.d_model, b)?;
+                if let Until::Hook(p) = until
+                    && p.depth() < at.depth()
+                {
+                    return Err(Error::invalid(format!("a pass resumed at {at} cannot stop at {p}, before it")));
+                }
                 match at {
                     HookPoint::ResidPre(l) if l < cfg.n_layers => (x, l),
                     HookPoint::ResidPost(l) if l < cfg.n_layers => {
