@@ -94,7 +94,7 @@ with torch.inference_mode():
 
     # 5. The steerability table.
     mean = corpus.mean(0)
-    candidates = [sv, encode(sv[None]) @ W_dec + b_dec]
+    candidates = [sv, (encode(sv[None]) @ W_dec + b_dec)[0]]
     both = encode(torch.stack([sv + mean, mean]))
     corrected = both[0] - both[1]
     rec = both @ W_dec + b_dec

@@ -99,7 +99,7 @@ pub async fn side_effects(
         Some(s) => return Err(Error::invalid(format!("strength {s} is not finite"))),
         None => 0.5 * norm_histogram(&corpus_acts, &[], 1).median,
     };
-    let (acts, _) = sae.reconstruct(upload::<2>(corpus_acts, device));
+    let acts = sae.encode(upload::<2>(corpus_acts, device)); // [n, d_sae]: no decoding needed
     let stats = activation_stats(acts, features).await?;
     let lens_dist = lens_probs(model, sae, features).await?;
     let lenses: Vec<_> = lens_dist.iter().map(|probs| lens_tokens(model, probs, lens_k)).collect();
@@ -160,6 +160,7 @@ pub async fn side_effects(
         }
     }
     let prompt_acts = stack(&passage_activations(model, prompts, point).await?);
+    let unsteered = Unsteered::new(sae, &prompt_acts.data, sae.cfg.d_in, device);
 
     let mut rows = Vec::with_capacity(features.len());
     for (i, &f) in features.iter().enumerate() {
@@ -168,7 +169,7 @@ pub async fn side_effects(
         let effects: Vec<f32> = steered[i].iter().zip(&clean[i]).map(|(s, c)| s - c).collect();
         let effect_mean = mean(effects.iter().copied());
         let effect_std = mean(effects.iter().map(|e| (e - effect_mean).powi(2))).sqrt();
-        let collateral_spread = collateral(sae, &prompt_acts.data, &row, strength, f, device).await?;
+        let collateral_spread = collateral(sae, &unsteered, &row, strength, f).await?;
         rows.push(SideEffectRow {
             feature: f,
             predictors: Predictors {
@@ -286,24 +287,28 @@ fn footprint(probs: &[f32]) -> f32 {
     entropy.exp() as f32
 }
 
-/// Mean over the rows of `x` [n, d] of the share of |encode(x + strength·row) − encode(x)| off feature `f`.
-async fn collateral(
-    sae: &Sae,
-    x: &[f32],
-    row: &[f32],
-    strength: f32,
-    f: usize,
-    device: &burn::tensor::Device,
-) -> Result<f32> {
-    let d = row.len();
-    let n = x.len() / d;
-    let x = Tensor::<2>::from_data(TensorData::new(x.to_vec(), [n, d]), device);
-    let shift = row_tensor(row, device) * strength;
-    let (before, _) = sae.reconstruct(x.clone());
-    let (after, _) = sae.reconstruct(x + shift);
-    let change = (after - before).abs(); // [n, d_sae]
+/// Feature activations of rows [n, d] before any steering, encoded once for every feature's collateral spread.
+struct Unsteered {
+    x: Tensor<2>,      // [n, d]
+    before: Tensor<2>, // [n, d_sae]
+}
+
+impl Unsteered {
+    fn new(sae: &Sae, x: &[f32], d: usize, device: &burn::tensor::Device) -> Self {
+        let x = Tensor::<2>::from_data(TensorData::new(x.to_vec(), [x.len() / d, d]), device);
+        let before = sae.encode(x.clone());
+        Self { x, before }
+    }
+}
+
+/// Mean over the rows of `u.x` of the share of |encode(x + strength·row) − encode(x)| off feature `f`.
+async fn collateral(sae: &Sae, u: &Unsteered, row: &[f32], strength: f32, f: usize) -> Result<f32> {
+    let device = u.x.device();
+    let shift = row_tensor(row, &device) * strength;
+    let after = sae.encode(u.x.clone() + shift);
+    let change = (after - u.before.clone()).abs(); // [n, d_sae]
     let total = read(change.clone().sum_dim(1)).await?.data;
-    let own = read(change.select(1, index_tensor(&[f], device))).await?.data;
+    let own = read(change.select(1, index_tensor(&[f], &device))).await?.data;
     let shares: Vec<f32> =
         total.iter().zip(&own).filter(|(t, _)| **t > 0.0).map(|(t, o)| ((t - o) / t).max(0.0)).collect();
     Ok(if shares.is_empty() { 0.0 } else { mean(shares) })
@@ -376,9 +381,11 @@ mod tests {
 
         // Steering feature 2 moves only feature 2; steering feature 0 from x0 = −1 to +1 also switches its
         // anti-aligned partner off: half the change is collateral.
-        let c = pollster::block_on(collateral(&sae, &[1.0, 0.0], &[0.0, 1.0], 2.0, 2, &cpu)).unwrap();
+        let u = Unsteered::new(&sae, &[1.0, 0.0], 2, &cpu);
+        let c = pollster::block_on(collateral(&sae, &u, &[0.0, 1.0], 2.0, 2)).unwrap();
         assert_eq!(c, 0.0);
-        let c = pollster::block_on(collateral(&sae, &[-1.0, 0.0], &[1.0, 0.0], 2.0, 0, &cpu)).unwrap();
+        let u = Unsteered::new(&sae, &[-1.0, 0.0], 2, &cpu);
+        let c = pollster::block_on(collateral(&sae, &u, &[1.0, 0.0], 2.0, 0)).unwrap();
         assert_eq!(c, 0.5);
     }
 }
