@@ -1,5 +1,6 @@
-"""PyTorch reference for `steerlab bench`: GPT-2 small or Gemma-2-2B (random weights) forward pass on the CPU.
-Usage: python3 bench_torch.py SEQ ITERS [gpt2|gemma2]; prints `median_ms X`."""
+"""PyTorch reference for `steerlab bench`: GPT-2 small or Gemma-2-2B (random weights), a forward pass and greedy
+decoding with the KV cache, on the CPU or (with `gpu`) on CUDA when torch has it.
+Usage: python3 bench_torch.py SEQ ITERS [gpt2|gemma2] [cpu|gpu]; prints `device D`, `median_ms X`, `decode_ms Y`."""
 import statistics
 import sys
 import time
@@ -9,13 +10,18 @@ from transformers import Gemma2Config, Gemma2ForCausalLM, GPT2Config, GPT2LMHead
 
 seq, iters = int(sys.argv[1]), int(sys.argv[2])
 arch = sys.argv[3] if len(sys.argv) > 3 else "gpt2"
+# The same device as steerlab's: CUDA when steerlab runs on an NVIDIA GPU (wgpu or cuda) and torch has it.
+want_gpu = len(sys.argv) > 4 and sys.argv[4] == "gpu"
+device = "cuda" if want_gpu and torch.cuda.is_available() else "cpu"
 torch.manual_seed(0)
 if arch == "gemma2":
     # Gemma2Config's defaults are gemma-2-2b's shape.
     model = Gemma2ForCausalLM(Gemma2Config(attn_implementation="eager")).eval()
 else:
     model = GPT2LMHeadModel(GPT2Config()).eval()
-tokens = (torch.arange(seq) * 7919 + 13) % 50257
+model = model.to(device)
+tokens = ((torch.arange(seq) * 7919 + 13) % 50257).to(device)
+decode_steps = 16
 with torch.inference_mode():
     model(tokens[None])  # warm-up
     times = []
@@ -23,4 +29,16 @@ with torch.inference_mode():
         t = time.perf_counter()
         model(tokens[None]).logits.sum().item()
         times.append((time.perf_counter() - t) * 1e3)
+    # Decode: one token a step after the prompt, with the KV cache, greedy (the next id read back each step).
+    steps = []
+    for _ in range(iters):
+        out = model(tokens[None], use_cache=True)
+        past, nxt = out.past_key_values, int(out.logits[0, -1].argmax())
+        for _ in range(decode_steps):
+            t = time.perf_counter()
+            out = model(torch.tensor([[nxt]], device=device), past_key_values=past, use_cache=True)
+            past, nxt = out.past_key_values, int(out.logits[0, -1].argmax())
+            steps.append((time.perf_counter() - t) * 1e3)
+print(f"device {device}")
 print(f"median_ms {statistics.median(times):.3f}")
+print(f"decode_ms {statistics.median(steps):.3f}")

@@ -10,6 +10,7 @@ use steerlab::model::config::ModelConfig;
 use steerlab::model::hooks::Hooks;
 use steerlab::model::kv_cache::KvCache;
 use steerlab::model::random::{GEMMA2_2B_CONFIG, GPT2_SMALL_CONFIG, RandomWeights};
+use steerlab::model::sampling::argmax;
 use steerlab::{Error, Result};
 
 const TORCH_SCRIPT: &str = include_str!("../../../scripts/bench_torch.py");
@@ -55,6 +56,7 @@ struct Row {
     engine: String,
     device: String,
     median_ms: f64,
+    decode_ms: f64,
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
@@ -81,46 +83,76 @@ pub fn run(args: BenchArgs) -> Result<()> {
     };
     pass()?; // warm-up: kernel compilation, allocation
     let mut times = (0..args.iters).map(|_| pass()).collect::<Result<Vec<_>>>()?;
+    // Decode: the prompt once, then one token a step with the KV cache, the next id chosen on the host.
+    let mut steps = Vec::new();
+    for _ in 0..args.iters {
+        let mut cache = KvCache::new(n_layers);
+        let logits = pollster::block_on(read(net.next_token_logits(&tokens, &mut cache, &mut Hooks::default())?))?;
+        let mut next = argmax(&logits.data);
+        for _ in 0..DECODE_STEPS {
+            let t = Instant::now();
+            let logits = net.next_token_logits(&[next], &mut cache, &mut Hooks::default())?;
+            next = argmax(&pollster::block_on(read(logits))?.data);
+            steps.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+    }
     let mut rows = vec![Row {
         engine: "steerlab (burn)".into(),
         device: format!("{:?}", args.device).to_lowercase(),
         median_ms: median(&mut times),
+        decode_ms: median(&mut steps),
     }];
 
     drop(net); // Gemma-2-2B twice would not fit in memory
     eprintln!("running the PyTorch reference with {}...", args.python);
     match torch(&args) {
-        Ok(ms) => rows.push(Row { engine: "PyTorch (transformers)".into(), device: "cpu".into(), median_ms: ms }),
+        Ok(row) => rows.push(row),
         Err(why) => eprintln!("PyTorch reference skipped: {why}"),
     }
 
-    println!("{} forward pass, {} tokens, median of {} runs", args.model.name(), args.seq, args.iters);
-    println!("{:<24} {:<6} {:>12} {:>12}", "engine", "device", "median ms", "tokens/s");
+    println!(
+        "{} forward pass of {} tokens and decode (one token a step, KV cache), median of {} runs",
+        args.model.name(),
+        args.seq,
+        args.iters
+    );
+    println!("{:<24} {:<6} {:>12} {:>12} {:>16}", "engine", "device", "forward ms", "tokens/s", "decode ms/token");
     for r in &rows {
         println!(
-            "{:<24} {:<6} {:>12.1} {:>12.0}",
+            "{:<24} {:<6} {:>12.1} {:>12.0} {:>16.2}",
             r.engine,
             r.device,
             r.median_ms,
-            args.seq as f64 / r.median_ms * 1e3
+            args.seq as f64 / r.median_ms * 1e3,
+            r.decode_ms
         );
     }
     if let [ours, reference] = &rows[..] {
-        println!("ratio steerlab / PyTorch: {:.2}x the time", ours.median_ms / reference.median_ms);
+        println!(
+            "ratio steerlab / PyTorch: forward {:.2}x, decode {:.2}x the time",
+            ours.median_ms / reference.median_ms,
+            ours.decode_ms / reference.decode_ms
+        );
     }
     Ok(())
 }
+
+/// Decode steps timed per run (as in the reference script).
+const DECODE_STEPS: usize = 16;
 
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
 }
 
-/// Runs the PyTorch script and reads its `median_ms` line.
-fn torch(args: &BenchArgs) -> std::result::Result<f64, String> {
+/// Runs the PyTorch script on the same kind of device (its CUDA GPU when steerlab runs on a GPU) and reads its
+/// `device`, `median_ms` and `decode_ms` lines.
+fn torch(args: &BenchArgs) -> std::result::Result<Row, String> {
+    let gpu = if args.device == DeviceChoice::Cpu { "cpu" } else { "gpu" };
     let out = Command::new(&args.python)
         .args(["-c", TORCH_SCRIPT, &args.seq.to_string(), &args.iters.to_string()])
         .arg(if args.model == Shape::Gpt2Small { "gpt2" } else { "gemma2" })
+        .arg(gpu)
         .output()
         .map_err(|e| format!("cannot run {}: {e}", args.python))?;
     if !out.status.success() {
@@ -128,7 +160,12 @@ fn torch(args: &BenchArgs) -> std::result::Result<f64, String> {
         return Err(err.lines().last().unwrap_or("failed").to_string());
     }
     let text = String::from_utf8_lossy(&out.stdout);
-    text.lines()
-        .find_map(|l| l.strip_prefix("median_ms ")?.trim().parse().ok())
-        .ok_or_else(|| format!("unexpected output: {text}"))
+    let field = |name: &str| text.lines().find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok());
+    let device = text.lines().find_map(|l| l.strip_prefix("device ")).unwrap_or("?").trim().to_string();
+    match (field("median_ms "), field("decode_ms ")) {
+        (Some(median_ms), Some(decode_ms)) => {
+            Ok(Row { engine: "PyTorch (transformers)".into(), device, median_ms, decode_ms })
+        }
+        _ => Err(format!("unexpected output: {text}")),
+    }
 }
