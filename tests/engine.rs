@@ -115,6 +115,41 @@ fn caa_and_steerability_match_the_functions() {
     assert_eq!(ok(&r)["side_effects"]["rows"].as_array().unwrap().len(), 2);
 }
 
+/// Variants decoded together as one batch equal each generated alone (greedy, and sampled with a seed): the
+/// unsteered row, a vector-steered row and a feature-steered row; every step streams all rows' texts.
+#[test]
+fn variants_decode_together_as_they_would_alone() {
+    let e = engine();
+    let d = e.model.as_ref().unwrap().cfg().d_model;
+    // Not constant across dims: layer norm would centre a constant away.
+    let values: Vec<f32> = (0..d).map(|i| ((i * 7) % 5) as f32 - 2.0).collect();
+    let vector =
+        json!([{"kind": "vector", "hook": "blocks.1.hook_resid_pre", "values": values, "rows": null, "coef": 3.0}]);
+    let features = json!([{"kind": "features", "features": [[3, 40.0]]}]);
+    for options in [
+        json!({"max_new_tokens": 8}),
+        json!({"max_new_tokens": 8, "sampling": {"temperature": 0.9, "top_k": 20, "seed": 5}}),
+    ] {
+        let variants = json!([[], vector, features]);
+        let (r, events) = ask(
+            &e,
+            json!({"op": "generate_variants", "prompt": "I think that", "variants": variants, "options": options}),
+        );
+        let texts = ok(&r)["texts"].as_array().unwrap().clone();
+        assert_eq!(texts.len(), 3);
+        let Some(Event::Texts { texts: last }) = events.last() else { panic!("no streamed texts") };
+        assert_eq!(serde_json::to_value(last).unwrap(), Value::Array(texts.clone()));
+        for (i, steering) in [json!([]), vector.clone(), features.clone()].into_iter().enumerate() {
+            let (alone, _) =
+                ask(&e, json!({"op": "generate", "prompt": "I think that", "steering": steering, "options": options}));
+            assert_eq!(ok(&alone)["text"], texts[i], "variant {i} with {options}");
+        }
+        assert_ne!(texts[0], texts[1], "steering changed nothing");
+    }
+    let (r, _) = ask(&e, json!({"op": "generate_variants", "prompt": "Hi", "variants": []}));
+    assert_eq!(error(&r), "no variants to generate");
+}
+
 /// Sends `request` with a `stop` that says stop from its `after`-th question on; returns the reply and how often
 /// it was asked.
 fn ask_stopping_after(e: &Engine, request: Value, after: usize) -> (Value, usize) {

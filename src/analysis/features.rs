@@ -117,7 +117,7 @@ pub async fn feature_scores(
         return Ok(Vec::new());
     }
     let lenses = logit_lens(model, sae, features, opts.lens_k).await?;
-    let tokens = crate::steer::caa::encode_prompt(model, opts.prompt)?;
+    let tokens = model.encode_prompt(opts.prompt)?;
     let s = tokens.len();
     let x = model.run_to(Input::tokens(&tokens), &mut Hooks::default(), point)?; // [1, s, d]
     let d = sae.cfg.d_in;

@@ -27,7 +27,6 @@ use crate::model::layers::{index_tensor, row_tensor, upload};
 use crate::model::transformer::{Input, Transformer};
 use crate::sae::Sae;
 use crate::stats::mean;
-use crate::steer::caa::encode_prompt;
 use burn::tensor::{Int, Tensor, TensorData, activation};
 
 /// |cosine| from which another decoder row counts as a neighbour.
@@ -110,7 +109,7 @@ pub async fn side_effects(
     let seqs = prompts
         .iter()
         .enumerate()
-        .map(|(i, text)| encode_prompt(model, text).map_err(|e| e.in_record("prompt", i)))
+        .map(|(i, text)| model.encode_prompt(text).map_err(|e| e.in_record("prompt", i)))
         .collect::<Result<Vec<_>>>()?;
     let batch = Batch::new(&seqs)?;
     let n_prompts = seqs.len();

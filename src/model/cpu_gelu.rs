@@ -91,8 +91,8 @@ mod tests {
         let values: Vec<f32> = (0..n).map(|i| ((i as f32) * 0.013).sin() * 6.0).collect();
         let x = Tensor::<2>::from_data(burn::tensor::TensorData::new(values, [n, 1]), &device);
         assert!(applies(&device));
-        let ours = gelu_tanh(x.clone()).into_data().to_vec::<f32>().unwrap();
-        let burn = burn::tensor::activation::gelu_approximate(x).into_data().to_vec::<f32>().unwrap();
+        let ours = gelu_tanh(x.clone()).into_data().try_to_vec::<f32>().unwrap();
+        let burn = burn::tensor::activation::gelu_approximate(x).into_data().try_to_vec::<f32>().unwrap();
         for (a, b) in ours.iter().zip(&burn) {
             assert!((a - b).abs() <= 1e-6 * b.abs().max(1.0), "{a} vs {b}");
         }

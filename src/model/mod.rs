@@ -153,6 +153,23 @@ impl Model {
         Ok(ids)
     }
 
+    /// Tokenises a text a pass will read at its last token (`encode` without a forced BOS), checking it has a
+    /// token and fits the context, so a batch fails on no row.
+    pub fn encode_prompt(&self, text: &str) -> Result<Vec<u32>> {
+        let tokens = self.encode(text, false)?;
+        let n_ctx = self.cfg().n_ctx;
+        if tokens.is_empty() {
+            return Err(Error::invalid("empty prompt: at least one token is needed"));
+        }
+        if tokens.len() > n_ctx {
+            return Err(Error::invalid(format!(
+                "sequence too long: {} tokens, but the model's context is {n_ctx} tokens",
+                tokens.len()
+            )));
+        }
+        Ok(tokens)
+    }
+
     /// One full forward pass from position 0: logits [1, seq, vocab].
     pub fn forward(&self, tokens: &[u32], hooks: &mut Hooks) -> Result<Tensor<3>> {
         self.check_stop()?;

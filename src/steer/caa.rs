@@ -49,7 +49,7 @@ pub async fn pair_activations(
     let mut texts = Vec::with_capacity(2 * pairs.len());
     for (i, pair) in pairs.iter().enumerate() {
         for text in [&pair.positive, &pair.negative] {
-            texts.push(encode_prompt(model, text).map_err(|e| e.in_record("pair", i))?);
+            texts.push(model.encode_prompt(text).map_err(|e| e.in_record("pair", i))?);
         }
     }
     let acts = last_token_activations(model, &texts, points).await?;
@@ -59,22 +59,6 @@ pub async fn pair_activations(
         HostTensor::new(vec![pairs.len(), d], data)
     };
     Ok((acts.iter().map(|x| side(x, 0)).collect(), acts.iter().map(|x| side(x, 1)).collect()))
-}
-
-/// Tokenises a text that will be read at its last token, checking it is not empty and fits the context.
-pub fn encode_prompt(model: &Model, text: &str) -> Result<Vec<u32>> {
-    let tokens = model.encode(text, false)?;
-    let n_ctx = model.cfg().n_ctx;
-    if tokens.is_empty() {
-        return Err(Error::invalid("empty prompt: at least one token is needed"));
-    }
-    if tokens.len() > n_ctx {
-        return Err(Error::invalid(format!(
-            "sequence too long: {} tokens, but the model's context is {n_ctx} tokens",
-            tokens.len()
-        )));
-    }
-    Ok(tokens)
 }
 
 /// The activation at each of `points` of each sequence's last token: per point, [sequences, d_model].
