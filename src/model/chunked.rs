@@ -59,11 +59,14 @@ impl ChunkedRows {
         out.expect("ids are checked against the vocabulary before lookup").unsqueeze::<3>()
     }
 
-    /// `x @ Mᵀ`, chunk by chunk: [b, s, cols] → [b, s, rows].
+    /// `x @ Mᵀ`, chunk by chunk: [b, s, cols] → [b, s, rows]. Computed as `(M @ xᵀ)ᵀ`, so each chunk is read
+    /// row by row as stored: with one position (a decode step) that is a plain matrix-vector product, where the
+    /// transposed chunk would be repacked, all 154 MB of GPT-2's, for every token.
     pub fn unembed(&self, x: Tensor<3>) -> Tensor<3> {
-        let parts =
-            self.chunks.iter().map(|chunk| x.clone().matmul(chunk.clone().transpose().unsqueeze::<3>())).collect();
-        Tensor::cat(parts, 2)
+        let [b, s, c] = x.dims();
+        let xt = x.reshape([b * s, c]).transpose(); // [cols, b·s]
+        let parts = self.chunks.iter().map(|chunk| chunk.clone().matmul(xt.clone())).collect(); // [rows_i, b·s]
+        Tensor::cat(parts, 0).transpose().reshape([b, s, self.rows]) // [b, s, rows]
     }
 }
 
