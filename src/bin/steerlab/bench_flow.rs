@@ -51,19 +51,18 @@ pub fn run(flow: Flow, device: DeviceChoice, python: &str) -> Result<()> {
     eprintln!("running steerlab's {flow:?} flow on {device:?}...");
     let t = Instant::now();
     // What both sides compute, to compare: steerabilities (per layer, per table row) or output scores.
-    let ours_results: Option<Vec<f32>> = match flow {
+    let ours: Vec<f32> = match flow {
         Flow::Steerability => {
             let model = Model::from_dir(&files.model, &dev)?;
             let train = items.iter().map(AbItem::pair).collect::<Result<Vec<_>>>()?;
             let prompts = prepare(&model, &items)?;
             let rows = pollster::block_on(layer_sweep(&model, &train, &prompts, &LAYERS, &MULTIPLIERS))?;
-            Some(rows.iter().map(|r| r.curve.steerability).collect::<Vec<_>>())
+            rows.iter().map(|r| r.curve.steerability).collect()
         }
         Flow::Decompose => {
             let model = Model::from_dir(&files.model, &dev)?;
             let sae = Sae::from_dir(&files.sae, &dev)?;
-            let all = Dataset::Ab(items.clone());
-            let (train, test) = (all.clone().split(false).pairs()?, split_items(&items, true));
+            let (train, test) = (Dataset::Ab(items.clone()).split(false).pairs()?, split_items(&items, true));
             let sv = pollster::block_on(caa_vector(&model, &train, SAE_HOOK))?;
             let eval = prepare(&model, &test)?;
             let corpus = corpus_passages(CORPUS);
@@ -76,7 +75,7 @@ pub fn run(flow: Flow, device: DeviceChoice, python: &str) -> Result<()> {
                 top: 10,
             };
             let d = pollster::block_on(decompose(&model, &sae, &sv, &opts))?;
-            Some(d.table.iter().map(|r| r.steerability.unwrap_or(f32::NAN)).collect())
+            d.table.iter().map(|r| r.steerability.unwrap_or(f32::NAN)).collect()
         }
         Flow::Features => {
             let model = Model::from_dir(&files.model, &dev)?;
@@ -94,7 +93,7 @@ pub fn run(flow: Flow, device: DeviceChoice, python: &str) -> Result<()> {
             let scores = pollster::block_on(feature_scores(&model, &sae, &features, &opts))?;
             let side = pollster::block_on(side_effects(&model, &sae, &features, &corpus, &prompts, None, 20))?;
             eprintln!("  {} features scored, {} side-effect rows", scores.len(), side.rows.len());
-            Some(scores.iter().map(|s| s.output_score).collect())
+            scores.iter().map(|s| s.output_score).collect()
         }
     };
     let ours_ms = t.elapsed().as_secs_f64() * 1e3;
@@ -113,14 +112,15 @@ pub fn run(flow: Flow, device: DeviceChoice, python: &str) -> Result<()> {
         Ok((ms, theirs)) => {
             println!("{:<34} {:>12.0}", "PyTorch + transformers", ms);
             println!("ratio steerlab / PyTorch: {:.2}x the time", ours_ms / ms);
-            if let Some(ours) = ours_results {
-                let scale = theirs.iter().fold(1e-12f32, |m, s| m.max(s.abs()));
-                let diff = ours.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-                let what = if flow == Flow::Features { "output scores" } else { "steerabilities" };
-                println!("{what}: steerlab {ours:.4?}");
-                println!("{:w$}  PyTorch  {theirs:.4?}", "", w = what.len());
-                println!("largest difference: {:.2e} of the largest", diff / scale);
+            if ours.len() != theirs.len() {
+                println!("the two sides computed {} and {} results", ours.len(), theirs.len());
             }
+            let scale = theirs.iter().fold(1e-12f32, |m, s| m.max(s.abs()));
+            let diff = ours.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+            let what = if flow == Flow::Features { "output scores" } else { "steerabilities" };
+            println!("{what}: steerlab {ours:.4?}");
+            println!("{:w$}  PyTorch  {theirs:.4?}", "", w = what.len());
+            println!("largest difference: {:.2e} of the largest", diff / scale);
         }
         Err(why) => eprintln!("PyTorch reference skipped: {why}"),
     }
