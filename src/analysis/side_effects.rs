@@ -139,14 +139,8 @@ pub async fn side_effects(
                 rows: jobs.iter().map(|&(f, _)| Some(RowAdd { vector: f, coef: strength, from_pos: 0 })).collect(),
             };
             let mut hooks = Hooks { rows: vec![steering], ..Default::default() };
-            let ids: Vec<u32>;
-            let input = match &kept {
-                Some(x) => Input::Resume { at: point, x: x.clone().select(0, index_tensor(&which, device)) },
-                None => {
-                    ids = which.iter().flat_map(|&p| part.ids[p * part.seq..(p + 1) * part.seq].to_vec()).collect();
-                    Input::Tokens { ids: &ids, rows: jobs.len() }
-                }
-            };
+            let mut ids = Vec::new();
+            let input = part.rows_input(&which, kept.as_ref().map(|x| (point, x)), &mut ids);
             let normed = model.run_to(input, &mut hooks, HookPoint::LnFinal)?;
             let positions: Vec<usize> = which.iter().map(|&p| part.lens[p] - 1).collect();
             let probs = next_token_probs(model, normed, &positions);

@@ -6,7 +6,9 @@
 
 use super::Model;
 use super::config::ModelConfig;
+use super::hooks::HookPoint;
 use super::layers::index_tensor;
+use super::transformer::Input;
 use crate::error::{Error, Result};
 use burn::tensor::Tensor;
 
@@ -46,6 +48,24 @@ impl Batch {
 
     pub fn rows(&self) -> usize {
         self.lens.len()
+    }
+
+    /// Rows `which` of this batch (repeats allowed) as a pass's input: resumed at `at` from `kept`, their
+    /// activations there in an earlier pass of this batch, when given; else their tokens again, written to `ids`.
+    pub fn rows_input<'a>(
+        &self,
+        which: &[usize],
+        kept: Option<(HookPoint, &Tensor<3>)>,
+        ids: &'a mut Vec<u32>,
+    ) -> Input<'a> {
+        match kept {
+            Some((at, x)) => Input::Resume { at, x: x.clone().select(0, index_tensor(which, &x.device())) }, // [which, seq, d]
+            None => {
+                *ids = which.iter().flat_map(|&i| self.ids[i * self.seq..(i + 1) * self.seq].iter().copied()).collect();
+                let ids: &'a Vec<u32> = ids;
+                Input::Tokens { ids, rows: which.len() }
+            }
+        }
     }
 
     /// Each row's last real position.

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::model::batch::{Batch, gather_positions};
 use crate::model::hooks::{HookPoint, Hooks, RowAdd, RowSteering};
-use crate::model::layers::{index_tensor, upload};
+use crate::model::layers::upload;
 use crate::model::transformer::{Input, Transformer};
 use crate::model::weights::HostTensor;
 use crate::stats::{mean, norm};
@@ -136,18 +136,8 @@ pub async fn grid_logit_diffs(
                         .collect(),
                 };
                 let mut hooks = Hooks { rows: vec![steering], ..Default::default() };
-                let ids: Vec<u32>;
-                let input = match &kept {
-                    // [jobs, seq, d_model]: each job's item's activation at the hook.
-                    Some(x) => Input::Resume { at: grid.hook, x: x.clone().select(0, index_tensor(&which, device)) },
-                    None => {
-                        ids = which
-                            .iter()
-                            .flat_map(|&i| batch.ids[i * batch.seq..(i + 1) * batch.seq].to_vec())
-                            .collect();
-                        Input::Tokens { ids: &ids, rows: jobs.len() }
-                    }
-                };
+                let mut ids = Vec::new();
+                let input = batch.rows_input(&which, kept.as_ref().map(|x| (grid.hook, x)), &mut ids);
                 let normed = model.run_to(input, &mut hooks, HookPoint::LnFinal)?;
                 let positions: Vec<usize> = which.iter().map(|&i| batch.lens[i] - 1).collect();
                 let items_of: Vec<AbPrompt> = which.iter().map(|&i| chunk[i].clone()).collect();
