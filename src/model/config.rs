@@ -115,7 +115,7 @@ impl ModelConfig {
             n_heads,
             n_kv_heads: n_heads,
             d_head: d_model.checked_div(n_heads).unwrap_or(0),
-            d_mlp: opt_usize(v, "n_inner", file)?.unwrap_or(4 * d_model),
+            d_mlp: opt_usize(v, "n_inner", file)?.unwrap_or(d_model.saturating_mul(4)),
             vocab_size: req_usize(v, "vocab_size", file)?,
             n_ctx: opt_usize(v, "n_positions", file)?.unwrap_or(1024),
             ln_eps: v.get("layer_norm_epsilon").and_then(Value::as_f64).unwrap_or(1e-5),
@@ -182,6 +182,8 @@ impl ModelConfig {
         let d_model = req_usize(v, "hidden_size", file)?;
         let n_heads = req_usize(v, "num_attention_heads", file)?;
         let n_layers = req_usize(v, "num_hidden_layers", file)?;
+        // `layer_types` below is one entry per layer: bounded before it is built.
+        within(file, "layers", n_layers, MAX_LAYERS)?;
         let d_head = opt_usize(v, "head_dim", file)?.unwrap_or(d_model.checked_div(n_heads).unwrap_or(0));
         if v.get("attention_bias").and_then(Value::as_bool) == Some(true) {
             return Err(Error::file(file, "attention_bias = true is not supported for gemma2"));
@@ -234,6 +236,39 @@ impl ModelConfig {
     }
 
     fn validate(&self, file: &str) -> Result<()> {
+        let bounds = [
+            ("layers", self.n_layers, MAX_LAYERS),
+            ("hidden size", self.d_model, MAX_WIDTH),
+            ("heads", self.n_heads, MAX_HEADS),
+            ("key/value heads", self.n_kv_heads, MAX_HEADS),
+            ("head dim", self.d_head, MAX_WIDTH),
+            ("MLP width", self.d_mlp, MAX_MLP),
+            ("vocabulary", self.vocab_size, MAX_VOCAB),
+            ("context length", self.n_ctx, MAX_CTX),
+            ("sliding window", self.sliding_window.unwrap_or(1), MAX_CTX),
+        ];
+        for (what, n, max) in bounds {
+            within(file, what, n, max)?;
+        }
+        // Every weight matrix must be addressable here (wasm32's usize is 32 bits) and the model at most
+        // MAX_PARAMS: a config that passes cannot make the loader or the random-weight benchmarks overflow.
+        let q_width = self.n_heads.checked_mul(self.d_head);
+        let matrices = [
+            ("the embedding", self.vocab_size.checked_mul(self.d_model)),
+            ("the positions", self.n_ctx.checked_mul(self.d_model)),
+            ("a query projection", q_width.and_then(|q| q.checked_mul(self.d_model)).and_then(|n| n.checked_mul(3))),
+            ("an MLP matrix", self.d_mlp.checked_mul(self.d_model)),
+        ];
+        let mut params: u64 = 0;
+        for (what, n) in matrices {
+            let n = n.ok_or_else(|| Error::file(file, format!("{what} is too large to address on this machine")))?;
+            params = params.saturating_add(n as u64);
+        }
+        let per_layer = (self.d_mlp as u64 * 3 + self.n_heads as u64 * self.d_head as u64 * 4) * self.d_model as u64;
+        params = params.saturating_add(per_layer.saturating_mul(self.n_layers as u64));
+        if params > MAX_PARAMS {
+            return Err(Error::file(file, format!("{params} parameters is over the {MAX_PARAMS} this reader accepts")));
+        }
         let zero = [
             ("hidden size", self.d_model),
             ("layers", self.n_layers),
@@ -273,6 +308,23 @@ impl ModelConfig {
         }
         Ok(())
     }
+}
+
+/// Sanity bounds, far above every model steerlab runs (Gemma-2-27B: 46 layers, 4,608 wide, 36,864 MLP, 256,000
+/// tokens), checked before anything is sized from a config.
+pub const MAX_LAYERS: usize = 512;
+pub const MAX_WIDTH: usize = 65_536;
+pub const MAX_HEADS: usize = 1024;
+pub const MAX_MLP: usize = 1 << 20;
+pub const MAX_VOCAB: usize = 1 << 22;
+pub const MAX_CTX: usize = 1 << 20;
+pub const MAX_PARAMS: u64 = 200_000_000_000;
+
+fn within(file: &str, what: &str, n: usize, max: usize) -> Result<()> {
+    if n > max {
+        return Err(Error::file(file, format!("{what}: {n} is over the limit of {max} (a corrupt config?)")));
+    }
+    Ok(())
 }
 
 fn activation(name: &str, file: &str) -> Result<Activation> {
@@ -342,7 +394,7 @@ fn opt_usize(v: &Value, key: &str, file: &str) -> Result<Option<usize>> {
         None | Some(Value::Null) => Ok(None),
         Some(x) => x
             .as_u64()
-            .map(|n| Some(n as usize))
+            .map(|n| Some(usize::try_from(n).unwrap_or(usize::MAX)))
             .ok_or_else(|| Error::file(file, format!("`{key}` must be a non-negative integer, got {x}"))),
     }
 }
@@ -417,5 +469,25 @@ mod tests {
         )
         .unwrap();
         assert_eq!((c.window(0), c.final_softcap, c.d_head), (None, None, 2));
+    }
+
+    #[test]
+    fn absurd_sizes_are_refused_before_anything_is_allocated() {
+        let gemma = |layers: &str| {
+            format!(
+                r#"{{"model_type":"gemma2","hidden_size":8,"num_attention_heads":4,"num_hidden_layers":{layers},
+                "intermediate_size":8,"vocab_size":10}}"#
+            )
+        };
+        let err = |text: &str| ModelConfig::from_json(text, "c").unwrap_err().to_string();
+        assert!(err(&gemma("1000000000000")).contains("layers: 1000000000000 is over the limit of 512"));
+        assert!(err(&gemma("18446744073709551615")).contains("is over the limit of 512"));
+        let gpt2 = |embd: &str, head: &str| {
+            format!(r#"{{"model_type":"gpt2","n_embd":{embd},"n_head":{head},"n_layer":2,"vocab_size":10}}"#)
+        };
+        assert!(err(&gpt2("4611686018427387904", "2")).contains("hidden size"));
+        let wide = r#"{"model_type":"gpt_neox","hidden_size":65536,"num_attention_heads":1024,"num_hidden_layers":512,
+            "intermediate_size":1048576,"vocab_size":4194304}"#;
+        assert!(err(wide).contains("parameters is over"), "{}", err(wide));
     }
 }

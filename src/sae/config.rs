@@ -56,7 +56,7 @@ impl SaeConfig {
         let usize_of = |k: &str| -> Result<usize> {
             get(k)
                 .and_then(Value::as_u64)
-                .map(|n| n as usize)
+                .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
                 .filter(|&n| n > 0)
                 .ok_or_else(|| Error::file(file, format!("missing or invalid `{k}` (a positive integer)")))
         };
@@ -75,7 +75,7 @@ impl SaeConfig {
                     .and_then(Value::as_u64)
                     .filter(|&k| k > 0)
                     .ok_or_else(|| Error::file(file, "topk SAE without a positive `activation_fn_kwargs.k`"))?;
-                SaeArch::TopK { k: k as usize }
+                SaeArch::TopK { k: usize::try_from(k).unwrap_or(usize::MAX) }
             }
             other => {
                 return Err(Error::file(
@@ -117,7 +117,31 @@ impl SaeConfig {
         {
             return Err(Error::file(file, format!("topk k = {k} exceeds d_sae = {}", cfg.d_sae)));
         }
+        cfg.check_sizes(file)?;
         Ok(cfg)
+    }
+}
+
+/// Sanity bounds on an SAE's sizes, checked before anything is sized from them: inputs as wide as the widest
+/// model steerlab reads, and up to 16M features (OpenAI's largest published SAE).
+pub const MAX_D_IN: usize = crate::model::config::MAX_WIDTH;
+pub const MAX_D_SAE: usize = 1 << 24;
+
+impl SaeConfig {
+    /// The sizes are within bounds and each matrix, d_in × d_sae, is addressable here (wasm32's usize is 32 bits).
+    pub fn check_sizes(&self, file: &str) -> Result<()> {
+        for (what, n, max) in [("d_in", self.d_in, MAX_D_IN), ("d_sae", self.d_sae, MAX_D_SAE)] {
+            if n > max {
+                return Err(Error::file(file, format!("{what} = {n} is over the limit of {max} (a corrupt config?)")));
+            }
+        }
+        if self.d_in.checked_mul(self.d_sae).and_then(|n| n.checked_mul(4)).is_none() {
+            return Err(Error::file(
+                file,
+                format!("a {} x {} matrix is too large to address on this machine", self.d_in, self.d_sae),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -125,7 +149,7 @@ impl SaeConfig {
 /// its hookpoint: `layers.L`, `gpt_neox.layers.L`, `h.L` or `transformer.h.L`, the output of block L.
 pub fn sparsify_config(text: &str, file: &str, hookpoint: &str) -> Result<SaeConfig> {
     let v: Value = serde_json::from_str(text).map_err(|e| Error::file(file, format!("not valid JSON: {e}")))?;
-    let num = |k: &str| v.get(k).and_then(Value::as_u64).map(|n| n as usize);
+    let num = |k: &str| v.get(k).and_then(Value::as_u64).map(|n| usize::try_from(n).unwrap_or(usize::MAX));
     let flag = |k: &str| v.get(k).and_then(Value::as_bool) == Some(true);
     if flag("skip_connection") || flag("transcode") {
         return Err(Error::file(file, "sparsify transcoders and skip connections are not supported (SAEs only)"));
@@ -134,9 +158,10 @@ pub fn sparsify_config(text: &str, file: &str, hookpoint: &str) -> Result<SaeCon
     let d_sae = match num("num_latents") {
         Some(n) if n > 0 => n,
         _ => {
-            d_in * num("expansion_factor")
+            let e = num("expansion_factor")
                 .filter(|&e| e > 0)
-                .ok_or_else(|| Error::file(file, "needs a positive `num_latents` or `expansion_factor`"))?
+                .ok_or_else(|| Error::file(file, "needs a positive `num_latents` or `expansion_factor`"))?;
+            d_in.checked_mul(e).ok_or_else(|| Error::file(file, format!("d_in {d_in} x expansion_factor {e} overflows")))?
         }
     };
     let k = num("k")
@@ -154,7 +179,7 @@ pub fn sparsify_config(text: &str, file: &str, hookpoint: &str) -> Result<SaeCon
                 ),
             )
         })?;
-    Ok(SaeConfig {
+    let cfg = SaeConfig {
         arch: SaeArch::TopK { k },
         d_in,
         d_sae,
@@ -163,7 +188,9 @@ pub fn sparsify_config(text: &str, file: &str, hookpoint: &str) -> Result<SaeCon
         normalize: Normalize::None,
         rescale_acts_by_decoder_norm: false,
         center_input: false,
-    })
+    };
+    cfg.check_sizes(file)?;
+    Ok(cfg)
 }
 
 /// The config of a Gemma Scope SAE (`params.npz`, JumpReLU, encoder reading x without subtracting b_dec), its hook
@@ -183,7 +210,7 @@ pub fn gemma_scope_config(path: &str, d_in: usize, d_sae: usize) -> Result<SaeCo
     let layer = layer.ok_or_else(|| {
         Error::file(path, "no layer_N directory in the path, so the hook is unknown (keep Gemma Scope's layout)")
     })?;
-    Ok(SaeConfig {
+    let cfg = SaeConfig {
         arch: SaeArch::JumpRelu,
         d_in,
         d_sae,
@@ -192,7 +219,9 @@ pub fn gemma_scope_config(path: &str, d_in: usize, d_sae: usize) -> Result<SaeCo
         normalize: Normalize::None,
         rescale_acts_by_decoder_norm: false,
         center_input: false,
-    })
+    };
+    cfg.check_sizes(path)?;
+    Ok(cfg)
 }
 
 #[cfg(test)]
@@ -250,5 +279,18 @@ mod tests {
             "c.json",
         );
         assert!(e.unwrap_err().to_string().contains("normalize_activations \"covariance_whitening\" is not supported"));
+    }
+
+    #[test]
+    fn absurd_sizes_are_refused() {
+        let e = SaeConfig::from_json(r#"{"d_in":4,"d_sae":1000000000000,"hook_name":"h"}"#, "c.json");
+        assert!(e.unwrap_err().to_string().contains("d_sae = 1000000000000 is over the limit"));
+        let cfg = r#"{"expansion_factor":4611686018427387904,"k":4,"d_in":8}"#;
+        let e = sparsify_config(cfg, "c.json", "layers.1").unwrap_err().to_string();
+        assert!(e.contains("overflows"), "{e}");
+        let cfg = r#"{"expansion_factor":4194304,"k":4,"d_in":8}"#;
+        let e = sparsify_config(cfg, "c.json", "layers.1").unwrap_err().to_string();
+        assert!(e.contains("d_sae = 33554432 is over the limit"), "{e}");
+        assert!(gemma_scope_config("gemma-scope/layer_1/params.npz", 1 << 17, 8).is_err());
     }
 }
