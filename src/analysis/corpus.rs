@@ -10,12 +10,6 @@ use crate::model::weights::HostTensor;
 use crate::steer::caa;
 use crate::steer::dataset::ContrastivePair;
 
-/// One passage's tokens and their activations [n, d_model], position 0 left out.
-pub struct PassageActivations {
-    pub tokens: Vec<u32>,
-    pub acts: HostTensor,
-}
-
 /// Each passage's tokens, cut to the context; one-token and blank passages are left out.
 pub fn passage_tokens(model: &Model, passages: &[String]) -> Result<Vec<Vec<u32>>> {
     let mut out = Vec::new();
@@ -32,43 +26,35 @@ pub fn passage_tokens(model: &Model, passages: &[String]) -> Result<Vec<Vec<u32>
     Ok(out)
 }
 
-/// Each passage's activations at every token but the first (position 0 carries outlier norms in GPT-2 and
-/// would dominate every statistic); passages longer than the context are cut, one-token passages skipped.
-/// Passages run batched.
-pub async fn passage_activations(
-    model: &Model,
-    passages: &[String],
-    point: HookPoint,
-) -> Result<Vec<PassageActivations>> {
+/// The most bytes of per-token activations one corpus may fill: every statistic over it (norms, default
+/// components, SAE activations) needs them all at once. 1 GiB is Mayne et al.'s 200k tokens at GPT-2's width;
+/// a browser tab gets a quarter of that.
+pub const MAX_CORPUS_BYTES: usize = if cfg!(target_arch = "wasm32") { 256 << 20 } else { 1 << 30 };
+
+/// Every passage's activations at every token but the first (position 0 carries outlier norms in GPT-2 and
+/// would dominate every statistic), stacked in one [n, d_model]; passages longer than the context are cut,
+/// one-token passages skipped. Passages run batched and each row is copied once, into the result.
+pub async fn corpus_activations(model: &Model, passages: &[String], point: HookPoint) -> Result<HostTensor> {
     let d = model.cfg().d_model;
     let seqs = passage_tokens(model, passages)?;
+    let n: usize = seqs.iter().map(|s| s.len() - 1).sum();
+    if n.saturating_mul(d).saturating_mul(4) > MAX_CORPUS_BYTES {
+        return Err(Error::invalid(format!(
+            "the corpus is {n} tokens; at this model's width (d_model = {d}) at most {} fit in memory here",
+            MAX_CORPUS_BYTES / (4 * d)
+        )));
+    }
     let lens: Vec<usize> = seqs.iter().map(Vec::len).collect();
-    let mut out = Vec::with_capacity(seqs.len());
+    let mut data = Vec::with_capacity(n * d);
     for part in model.chunks(&lens, |_| 0) {
         let batch = Batch::new(&seqs[part.clone()])?;
         let input = Input::Tokens { ids: &batch.ids, rows: batch.rows() };
         let acts = read(model.run_to(input, &mut Hooks::default(), point)?).await?; // [rows, seq, d]
         for (r, tokens) in seqs[part].iter().enumerate() {
-            let row = &acts.data[(r * batch.seq + 1) * d..(r * batch.seq + tokens.len()) * d];
-            out.push(PassageActivations {
-                acts: HostTensor::new(vec![tokens.len() - 1, d], row.to_vec()),
-                tokens: tokens[1..].to_vec(),
-            });
+            data.extend_from_slice(&acts.data[(r * batch.seq + 1) * d..(r * batch.seq + tokens.len()) * d]);
         }
     }
-    Ok(out)
-}
-
-/// Every passage's activations (see `passage_activations`) in one [n, d_model].
-pub async fn corpus_activations(model: &Model, passages: &[String], point: HookPoint) -> Result<HostTensor> {
-    Ok(stack(&passage_activations(model, passages, point).await?))
-}
-
-/// The passages' activations in one [n, d_model].
-pub fn stack(passages: &[PassageActivations]) -> HostTensor {
-    let d = passages.first().map_or(0, |p| p.acts.shape[1]);
-    let data: Vec<f32> = passages.iter().flat_map(|p| p.acts.data.iter().copied()).collect();
-    HostTensor::new(vec![data.len() / d.max(1), d], data)
+    Ok(HostTensor::new(vec![n, d], data))
 }
 
 /// Activations at the read position (last token) of the positive and of the negative texts: [n, d] each.

@@ -55,6 +55,7 @@ pub async fn decompose(model: &Model, sae: &Sae, sv: &[f32], opts: &DecomposeOpt
             sae.cfg.d_in
         )));
     }
+    sae.check_ks(opts.ks)?; // before the corpus runs: a bad k fails at once
     let corpus = corpus::corpus_activations(model, opts.corpus, point).await?;
     let norms = norms::norm_histogram(&corpus, sv, 40);
     let typical = (norms.median / norms.vector_norm.max(1e-12)).max(1.0);
@@ -71,7 +72,7 @@ pub async fn decompose(model: &Model, sae: &Sae, sv: &[f32], opts: &DecomposeOpt
     let projections = projections::signed_projections(sae, sv, opts.top).await?;
     let mean = corpus::mean_row(&corpus);
     let eval = opts.eval.map(|prompts| table::Eval { model, prompts, multipliers: opts.multipliers });
-    let table = table::steerability_table(sae, sv, &mean, opts.ks, eval).await?;
+    let table = table::steerability_table(sae, sv, &mean, opts.ks, eval, &|| model.check_stop()).await?;
     Ok(Decomposition { hook: point.to_string(), vector_norm: norm(sv), norms, bias, defaults, projections, table })
 }
 

@@ -15,7 +15,7 @@
 //! - collateral spread: at the SAE's hook, the share of the total change of feature activations that lands on
 //!   other features, Σ_{g≠f} |Δa_g| / Σ_g |Δa_g|, averaged over the prompts' tokens.
 
-use super::corpus::{passage_activations, stack};
+use super::corpus::corpus_activations;
 use super::features::{lens_probs, lens_tokens};
 use super::norms::norm_histogram;
 use crate::device::read;
@@ -92,7 +92,7 @@ pub async fn side_effects(
     }
     let device = &model.net.device;
     let geometry = decoder_geometry(sae, features).await?;
-    let corpus_acts = stack(&passage_activations(model, corpus, point).await?);
+    let corpus_acts = corpus_activations(model, corpus, point).await?;
     let strength = match strength {
         Some(s) if s.is_finite() => s,
         Some(s) => return Err(Error::invalid(format!("strength {s} is not finite"))),
@@ -152,7 +152,7 @@ pub async fn side_effects(
             }
         }
     }
-    let prompt_acts = stack(&passage_activations(model, prompts, point).await?);
+    let prompt_acts = corpus_activations(model, prompts, point).await?;
     let unsteered = Unsteered::new(sae, &prompt_acts.data, sae.cfg.d_in, device);
 
     let mut rows = Vec::with_capacity(features.len());

@@ -38,7 +38,9 @@ pub async fn steerability_table(
     mean: &[f32],
     ks: &[usize],
     eval: Option<Eval<'_>>,
+    check: &dyn Fn() -> Result<()>,
 ) -> Result<Vec<TableRow>> {
+    sae.check_ks(ks)?;
     let x = row_tensor(sv, &sae.w_dec.device());
     let (acts, rec) = sae.reconstruct(x);
     let full = Decomposed { coefs: read(acts).await?.data, vector: read(rec).await?.data };
@@ -54,7 +56,7 @@ pub async fn steerability_table(
     candidates.push(("bias-corrected reconstruction".into(), Some(corrected.active()), corrected.vector));
     for signed in [false, true] {
         let label = if signed { "signed" } else { "non-negative" };
-        for (k, d) in sae.gradient_pursuit(sv, ks, signed).await? {
+        for (k, d) in sae.gradient_pursuit(sv, ks, signed, check).await? {
             candidates.push((format!("gradient pursuit ({label}), k = {k}"), Some(d.active()), d.vector));
         }
     }

@@ -78,7 +78,9 @@ impl Model {
         }
     }
 
-    fn check_stop(&self) -> Result<()> {
+    /// Fails with `Error::Cancelled` once the caller has asked to stop: for long loops that are not forward
+    /// passes (gradient pursuit) to check between steps.
+    pub fn check_stop(&self) -> Result<()> {
         match &self.stop {
             Some(stop) if stop() => Err(Error::Cancelled),
             _ => Ok(()),

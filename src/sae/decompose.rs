@@ -67,11 +67,19 @@ impl Sae {
     /// residual (most positive, or largest |·| when `signed`) to the support, then takes an exact line-search
     /// gradient step on ‖sv − coefs · D‖² over the support (non-negative coefficients clipped at 0). Returns
     /// the decomposition after each of `ks` steps (ascending); coefficients are per unit-norm direction.
-    pub async fn gradient_pursuit(&self, sv: &[f32], ks: &[usize], signed: bool) -> Result<Vec<(usize, Decomposed)>> {
+    /// `check` runs before every step, so a stopped request ends within one step.
+    pub async fn gradient_pursuit(
+        &self,
+        sv: &[f32],
+        ks: &[usize],
+        signed: bool,
+        check: &dyn Fn() -> Result<()>,
+    ) -> Result<Vec<(usize, Decomposed)>> {
         self.check_width(sv)?;
         if ks.is_empty() || ks.windows(2).any(|w| w[0] >= w[1]) || ks[0] == 0 {
             return Err(Error::invalid("gradient pursuit needs ascending k values of at least 1"));
         }
+        self.check_ks(ks)?;
         let device = self.w_dec.device();
         let dict = self.unit_decoder(); // [d_sae, d_in]
         let dict_t = dict.clone().transpose(); // [d_in, d_sae]
@@ -82,6 +90,7 @@ impl Sae {
         let mut residual = x.clone();
         let mut out = Vec::new();
         for step in 1..=*ks.last().expect("checked non-empty") {
+            check()?;
             let inner = residual.clone().matmul(dict_t.clone()); // [1, d_sae]
             let score = if signed { inner.clone().abs() } else { inner.clone() };
             let (best, index) = score.max_dim_with_indices(1); // [1, 1]
@@ -108,6 +117,14 @@ impl Sae {
             }
         }
         Ok(out)
+    }
+
+    /// Sparsity levels must name at most every feature: no support grows past d_sae.
+    pub fn check_ks(&self, ks: &[usize]) -> Result<()> {
+        match ks.iter().find(|&&k| k == 0 || k > self.cfg.d_sae) {
+            Some(k) => Err(Error::invalid(format!("k = {k}: sparsity levels run from 1 to the SAE's {} features", self.cfg.d_sae))),
+            None => Ok(()),
+        }
     }
 
     fn check_width(&self, v: &[f32]) -> Result<()> {
@@ -154,17 +171,17 @@ mod tests {
         let s = sae();
         // sv = 3·e0 − 2·e1: signed pursuit uses e0 and e1 with a negative coefficient.
         let sv = [3.0, -2.0, 0.0];
-        let signed = pollster::block_on(s.gradient_pursuit(&sv, &[1, 2], true)).unwrap();
+        let signed = pollster::block_on(s.gradient_pursuit(&sv, &[1, 2], true, &|| Ok(()))).unwrap();
         assert_eq!(signed[0].1.active(), 1);
         assert!(close(&signed[1].1.vector, &sv), "{:?}", signed[1].1);
         assert!(close(&signed[1].1.coefs[..2], &[3.0, -2.0]) || close(&signed[1].1.coefs[1..3], &[-2.0, -3.0]));
         // Non-negative pursuit cannot use −e1 (no such row), so it keeps 3·e0 only.
-        let nonneg = pollster::block_on(s.gradient_pursuit(&sv, &[1, 2, 3], false)).unwrap();
+        let nonneg = pollster::block_on(s.gradient_pursuit(&sv, &[1, 2, 3], false, &|| Ok(()))).unwrap();
         for (_, d) in &nonneg {
             assert!(d.coefs.iter().all(|c| *c >= 0.0));
             assert!(close(&d.vector, &[3.0, 0.0, 0.0]), "{d:?}");
         }
-        assert!(pollster::block_on(s.gradient_pursuit(&sv, &[2, 1], true)).is_err());
+        assert!(pollster::block_on(s.gradient_pursuit(&sv, &[2, 1], true, &|| Ok(()))).is_err());
     }
 
     #[test]

@@ -48,7 +48,12 @@ pub async fn check(State(g): State<Arc<Guard>>, req: Request, next: Next) -> Res
             format!("this helper answers only as 127.0.0.1:{0} or localhost:{0}", g.port),
         );
     }
-    let origin = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()).map(str::to_string);
+    // An Origin that is not text is an Origin all the same (a page sent it): refused, never read as absent.
+    let origin = match headers.get(header::ORIGIN).map(|o| o.to_str()) {
+        None => None,
+        Some(Ok(o)) => Some(o.to_string()),
+        Some(Err(_)) => return error(StatusCode::FORBIDDEN, "an Origin header that is not text is not allowed"),
+    };
     // Requests without an Origin come from programs (curl, the load test), not from web pages.
     if let Some(o) = &origin
         && !g.origins.iter().any(|a| a == o)

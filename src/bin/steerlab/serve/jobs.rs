@@ -1,17 +1,18 @@
 //! The engine's own thread. One GPU serves one job at a time, so jobs queue here; at most `max_jobs` are open
 //! (running or waiting) and a request past that is turned away at once rather than left waiting. Each job
-//! answers with lines of JSON: events while it runs, then its reply.
+//! answers with lines of JSON: events while it runs, then its reply. A client that goes away frees its slot at
+//! once, whether its job waits (the job is dropped unrun) or runs (it stops at its next check of `Stop`).
 
 use serde_json::json;
 use std::cell::Cell;
 use std::path::PathBuf;
 use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use steerlab::device::Device;
 use steerlab::engine::{Engine, Reply, Request, Response, Stop, never};
 use steerlab::model::Model;
 use steerlab::sae::Sae;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 pub enum Work {
     Run(Request),
@@ -19,12 +20,22 @@ pub enum Work {
     LoadSae { name: String, dir: PathBuf },
 }
 
+/// Taken by whichever comes first: the engine starting the job, or the client leaving while it waits.
+type Shared<T> = Arc<Mutex<Option<T>>>;
+
+fn take<T>(shared: &Shared<T>) -> Option<T> {
+    shared.lock().unwrap_or_else(|p| p.into_inner()).take()
+}
+
 struct Job {
-    work: Work,
+    /// The request, dropped at once if the client leaves before the engine reaches it.
+    work: Shared<Work>,
+    /// The job's place among `max_jobs`, given back when it ends or when its client leaves, whichever is first.
+    slot: Shared<OwnedSemaphorePermit>,
     /// NDJSON lines to the client; closed when the client goes away.
     out: mpsc::UnboundedSender<String>,
-    /// Held until the job is done.
-    _slot: OwnedSemaphorePermit,
+    /// Dropped when the job ends, which ends its watcher.
+    _done: oneshot::Sender<()>,
 }
 
 pub struct Jobs {
@@ -35,7 +46,7 @@ pub struct Jobs {
 
 impl Jobs {
     /// Starts the engine thread on `device`.
-    pub fn start(device: Device, max_jobs: usize) -> Self {
+    pub fn start(device: Device, max_jobs: usize) -> steerlab::Result<Self> {
         let (tx, rx) = std::sync::mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("steerlab-engine".into())
@@ -45,24 +56,38 @@ impl Jobs {
                     run(&mut engine, &device, job);
                 }
             })
-            .expect("the engine thread starts");
-        Self { tx, slots: Arc::new(Semaphore::new(max_jobs)), max_jobs }
+            .map_err(|e| steerlab::Error::Device(format!("cannot start the engine thread: {e}")))?;
+        Ok(Self { tx, slots: Arc::new(Semaphore::new(max_jobs)), max_jobs })
     }
 
-    /// Queues `work`; its lines come out of the receiver. None when `max_jobs` jobs are open already.
+    /// Queues `work`; its lines come out of the receiver. None when `max_jobs` jobs are open already. Must be
+    /// called on the runtime: a task watches for the client leaving.
     pub fn submit(&self, work: Work) -> Option<mpsc::UnboundedReceiver<String>> {
-        let slot = self.slots.clone().try_acquire_owned().ok()?;
+        let slot = Arc::new(Mutex::new(Some(self.slots.clone().try_acquire_owned().ok()?)));
+        let work = Arc::new(Mutex::new(Some(work)));
         let (out, rx) = mpsc::unbounded_channel();
-        self.tx.send(Job { work, out, _slot: slot }).ok()?;
+        let (done, finished) = oneshot::channel();
+        let watch = (work.clone(), slot.clone(), out.clone());
+        tokio::spawn(async move {
+            let (work, slot, out) = watch;
+            tokio::select! {
+                _ = out.closed() => {
+                    take(&work);
+                    take(&slot);
+                }
+                _ = finished => {}
+            }
+        });
+        self.tx.send(Job { work, slot, out, _done: done }).ok()?;
         Some(rx)
     }
 }
 
 fn run(engine: &mut Engine, device: &Device, job: Job) {
-    let Job { work, out, _slot } = job;
-    if out.is_closed() {
+    let Job { work, slot, out, _done } = job;
+    let Some(work) = take(&work) else {
         return; // the client left while it waited
-    }
+    };
     // A request stops at its next forward pass (or token) once the client has gone away.
     let stop: Stop = {
         let out = out.clone();
@@ -113,6 +138,7 @@ fn run(engine: &mut Engine, device: &Device, job: Job) {
         }
     };
     send(json!({ "reply": reply }).to_string());
+    take(&slot);
 }
 
 fn status(engine: &Engine) -> steerlab::Result<Response> {

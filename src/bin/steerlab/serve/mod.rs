@@ -8,6 +8,7 @@
 //!
 //! Each needs the pairing token (`guard.rs`); bad input gets a 4xx with `{"error": "..."}`.
 
+mod conns;
 mod guard;
 mod jobs;
 pub mod library;
@@ -22,6 +23,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Router, middleware};
 use clap::Args;
+use conns::ConnLimits;
 use guard::Guard;
 use jobs::{Jobs, Work};
 use library::Kind;
@@ -55,6 +57,8 @@ pub struct ServeArgs {
     max_jobs: usize,
     #[command(flatten)]
     limits: Limits,
+    #[command(flatten)]
+    conns: ConnLimits,
 }
 
 struct App {
@@ -62,6 +66,7 @@ struct App {
     root: PathBuf,
     device: String,
     limits: Limits,
+    conns: ConnLimits,
 }
 
 /// An error answer: `{"error": message}` with `status`.
@@ -92,9 +97,12 @@ pub fn run(args: ServeArgs) -> Result<()> {
     let (device, device_name) = pick_device(args.device)?;
     let mut origins = vec!["http://127.0.0.1:8080".to_string(), "http://localhost:8080".to_string()];
     origins.extend(args.allow_origins.iter().map(|o| o.trim_end_matches('/').to_string()));
+    let mut conn_limits = args.conns;
+    conn_limits.max_connections = conns::connection_room(conn_limits.max_connections.max(1));
+    // Timers as well as I/O: hyper's header timeout and the idle and accept back-off clocks run on them.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
-        .enable_io()
+        .enable_all()
         .build()
         .map_err(|e| Error::Device(format!("cannot start the server runtime: {e}")))?;
     runtime.block_on(async move {
@@ -104,10 +112,11 @@ pub fn run(args: ServeArgs) -> Result<()> {
         let port = listener.local_addr().map_err(|e| Error::invalid(e.to_string()))?.port();
         let guard = Arc::new(Guard { port, origins, token: guard::new_token().map_err(Error::Device)? });
         let app = Arc::new(App {
-            jobs: Jobs::start(device, args.max_jobs),
+            jobs: Jobs::start(device, args.max_jobs)?,
             root: root.clone(),
             device: device_name.clone(),
             limits: args.limits,
+            conns: conn_limits.clone(),
         });
         let routes = Router::new()
             .route("/v1/info", get(info))
@@ -126,7 +135,8 @@ pub fn run(args: ServeArgs) -> Result<()> {
         }
         use std::io::Write;
         let _ = std::io::stdout().flush();
-        axum::serve(listener, routes).await.map_err(|e| Error::invalid(format!("the server stopped: {e}")))
+        conns::serve(listener, routes, conn_limits).await;
+        Ok(())
     })
 }
 
@@ -158,6 +168,7 @@ async fn info(State(app): State<Arc<App>>) -> Response {
         "device": app.device,
         "max_jobs": app.jobs.max_jobs,
         "limits": app.limits,
+        "connections": app.conns,
         "models": models,
         "saes": saes,
     });
