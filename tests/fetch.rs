@@ -31,6 +31,8 @@ struct Repo {
     gated: bool,
     /// Answers for this file stop halfway, this many times.
     cut: Option<(String, usize)>,
+    /// Answers for this file send half, then nothing for 5 s with the connection open, this many times.
+    stall: Option<(String, usize)>,
 }
 
 #[derive(Default)]
@@ -114,6 +116,18 @@ fn answer(mut conn: TcpStream, state: &Mutex<State>) {
     let from: usize = range.strip_prefix("bytes=").and_then(|r| r.trim_end_matches('-').parse().ok()).unwrap_or(0);
     let body = f.bytes[from..].to_vec();
     let mut send = body.len();
+    if let Some((stall_file, times)) = &mut repo.stall
+        && stall_file == file
+        && *times > 0
+    {
+        *times -= 1;
+        let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+        let _ = conn.write_all(head.as_bytes());
+        let _ = conn.write_all(&body[..body.len() / 2]);
+        drop(st); // other requests go on while this one stalls
+        std::thread::sleep(std::time::Duration::from_secs(5));
+        return;
+    }
     if let Some((cut_file, times)) = &mut repo.cut
         && cut_file == file
         && *times > 0
@@ -165,23 +179,46 @@ fn fetch_resumes_checks_and_lays_out_the_hub_cache() {
     let files = fixture_files("gemma2-tiny");
     let shard1 = "model-00001-of-00002.safetensors";
     let shard2 = "model-00002-of-00002.safetensors";
-    state
-        .lock()
-        .unwrap()
-        .repos
-        .insert("steerlab/gemma2-tiny".into(), Repo { files, gated: false, cut: Some((shard1.into(), 1)) });
+    state.lock().unwrap().repos.insert(
+        "steerlab/gemma2-tiny".into(),
+        Repo { files, gated: false, cut: Some((shard1.into(), 1)), stall: None },
+    );
     let mut corrupt = fixture_files("gemma2-tiny");
     corrupt.iter_mut().find(|f| f.path == shard2).unwrap().sha256 = "ab".repeat(32);
-    state.lock().unwrap().repos.insert("steerlab/corrupt".into(), Repo { files: corrupt, gated: false, cut: None });
     state
         .lock()
         .unwrap()
         .repos
-        .insert("steerlab/gated".into(), Repo { files: fixture_files("gpt2-tiny"), gated: true, cut: None });
+        .insert("steerlab/corrupt".into(), Repo { files: corrupt, gated: false, cut: None, stall: None });
+    state.lock().unwrap().repos.insert(
+        "steerlab/gated".into(),
+        Repo { files: fixture_files("gpt2-tiny"), gated: true, cut: None, stall: None },
+    );
     state.lock().unwrap().repos.insert(
         "steerlab/flaky".into(),
-        Repo { files: fixture_files("gpt2-tiny"), gated: false, cut: Some(("model.safetensors".into(), 100)) },
+        Repo {
+            files: fixture_files("gpt2-tiny"),
+            gated: false,
+            cut: Some(("model.safetensors".into(), 100)),
+            stall: None,
+        },
     );
+    state.lock().unwrap().repos.insert(
+        "steerlab/stalled".into(),
+        Repo {
+            files: fixture_files("gpt2-tiny"),
+            gated: false,
+            cut: None,
+            stall: Some(("model.safetensors".into(), 1)),
+        },
+    );
+    let mut drive = fixture_files("gpt2-tiny");
+    drive[0].path = "C:/Windows/evil.json".into();
+    state
+        .lock()
+        .unwrap()
+        .repos
+        .insert("steerlab/drive".into(), Repo { files: drive, gated: false, cut: None, stall: None });
     let hub = serve(state.clone());
     let cache = std::env::temp_dir().join(format!("steerlab-fetch-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&cache);
@@ -253,10 +290,29 @@ fn fetch_resumes_checks_and_lays_out_the_hub_cache() {
     let out = fetch(&hub, &cache, &["steerlab/gated"], None);
     assert!(text(&out).contains("steerlab/gated is gated or private (401 Unauthorized)"), "{}", text(&out));
     assert!(text(&out).contains("none is set"), "{}", text(&out));
-    let out = fetch(&hub, &cache, &["steerlab/gated"], Some("wrong"));
+    let out = fetch(&hub, &cache, &["steerlab/gated", "--allow-insecure-token"], Some("wrong"));
     assert!(text(&out).contains("the token given was refused"), "{}", text(&out));
+    // The right token over plain http is not sent unless asked for.
     let out = fetch(&hub, &cache, &["steerlab/gated"], Some(TOKEN));
+    assert!(!out.status.success());
+    assert!(text(&out).contains("the access token is not sent to http://"), "{}", text(&out));
+    let out = fetch(&hub, &cache, &["steerlab/gated", "--allow-insecure-token"], Some(TOKEN));
     assert!(out.status.success(), "{}", text(&out));
+
+    // A server that stops sending with the connection open: the read times out and the file resumes.
+    let out = fetch(&hub, &cache, &["steerlab/stalled", "--read-timeout", "1"], None);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("connection lost") && text(&out).contains("retry 1 of 5"), "{}", text(&out));
+
+    // A cached blob of the right size but wrong bytes is caught by its checksum and fetched again.
+    let gated = cache.join("models--steerlab--gated");
+    let weights = fixture_files("gpt2-tiny").into_iter().find(|f| f.path == "model.safetensors").unwrap();
+    let blob = gated.join("blobs").join(&weights.sha256);
+    std::fs::write(&blob, vec![0u8; weights.bytes.len()]).unwrap();
+    let out = fetch(&hub, &cache, &["steerlab/gated", "--allow-insecure-token"], Some(TOKEN));
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("model.safetensors: the cached copy is damaged"), "{}", text(&out));
+    assert_eq!(std::fs::read(&blob).unwrap(), weights.bytes);
 
     // A connection that keeps dropping: retried, then given up with what to do.
     let out = fetch(&hub, &cache, &["steerlab/flaky", "--retries", "1"], None);
@@ -269,7 +325,15 @@ fn fetch_resumes_checks_and_lays_out_the_hub_cache() {
         .find(|p| p.extension().is_some_and(|e| e == "incomplete") && std::fs::metadata(p).unwrap().len() > 0);
     assert!(partial.is_some(), "the partial download is kept for the next run");
 
-    // Bad input.
+    // Bad input: nothing is written outside the cache.
+    for rev in ["../../x", "/etc", "a//b", "C:evil\\x", "-x"] {
+        let out = fetch(&hub, &cache, &["steerlab/gemma2-tiny", &format!("--revision={rev}")], None);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        assert!(text(&out).contains(&format!("\"{rev}\" is not a revision")), "{}", text(&out));
+    }
+    assert!(!cache.join("x").exists() && !cache.parent().unwrap().join("x").exists());
+    let out = fetch(&hub, &cache, &["steerlab/drive"], None);
+    assert!(text(&out).contains("file path \"C:/Windows/evil.json\" would leave the snapshot"), "{}", text(&out));
     let out = fetch(&hub, &cache, &["../etc"], None);
     assert!(text(&out).contains("\"../etc\" is not a hub repository name"), "{}", text(&out));
     let out = fetch(&hub, &cache, &["steerlab/absent"], None);

@@ -299,7 +299,9 @@ fn closed_by_peer(s: &mut TcpStream, wait: Duration) -> bool {
         match s.read(&mut buf) {
             Ok(0) => return true,
             Ok(_) => continue, // an error answer before the close
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => return false,
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                return false;
+            }
             Err(_) => return true,
         }
     }
@@ -361,10 +363,15 @@ fn helper_refuses_absurd_sizes_fast_and_frees_the_slots_of_clients_that_left() {
     let refusals = [
         (decompose("1000000000000", "1", ""), "k = 1000000000000 is over this helper's limit of 1024 (--max-k)"),
         (decompose("1", "1e30", ""), "multiplier 1000000000000000000000000000000 is outside ±1000"),
-        (decompose("1", "1", &format!(r#","corpus":"{}""#, "words and more words\\n".repeat(120_000))), "(--max-text-bytes)"),
         (
-            format!(r#"{{"op":"caa","hook":"blocks.1.hook_resid_pre","dataset":{{"from":"inline","name":"x","text":{}}}}}"#,
-                serde_json_string(&"{\"positive\":\"a\",\"negative\":\"b\"}\n".repeat(6000))),
+            decompose("1", "1", &format!(r#","corpus":"{}""#, "words and more words\\n".repeat(120_000))),
+            "(--max-text-bytes)",
+        ),
+        (
+            format!(
+                r#"{{"op":"caa","hook":"blocks.1.hook_resid_pre","dataset":{{"from":"inline","name":"x","text":{}}}}}"#,
+                serde_json_string(&"{\"positive\":\"a\",\"negative\":\"b\"}\n".repeat(6000))
+            ),
             "has 6000 lines; this helper takes at most 5000 (--max-items)",
         ),
         (

@@ -161,7 +161,8 @@ pub fn sparsify_config(text: &str, file: &str, hookpoint: &str) -> Result<SaeCon
             let e = num("expansion_factor")
                 .filter(|&e| e > 0)
                 .ok_or_else(|| Error::file(file, "needs a positive `num_latents` or `expansion_factor`"))?;
-            d_in.checked_mul(e).ok_or_else(|| Error::file(file, format!("d_in {d_in} x expansion_factor {e} overflows")))?
+            d_in.checked_mul(e)
+                .ok_or_else(|| Error::file(file, format!("d_in {d_in} x expansion_factor {e} overflows")))?
         }
     };
     let k = num("k")

@@ -122,7 +122,10 @@ impl Sae {
     /// Sparsity levels must name at most every feature: no support grows past d_sae.
     pub fn check_ks(&self, ks: &[usize]) -> Result<()> {
         match ks.iter().find(|&&k| k == 0 || k > self.cfg.d_sae) {
-            Some(k) => Err(Error::invalid(format!("k = {k}: sparsity levels run from 1 to the SAE's {} features", self.cfg.d_sae))),
+            Some(k) => Err(Error::invalid(format!(
+                "k = {k}: sparsity levels run from 1 to the SAE's {} features",
+                self.cfg.d_sae
+            ))),
             None => Ok(()),
         }
     }

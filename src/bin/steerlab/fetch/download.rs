@@ -124,8 +124,8 @@ impl Download<'_> {
     }
 }
 
-/// Checks the finished file's length and checksum.
-fn verify(path: &Path, check: &Check, size: u64) -> std::result::Result<(), String> {
+/// Checks a file's checksum against the hub's.
+pub fn verify(path: &Path, check: &Check, size: u64) -> std::result::Result<(), String> {
     let mut f = std::fs::File::open(path).map_err(|e| e.to_string())?;
     let (want, got) = match check {
         Check::Sha256(want) => (want, hash(sha2::Sha256::new(), &mut f)?),

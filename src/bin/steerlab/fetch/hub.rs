@@ -34,7 +34,8 @@ pub struct Hub {
 }
 
 impl Hub {
-    pub fn new(endpoint: &str, token: Option<String>) -> Result<Self> {
+    /// `read_timeout`: how long one read may wait for bytes before the transfer counts as dropped (and resumes).
+    pub fn new(endpoint: &str, token: Option<String>, read_timeout: std::time::Duration) -> Result<Self> {
         let endpoint = endpoint.trim_end_matches('/').to_string();
         if !(endpoint.starts_with("https://") || endpoint.starts_with("http://")) {
             return Err(Error::invalid(format!("the hub address {endpoint} must start with https:// or http://")));
@@ -45,6 +46,7 @@ impl Hub {
             .redirect_auth_headers(ureq::config::RedirectAuthHeaders::SameHost)
             .timeout_connect(Some(std::time::Duration::from_secs(20)))
             .timeout_recv_response(Some(std::time::Duration::from_secs(60)))
+            .timeout_per_read(Some(read_timeout))
             .user_agent(concat!("steerlab/", env!("CARGO_PKG_VERSION")))
             .build()
             .into();
@@ -134,10 +136,12 @@ fn parse_listing(text: &str) -> std::result::Result<Listing, String> {
         .iter()
         .map(|f| {
             let path = f.get("rfilename").and_then(|p| p.as_str()).ok_or("a file without `rfilename`")?;
+            // No way out of the snapshot on any system: `..`, absolute paths, `\\`, drive prefixes (`C:`), streams.
             if path.is_empty()
                 || path.starts_with('/')
                 || path.contains('\\')
-                || path.split('/').any(|c| c == ".." || c.is_empty())
+                || path.contains(':')
+                || path.split('/').any(|c| c == ".." || c == "." || c.is_empty())
             {
                 return Err(format!("file path {path:?} would leave the snapshot"));
             }

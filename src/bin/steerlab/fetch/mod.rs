@@ -39,16 +39,33 @@ pub struct FetchArgs {
     /// Times to resume a file after a dropped connection before giving up.
     #[arg(long, default_value_t = 5)]
     retries: u32,
+    /// Seconds without a byte from the server before a transfer is dropped and resumed.
+    #[arg(long, default_value_t = 60)]
+    read_timeout: u64,
+    /// Send the access token to an http:// hub too (anyone on the way can read it); by default it goes only over
+    /// https://.
+    #[arg(long)]
+    allow_insecure_token: bool,
 }
 
 pub fn run(args: FetchArgs) -> Result<()> {
     check_repo(&args.repo)?;
+    check_revision(&args.revision)?;
     let cache = args
         .cache
         .or_else(crate::serve::library::hub_cache)
         .ok_or_else(|| Error::invalid("no cache folder: pass --cache DIR"))?;
     let endpoint = args.hub.or_else(|| std::env::var("HF_ENDPOINT").ok().filter(|v| !v.is_empty()));
-    let hub = Hub::new(endpoint.as_deref().unwrap_or("https://huggingface.co"), token())?;
+    let endpoint = endpoint.as_deref().unwrap_or("https://huggingface.co");
+    let mut token = token();
+    if token.is_some() && endpoint.starts_with("http://") && !args.allow_insecure_token {
+        eprintln!(
+            "note: the access token is not sent to {endpoint} (plain http): pass --allow-insecure-token to send it"
+        );
+        token = None;
+    }
+    let read_timeout = std::time::Duration::from_secs(args.read_timeout.max(1));
+    let hub = Hub::new(endpoint, token, read_timeout)?;
 
     let listing = hub.revision(&args.repo, &args.revision)?;
     let patterns: Vec<&str> = match args.include.is_empty() {
@@ -90,7 +107,18 @@ pub fn run(args: FetchArgs) -> Result<()> {
     for (i, file) in files.iter().enumerate() {
         let blob = repo_dir.join("blobs").join(&file.oid);
         let label = format!("[{}/{}] {}", i + 1, files.len(), file.path);
-        if std::fs::metadata(&blob).is_ok_and(|m| m.len() == file.size) {
+        // A cached blob is trusted only once its checksum matches (a right-sized file can still be wrong).
+        let cached = std::fs::metadata(&blob).is_ok_and(|m| m.len() == file.size);
+        let cached = cached
+            && match download::verify(&blob, &file.check, file.size) {
+                Ok(()) => true,
+                Err(why) => {
+                    eprintln!("{label}: the cached copy is damaged ({why}); fetching it afresh");
+                    std::fs::remove_file(&blob).map_err(|e| Error::file(blob.display().to_string(), e))?;
+                    false
+                }
+            };
+        if cached {
             eprintln!("{label}: already in the cache");
         } else {
             let url = hub.resolve_url(&args.repo, &listing.commit, &file.path);
@@ -116,6 +144,24 @@ fn check_repo(repo: &str) -> Result<()> {
     match repo.split_once('/') {
         Some((owner, name)) if part_ok(owner) && part_ok(name) => Ok(()),
         _ => Err(Error::invalid(format!("\"{repo}\" is not a hub repository name (owner/name)"))),
+    }
+}
+
+/// A branch, tag or commit as the hub names them (`main`, `v1.0`, `refs/pr/3`, a hash): it becomes a path under
+/// `refs/`, so nothing that could climb out of it (`..`, a leading `/`, `\\`, a drive's `C:`) is taken.
+fn check_revision(rev: &str) -> Result<()> {
+    let ok = !rev.is_empty()
+        && rev.len() <= 256
+        && !rev.starts_with('-')
+        && rev.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
+        && rev.split('/').all(|part| !part.is_empty() && part != "." && part != "..");
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!(
+            "\"{rev}\" is not a revision: a branch, tag or commit of letters, digits, '-', '_', '.' and '/' between \
+             non-empty parts, with no '.' or '..' part"
+        )))
     }
 }
 

@@ -164,9 +164,7 @@ impl Limits {
                 }
                 sweep("top features", *top)
             }
-            Request::Features {
-                features, count, lens_k, prompt, amplification, strength, corpus, prompts, ..
-            } => {
+            Request::Features { features, count, lens_k, prompt, amplification, strength, corpus, prompts, .. } => {
                 text("the prompt", prompt.as_deref().unwrap_or_default())?;
                 if let Some(c) = corpus {
                     typed("the corpus", c)?;
