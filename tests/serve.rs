@@ -178,6 +178,13 @@ fn helper_guards_and_serves() {
     assert_eq!(pre.status, 204, "{}", pre.head);
     assert!(pre.head.contains("access-control-allow-headers: authorization, content-type"), "{}", pre.head);
     assert!(pre.head.contains("access-control-allow-private-network: true"), "{}", pre.head);
+    // An Origin that is not text is refused, not taken for no Origin.
+    let mut raw = TcpStream::connect(&h.addr).unwrap();
+    let req = format!("GET /v1/info HTTP/1.1\r\nHost: {}\r\n{}\r\nConnection: close\r\nOrigin: ", h.addr, h.auth());
+    raw.write_all(&[req.as_bytes(), b"https://\xffevil.example\r\n\r\n"].concat()).unwrap();
+    let mut answer = String::new();
+    raw.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 403") && answer.contains("not text"), "{answer}");
     let rebound = "Host: attacker.example:80".to_string();
     expect(&http(&h.addr, "GET", "/v1/info", &[h.auth(), rebound], ""), 421, "answers only as 127.0.0.1");
 
@@ -450,4 +457,31 @@ fn serde_json_string(text: &str) -> String {
         }
     }
     out + "\""
+}
+
+#[cfg(unix)]
+#[test]
+fn helper_scans_its_folder_without_following_directory_symlinks() {
+    let base = std::env::temp_dir().join(format!("steerlab-links-{}", std::process::id()));
+    let (root, outside) = (base.join("models"), base.join("outside"));
+    copy_dir(&fixtures().join("saes/standard"), &root.join("mine/blocks.1.hook_resid_pre"));
+    copy_dir(&fixtures().join("models/gpt2-tiny"), &outside.join("elsewhere"));
+    // Links back into the folder fan out 4^8 ways if followed; one leads out of it.
+    for i in 0..4 {
+        std::os::unix::fs::symlink(&root, root.join(format!("loop{i}"))).unwrap();
+    }
+    std::os::unix::fs::symlink(&outside, root.join("out")).unwrap();
+    let started = std::time::Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_steerlab"))
+        .args(["serve", "--port", "0", "--device", "cpu", "--models"])
+        .arg(&root)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines: Vec<String> = BufReader::new(child.stdout.take().unwrap()).lines().take(4).map(|l| l.unwrap()).collect();
+    let _ = child.kill();
+    let _ = child.wait();
+    std::fs::remove_dir_all(&base).unwrap();
+    assert_eq!(lines[3], "0 models and 1 SAEs there", "{lines:?}");
+    assert!(started.elapsed() < Duration::from_secs(20), "the scan took {:?}", started.elapsed());
 }

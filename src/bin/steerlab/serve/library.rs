@@ -4,6 +4,8 @@
 
 use serde::Serialize;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use steerlab::model::weights::shard_files;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -50,16 +52,28 @@ fn classify(dir: &Path) -> Option<(Kind, u64)> {
     sae.or(size("params.npz")).map(|w| (Kind::Sae, w))
 }
 
+/// The most directories one scan visits: a models folder is a few hundred; a wrong `--models` (a home folder,
+/// `/`) stops here instead of walking the disk.
+const MAX_DIRS: usize = 50_000;
+
 /// Every model and SAE under `root`, sorted by name. Hidden folders and the hub cache's `blobs` are skipped, and
 /// the walk stops 8 levels down (a Gemma Scope SAE sits 6 down in the hub cache, 7 from `~/.cache/huggingface`).
+/// Directory symlinks below the root are not followed: one pointing back into the folder would list its models
+/// again (and a few of them fan out exponentially), one pointing out of it would offer files the user never put
+/// there. The hub cache links files, never directories.
 pub fn scan(root: &Path) -> Vec<Entry> {
     let mut out = Vec::new();
-    walk(root, root, 0, &mut out);
+    let mut budget = MAX_DIRS;
+    walk(root, root, 0, &mut budget, &mut out);
     out.sort_by(|a, b| a.name.cmp(&b.name));
     out
 }
 
-fn walk(root: &Path, dir: &Path, depth: usize, out: &mut Vec<Entry>) {
+fn walk(root: &Path, dir: &Path, depth: usize, budget: &mut usize, out: &mut Vec<Entry>) {
+    if *budget == 0 {
+        return;
+    }
+    *budget -= 1;
     if let Some((kind, bytes)) = classify(dir) {
         out.push(Entry { name: display_name(root, dir), kind, bytes, dir: dir.to_path_buf() });
     }
@@ -69,14 +83,39 @@ fn walk(root: &Path, dir: &Path, depth: usize, out: &mut Vec<Entry>) {
     let Ok(read) = std::fs::read_dir(dir) else { return };
     let mut subdirs: Vec<PathBuf> = read
         .filter_map(|e| e.ok())
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir() || t.is_symlink()))
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir())) // a symlink's own type: not followed
         .map(|e| e.path())
-        .filter(|p| p.is_dir())
         .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| !n.starts_with('.') && n != "blobs"))
         .collect();
     subdirs.sort();
     for sub in subdirs {
-        walk(root, &sub, depth + 1, out);
+        walk(root, &sub, depth + 1, budget, out);
+    }
+}
+
+/// The scan of one models folder, kept for `max_age` so that /v1/info and /v1/load do not walk the disk on every
+/// request; concurrent requests wait for one scan rather than each running their own.
+pub struct Library {
+    pub root: PathBuf,
+    cache: Mutex<Option<(Instant, Arc<Vec<Entry>>)>>,
+}
+
+impl Library {
+    pub fn new(root: PathBuf) -> Self {
+        Self { root, cache: Mutex::new(None) }
+    }
+
+    /// The entries, rescanned if the last scan is older than `max_age`.
+    pub fn entries(&self, max_age: Duration) -> Arc<Vec<Entry>> {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, entries)) = cache.as_ref()
+            && at.elapsed() <= max_age
+        {
+            return entries.clone();
+        }
+        let entries = Arc::new(scan(&self.root));
+        *cache = Some((Instant::now(), entries.clone()));
+        entries
     }
 }
 

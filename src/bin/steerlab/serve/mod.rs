@@ -63,7 +63,7 @@ pub struct ServeArgs {
 
 struct App {
     jobs: Jobs,
-    root: PathBuf,
+    library: Arc<library::Library>,
     device: String,
     limits: Limits,
     conns: ConnLimits,
@@ -92,7 +92,8 @@ pub fn run(args: ServeArgs) -> Result<()> {
         }
         (None, None) => return Err(Error::invalid("no models folder: pass --models DIR")),
     };
-    let found = library::scan(&root);
+    let library = Arc::new(library::Library::new(root.clone()));
+    let found = library.entries(std::time::Duration::MAX);
     let models = found.iter().filter(|e| e.kind == Kind::Model).count();
     let (device, device_name) = pick_device(args.device)?;
     let mut origins = vec!["http://127.0.0.1:8080".to_string(), "http://localhost:8080".to_string()];
@@ -113,7 +114,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
         let guard = Arc::new(Guard { port, origins, token: guard::new_token().map_err(Error::Device)? });
         let app = Arc::new(App {
             jobs: Jobs::start(device, args.max_jobs)?,
-            root: root.clone(),
+            library,
             device: device_name.clone(),
             limits: args.limits,
             conns: conn_limits.clone(),
@@ -158,10 +159,15 @@ fn pick_device(choice: Option<DeviceChoice>) -> Result<(steerlab::device::Device
     Ok((pollster::block_on(init_device(DeviceChoice::Cpu))?, "cpu".into()))
 }
 
+/// The models folder's entries, from a scan at most `max_age` old (scans run off the runtime's threads).
+async fn entries(app: &App, max_age: std::time::Duration) -> Arc<Vec<library::Entry>> {
+    let library = app.library.clone();
+    tokio::task::spawn_blocking(move || library.entries(max_age)).await.unwrap_or_default()
+}
+
 async fn info(State(app): State<Arc<App>>) -> Response {
-    let root = app.root.clone();
-    let entries = tokio::task::spawn_blocking(move || library::scan(&root)).await.unwrap_or_default();
-    let (models, saes): (Vec<_>, Vec<_>) = entries.into_iter().partition(|e| e.kind == Kind::Model);
+    let entries = entries(&app, std::time::Duration::from_secs(5)).await;
+    let (models, saes): (Vec<_>, Vec<_>) = entries.iter().partition(|e| e.kind == Kind::Model);
     let body = json!({
         "name": "steerlab",
         "version": env!("CARGO_PKG_VERSION"),
@@ -224,9 +230,12 @@ async fn load(State(app): State<Arc<App>>, body: std::result::Result<Bytes, Byte
         (None, Some(s)) => (Kind::Sae, s),
         _ => return error(StatusCode::BAD_REQUEST, "send {\"model\": NAME} or {\"sae\": NAME}, one of them"),
     };
-    let root = app.root.clone();
-    let entries = tokio::task::spawn_blocking(move || library::scan(&root)).await.unwrap_or_default();
-    let Some(entry) = entries.into_iter().find(|e| e.kind == kind && e.name == name) else {
+    // A name not in a recent scan may have just been fetched: look again, once, with a fresh scan.
+    let mut found = entries(&app, std::time::Duration::from_secs(5)).await;
+    if !found.iter().any(|e| e.kind == kind && e.name == name) {
+        found = entries(&app, std::time::Duration::from_secs(1)).await;
+    }
+    let Some(entry) = found.iter().find(|e| e.kind == kind && e.name == name).cloned() else {
         let what = if kind == Kind::Model { "model" } else { "SAE" };
         return error(StatusCode::NOT_FOUND, format!("no {what} named \"{name}\" here: GET /v1/info lists them"));
     };
