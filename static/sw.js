@@ -1,8 +1,12 @@
 // steerlab's service worker: keeps the app shell (page, engine worker, styles, the embedded model) so that after
 // one visit the lab opens with the network off. Same-origin requests go to the network first (so an updated site
-// is seen at once) and fall back to the cache; every good response refreshes the cache. Downloaded models live
-// in their own cache (steerlab-models-v1), which the engine worker reads itself.
-const SHELL = "steerlab-shell-v1";
+// is seen at once) and fall back to the cache. Only the shell is kept here: files listed below or linked from
+// index.html, each under MAX_FILE_BYTES; a good response refreshes a file already kept and adds nothing else, so
+// no other request (a permalink's query, a typo, a large file) grows the cache. Downloaded models live in their
+// own cache (steerlab-models-v1), which the engine worker fills with the files the learner chose.
+const SHELL = "steerlab-shell-v2";
+// The engine worker's wasm is the largest shell file (tens of MB in a dev build).
+const MAX_FILE_BYTES = 128 * 1024 * 1024;
 // Files whose names trunk does not hash; the page's hashed files are read from index.html at install.
 const FIXED = [
   "./", "./index.html", "./worker_loader.js", "./worker.js", "./worker_bg.wasm", "./manifest.webmanifest",
@@ -25,9 +29,16 @@ async function precache() {
   await Promise.all(urls.map(async (u) => {
     try {
       const r = await fetch(u, { cache: "no-cache" });
-      if (r.ok) await cache.put(u, r);
-    } catch (_) { /* offline during install: runtime caching fills in later */ }
+      if (r.ok && await small(r)) await cache.put(u, r);
+    } catch (_) { /* offline during install: the next visit's install tries again */ }
   }));
+}
+
+// Whether a response may be kept: its declared length, else its actual one, within the cap.
+async function small(r) {
+  const n = Number(r.headers.get("content-length"));
+  if (Number.isFinite(n) && n > 0) return n <= MAX_FILE_BYTES;
+  return (await r.clone().blob()).size <= MAX_FILE_BYTES;
 }
 
 self.addEventListener("install", (e) => {
@@ -48,7 +59,7 @@ self.addEventListener("fetch", (e) => {
     const cache = await caches.open(SHELL);
     try {
       const r = await fetch(e.request);
-      if (r.ok && r.status === 200) cache.put(e.request, r.clone());
+      if (r.status === 200 && await cache.match(e.request) && await small(r)) cache.put(e.request, r.clone());
       return r;
     } catch (err) {
       // Offline: the page itself for any navigation inside the lab, else the file as last seen.

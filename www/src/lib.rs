@@ -12,9 +12,31 @@ use steerlab::engine::{Event, Reply, Request};
 /// The Cache Storage bucket holding downloaded model and SAE files (the service worker keeps the site apart).
 pub const MODEL_CACHE: &str = "steerlab-models-v1";
 
-/// `{base}/{repo}/resolve/{revision}/{file}`, as the Hugging Face hub serves files.
-pub fn hub_url(base: &str, repo: &str, revision: &str, file: &str) -> String {
-    format!("{}/{repo}/resolve/{revision}/{file}", base.trim_end_matches('/'))
+/// `{base}/{repo}/resolve/{revision}/{file}`, as the Hugging Face hub serves files: each part checked (a revision
+/// may come from a shared permalink) and percent-encoded.
+pub fn hub_url(base: &str, repo: &str, revision: &str, file: &str) -> Result<String, String> {
+    steerlab::hub_names::resolve_url(base, repo, revision, file)
+}
+
+/// The largest file the browser downloads: the tab holds it whole in wasm32's 4 GiB, beside the model it becomes.
+/// GPT-2 small is 548 MB and Pythia-410M 911 MB; larger models run in the helper.
+pub const MAX_DOWNLOAD_BYTES: u64 = 1536 << 20;
+
+/// How much to reserve for a download the server says is `content_length` long: refused past
+/// `MAX_DOWNLOAD_BYTES`, nothing reserved when the length is unknown.
+pub fn download_reservation(url: &str, content_length: Option<u64>) -> Result<usize, String> {
+    match content_length {
+        Some(n) if n > MAX_DOWNLOAD_BYTES => Err(too_large(url, n)),
+        Some(n) => Ok(n as usize),
+        None => Ok(0),
+    }
+}
+
+/// Why a download of `n` bytes is refused.
+pub fn too_large(url: &str, n: u64) -> String {
+    format!(
+        "{url} is {n} bytes, over the {MAX_DOWNLOAD_BYTES} a browser tab can hold: run this model in the native helper"
+    )
 }
 
 /// Where a model or SAE comes from.
@@ -123,6 +145,12 @@ mod tests {
         };
         let back: ToWorker = serde_json::from_str(&serde_json::to_string(&load).unwrap()).unwrap();
         assert!(matches!(back, ToWorker::Load { kind: Kind::Sae, source: Source::Local { .. }, .. }));
-        assert_eq!(hub_url("hub/", "a/b", "main", "config.json"), "hub/a/b/resolve/main/config.json");
+        assert_eq!(hub_url("hub/", "a/b", "main", "config.json").unwrap(), "hub/a/b/resolve/main/config.json");
+        let e = hub_url("https://hf.co", "a/b", "../../evil?x=", "config.json").unwrap_err();
+        assert!(e.contains("is not a revision"), "{e}");
+        assert_eq!(download_reservation("u", Some(1 << 20)), Ok(1 << 20));
+        assert_eq!(download_reservation("u", None), Ok(0));
+        assert!(download_reservation("u", Some(1 << 31)).unwrap_err().contains("run this model in the native helper"));
+        assert!(download_reservation("u", Some(u64::MAX)).is_err());
     }
 }

@@ -2,6 +2,7 @@
 //! and each file's download URL.
 
 use steerlab::error::{Error, Result};
+use steerlab::hub_names::{check_file_path, encode};
 use ureq::http::StatusCode;
 
 /// How a downloaded file is checked.
@@ -109,19 +110,6 @@ impl Hub {
     }
 }
 
-/// Percent-encodes all but unreserved characters (and `/` when `keep_slash`), as huggingface_hub quotes.
-fn encode(s: &str, keep_slash: bool) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) || (keep_slash && b == b'/') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 /// The revision API's JSON: `sha` and `siblings` with `rfilename`, `size`, `blobId` and, for LFS files,
 /// `lfs.sha256`. Paths must stay inside the snapshot.
 fn parse_listing(text: &str) -> std::result::Result<Listing, String> {
@@ -136,15 +124,7 @@ fn parse_listing(text: &str) -> std::result::Result<Listing, String> {
         .iter()
         .map(|f| {
             let path = f.get("rfilename").and_then(|p| p.as_str()).ok_or("a file without `rfilename`")?;
-            // No way out of the snapshot on any system: `..`, absolute paths, `\\`, drive prefixes (`C:`), streams.
-            if path.is_empty()
-                || path.starts_with('/')
-                || path.contains('\\')
-                || path.contains(':')
-                || path.split('/').any(|c| c == ".." || c == "." || c.is_empty())
-            {
-                return Err(format!("file path {path:?} would leave the snapshot"));
-            }
+            check_file_path(path)?;
             let lfs = f.get("lfs");
             let size = lfs.unwrap_or(f).get("size").and_then(|s| s.as_u64()).ok_or(format!("{path}: no `size`"))?;
             let check = match lfs.and_then(|l| l.get("sha256")).and_then(|s| s.as_str()) {

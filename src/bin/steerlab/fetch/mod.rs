@@ -136,33 +136,12 @@ pub fn run(args: FetchArgs) -> Result<()> {
     Ok(())
 }
 
-/// `owner/name` with the hub's characters only, so it cannot reach outside the cache folder.
 fn check_repo(repo: &str) -> Result<()> {
-    let part_ok = |p: &str| {
-        !p.is_empty() && !p.starts_with('.') && p.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-    };
-    match repo.split_once('/') {
-        Some((owner, name)) if part_ok(owner) && part_ok(name) => Ok(()),
-        _ => Err(Error::invalid(format!("\"{repo}\" is not a hub repository name (owner/name)"))),
-    }
+    steerlab::hub_names::check_repo(repo).map_err(Error::invalid)
 }
 
-/// A branch, tag or commit as the hub names them (`main`, `v1.0`, `refs/pr/3`, a hash): it becomes a path under
-/// `refs/`, so nothing that could climb out of it (`..`, a leading `/`, `\\`, a drive's `C:`) is taken.
 fn check_revision(rev: &str) -> Result<()> {
-    let ok = !rev.is_empty()
-        && rev.len() <= 256
-        && !rev.starts_with('-')
-        && rev.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
-        && rev.split('/').all(|part| !part.is_empty() && part != "." && part != "..");
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::invalid(format!(
-            "\"{rev}\" is not a revision: a branch, tag or commit of letters, digits, '-', '_', '.' and '/' between \
-             non-empty parts, with no '.' or '..' part"
-        )))
-    }
+    steerlab::hub_names::check_revision(rev).map_err(Error::invalid)
 }
 
 /// The access token for gated or private repositories (Gemma): $HF_TOKEN, else the one `hf auth login` saved.

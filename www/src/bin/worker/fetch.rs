@@ -3,7 +3,7 @@
 
 use super::worker::post;
 use std::cell::Cell;
-use steerlab_www::{FromWorker, Source, hub_url};
+use steerlab_www::{FromWorker, MAX_DOWNLOAD_BYTES, Source, download_reservation, hub_url, too_large};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
@@ -34,7 +34,7 @@ pub async fn read_files(
                     Some(f) => format!("{f}/{name}"),
                     None => name.to_string(),
                 };
-                out.push(download(&hub_url(base, repo, revision, &path), name, cancel).await?);
+                out.push(download(&hub_url(base, repo, revision, &path)?, name, cancel).await?);
             }
         }
         Source::Random { .. } => return Err("random models have no files".into()),
@@ -104,7 +104,9 @@ async fn download(url: &str, name: &str, cancel: &Cell<bool>) -> Result<Vec<u8>,
     let total = resp.headers().get("content-length").ok().flatten().and_then(|l| l.parse::<u64>().ok());
     let body = resp.body().ok_or_else(|| format!("{url} came back without a body"))?;
     let reader: web_sys::ReadableStreamDefaultReader = body.get_reader().unchecked_into();
-    let mut bytes = Vec::with_capacity(total.unwrap_or(0).min(1 << 31) as usize);
+    let mut bytes = Vec::new();
+    let reserve = download_reservation(url, total)?;
+    bytes.try_reserve_exact(reserve).map_err(|_| format!("no memory for {url} ({reserve} bytes) in this tab"))?;
     let mut last_post = 0.0;
     post(FromWorker::Progress { file: name.into(), loaded: 0, total, cached: false });
     loop {
@@ -118,7 +120,14 @@ async fn download(url: &str, name: &str, cancel: &Cell<bool>) -> Result<Vec<u8>,
         }
         let value: js_sys::Uint8Array = js_sys::Reflect::get(&chunk, &"value".into()).map_err(fail)?.unchecked_into();
         let at = bytes.len();
-        bytes.resize(at + value.length() as usize, 0);
+        // The server may send more than it said (or say nothing): the cap holds all the same, without aborting.
+        let end = at + value.length() as usize;
+        if end as u64 > MAX_DOWNLOAD_BYTES {
+            let _ = reader.cancel();
+            return Err(too_large(url, end as u64));
+        }
+        bytes.try_reserve(end - at).map_err(|_| format!("no memory for {url} past {at} bytes in this tab"))?;
+        bytes.resize(end, 0);
         value.copy_to(&mut bytes[at..]);
         // A message per chunk would flood the page: about ten a second.
         let now = js_sys::Date::now();
