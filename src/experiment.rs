@@ -73,7 +73,15 @@ impl Experiment {
         let packed = from_base64url(data).ok_or_else(|| bad("it is cut short or was changed (bad characters)"))?;
         let json = miniz_oxide::inflate::decompress_to_vec_with_limit(&packed, MAX_JSON)
             .map_err(|_| bad("it is cut short or was changed (it does not unpack)"))?;
-        serde_json::from_slice(&json).map_err(|e| bad(&format!("its contents do not parse ({e})")))
+        let e: Self = serde_json::from_slice(&json).map_err(|e| bad(&format!("its contents do not parse ({e})")))?;
+        // What a link carries flows into download URLs and the engine: checked here, where it enters.
+        if let Some(rev) = &e.revision {
+            crate::hub_names::check_revision(rev).map_err(|why| bad(&why))?;
+        }
+        if !e.multiplier.is_finite() {
+            return Err(bad("its multiplier is not a number"));
+        }
+        Ok(e)
     }
 }
 
@@ -154,5 +162,14 @@ mod tests {
         assert!(err("x0.AAAA").contains("version 0"));
         let not_json = format!("x1.{}", base64url(&miniz_oxide::deflate::compress_to_vec(b"[1,2]", 9)));
         assert!(err(&not_json).contains("contents do not parse"));
+    }
+
+    #[test]
+    fn links_with_unsafe_revisions_or_numbers_are_refused() {
+        let pack = |json: &str| format!("x1.{}", base64url(&miniz_oxide::deflate::compress_to_vec(json.as_bytes(), 9)));
+        let e = Experiment::from_fragment(&pack(r#"{"revision":"../../evil?x="}"#)).unwrap_err().to_string();
+        assert!(e.contains("is not a revision"), "{e}");
+        let ok = Experiment::from_fragment(&pack(r#"{"revision":"refs/pr/3"}"#)).unwrap();
+        assert_eq!(ok.revision.as_deref(), Some("refs/pr/3"));
     }
 }

@@ -8,8 +8,13 @@ pub struct Tokenizer {
 
 impl Tokenizer {
     pub fn from_bytes(bytes: &[u8], file: &str) -> Result<Self> {
-        let mut inner = tokenizers::Tokenizer::from_bytes(bytes)
-            .map_err(|e| Error::file(file, format!("not a valid tokenizer.json: {e}")))?;
+        // `tokenizers` panics (an `expect`) on some malformed text inside its component objects, so the file is
+        // checked as JSON first; a panic that still comes (native builds, where panics unwind) is an error too.
+        serde_json::from_slice::<serde::de::IgnoredAny>(bytes)
+            .map_err(|e| Error::file(file, format!("not a valid tokenizer.json: not JSON ({e})")))?;
+        let parsed = std::panic::catch_unwind(|| tokenizers::Tokenizer::from_bytes(bytes))
+            .map_err(|_| Error::file(file, "not a valid tokenizer.json: the tokenizer library could not read it"))?;
+        let mut inner = parsed.map_err(|e| Error::file(file, format!("not a valid tokenizer.json: {e}")))?;
         // GPT-2's tokenizer.json carries a 50-token truncation that transformers ignores; a prompt is
         // never silently cut (over-long ones are refused against the model's context instead).
         inner.with_truncation(None).map_err(|e| Error::file(file, e))?;

@@ -170,6 +170,21 @@ mod tests {
     }
 
     #[test]
+    fn gradient_pursuit_stops_when_asked_and_refuses_k_past_the_width() {
+        let s = sae();
+        let steps = std::cell::Cell::new(0);
+        let check = || {
+            steps.set(steps.get() + 1);
+            if steps.get() > 2 { Err(crate::Error::Cancelled) } else { Ok(()) }
+        };
+        let r = pollster::block_on(s.gradient_pursuit(&[3.0, -2.0, 0.0], &[4], true, &check));
+        assert!(matches!(r, Err(crate::Error::Cancelled)), "{r:?}");
+        assert_eq!(steps.get(), 3, "one check per step, and none after the stop");
+        let e = pollster::block_on(s.gradient_pursuit(&[3.0, -2.0, 0.0], &[1, 1_000_000_000_000], true, &|| Ok(())));
+        assert!(e.unwrap_err().to_string().contains("sparsity levels run from 1 to the SAE's 4 features"));
+    }
+
+    #[test]
     fn gradient_pursuit_recovers_sparse_combinations() {
         let s = sae();
         // sv = 3·e0 − 2·e1: signed pursuit uses e0 and e1 with a negative coefficient.
