@@ -485,3 +485,30 @@ fn helper_scans_its_folder_without_following_directory_symlinks() {
     assert_eq!(lines[3], "0 models and 1 SAEs there", "{lines:?}");
     assert!(started.elapsed() < Duration::from_secs(20), "the scan took {:?}", started.elapsed());
 }
+
+#[test]
+fn helper_answers_bad_model_and_sae_files_with_errors_and_goes_on() {
+    let h = start(&[]);
+    // A config asking for 10^12 layers, a truncated checkpoint and an SAE whose archive is four bytes.
+    let deep = h.root.join("bad/deep");
+    copy_dir(&fixtures().join("models/gpt2-tiny"), &deep);
+    let cfg = std::fs::read_to_string(deep.join("config.json"))
+        .unwrap()
+        .replace("\"n_layer\": 3", "\"n_layer\": 1000000000000");
+    std::fs::write(deep.join("config.json"), cfg).unwrap();
+    let cut = h.root.join("bad/cut");
+    copy_dir(&fixtures().join("models/gpt2-tiny"), &cut);
+    let weights = std::fs::read(cut.join("model.safetensors")).unwrap();
+    std::fs::write(cut.join("model.safetensors"), &weights[..weights.len() / 3]).unwrap();
+    let sae = h.root.join("bad/gemma-scope-res/layer_1/width_96/l0");
+    std::fs::create_dir_all(&sae).unwrap();
+    std::fs::write(sae.join("params.npz"), b"PK\x05\x06").unwrap();
+    std::thread::sleep(Duration::from_millis(1100)); // past the cached scan's age for a name it has not seen
+    expect(&h.post("/v1/load", r#"{"model": "bad/deep"}"#), 200, "layers: 1000000000000 is over the limit of 512");
+    expect(&h.post("/v1/load", r#"{"model": "bad/cut"}"#), 200, "not a valid safetensors file");
+    let a = h.post("/v1/load", r#"{"sae": "bad/gemma-scope-res/layer_1/width_96/l0"}"#);
+    expect(&a, 200, "truncated end-of-central-directory record");
+    expect(&h.get("/v1/info"), 200, "bad/deep");
+    expect(&h.post("/v1/load", r#"{"model": "steerlab/gpt2-tiny@01234567"}"#), 200, "gpt2-tiny");
+    expect(&h.post("/v1/run", r#"{"op":"generate","prompt":"Hi","options":{"max_new_tokens":2}}"#), 200, "generated");
+}
