@@ -2,7 +2,7 @@
 // (--enable-unsafe-webgpu, SwiftShader here) and once with WebGPU off (the CPU fallback). Screenshots of each
 // view go to tests/e2e/screenshots/.
 import { chromium } from "playwright-core";
-import { access, mkdir, mkdtemp, readFile, rm, symlink } from "node:fs/promises";
+import { access, cp, mkdir, mkdtemp, readFile, rm, symlink } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { spawn } from "node:child_process";
 import { createInterface } from "node:readline";
@@ -300,12 +300,21 @@ async function offline(browser, url) {
     // Wait until the shell cache holds the page's own script.
     const script = [...document.querySelectorAll("link[rel=modulepreload], script[src]")].map((e) => e.href || e.src)[0];
     for (let i = 0; i < 600; i++) {
-      const c = await caches.open("steerlab-shell-v1");
+      const c = await caches.open("steerlab-shell-v2");
       if (await c.match("./worker_bg.wasm") && (!script || await c.match(script))) return;
       await new Promise((r) => setTimeout(r, 100));
     }
     throw new Error("the service worker never cached the shell");
   });
+  step = "the service worker keeps only the shell";
+  const kept = await page.evaluate(async () => {
+    await fetch("./index.html?probe=1");
+    await fetch("./icon.svg?probe=2");
+    await new Promise((r) => setTimeout(r, 500));
+    const keys = await (await caches.open("steerlab-shell-v2")).keys();
+    return keys.map((k) => k.url).filter((u) => u.includes("probe"));
+  });
+  check(kept.length === 0, `the service worker cached requests outside the shell: ${kept}`);
   step = "reload offline";
   await context.setOffline(true);
   await page.reload();
@@ -326,7 +335,8 @@ async function helper(browser, url) {
   // The fixtures, and the Gemma Scope fixture SAE again where the hub cache would keep Gemma Scope's canonical
   // layer-1 SAE, so the page can link its features to Neuronpedia.
   const models = await mkdtemp(join(tmpdir(), "steerlab-e2e-helper-"));
-  for (const d of ["models", "saes"]) await symlink(join(here, "../fixtures", d), join(models, d));
+  // Copied, not linked: the helper does not follow directory symlinks out of its folder.
+  for (const d of ["models", "saes"]) await cp(join(here, "../fixtures", d), join(models, d), { recursive: true });
   const canonical = join(models, "models--google--gemma-scope-2b-pt-res/snapshots/0123456789abcdef/layer_1/width_16k/average_l0_102");
   await mkdir(canonical, { recursive: true });
   await symlink(join(here, "../fixtures/saes/gemma-scope-res/layer_1/width_96/average_l0_9/params.npz"), join(canonical, "params.npz"));
