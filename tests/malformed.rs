@@ -18,6 +18,10 @@ fn fixture(path: &str) -> Vec<u8> {
     std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(path)).unwrap()
 }
 
+fn fixture_dir(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(path)
+}
+
 fn cap_address_space() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
@@ -309,7 +313,81 @@ fn cli_commands_on_malformed_files_exit_1() {
         assert_eq!(out.status.code(), Some(1), "{}: {err}", dir.display());
         assert!(err.contains(says), "expected \"{says}\" in: {err}");
     }
-    // An SAE whose params.npz is an empty archive record, then one with a shape that overflows.
+    // Other commands' input files: a pairs file that is not JSONL, a steering-vector file that is not
+    // safetensors, a vector file of the wrong tensor, and a vectors file to encode that is cut short.
+    let gpt2 = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models/gpt2-tiny");
+    let file = |name: &str, bytes: &[u8]| -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p
+    };
+    let pairs = file("pairs.jsonl", b"{\"positive\": \"a\", \"negative\n");
+    let garbage = file("garbage.safetensors", &[0xff; 64]);
+    let wrong = file("wrong.safetensors", &fixture("saes/standard/sae_weights.safetensors"));
+    let cut = file("cut.safetensors", &fixture("saes/standard/sae_weights.safetensors")[..300]);
+    let out = dir.join("out.safetensors");
+    let runs: Vec<(Vec<std::ffi::OsString>, &str)> = vec![
+        (
+            vec![
+                "caa".into(),
+                "--model".into(),
+                gpt2.clone().into(),
+                "--pairs".into(),
+                pairs.into(),
+                "--hook".into(),
+                "blocks.1.hook_resid_pre".into(),
+                "--out".into(),
+                out.clone().into(),
+            ],
+            "pairs.jsonl: line 1",
+        ),
+        (
+            vec![
+                "generate".into(),
+                "--model".into(),
+                gpt2.clone().into(),
+                "--prompt".into(),
+                "Hi".into(),
+                "--steer".into(),
+                garbage.into(),
+            ],
+            "not a valid safetensors file",
+        ),
+        (
+            vec![
+                "generate".into(),
+                "--model".into(),
+                gpt2.clone().into(),
+                "--prompt".into(),
+                "Hi".into(),
+                "--steer".into(),
+                wrong.into(),
+            ],
+            "steering_vector",
+        ),
+        (
+            vec![
+                "sae-encode".into(),
+                "--sae".into(),
+                fixture_dir("saes/standard").into(),
+                "--input".into(),
+                cut.into(),
+                "--tensor".into(),
+                "W_dec".into(),
+                "--out".into(),
+                out.into(),
+            ],
+            "not a valid safetensors file",
+        ),
+    ];
+    for (args, says) in runs {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_steerlab")).args(&args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains(says), "expected \"{says}\" in: {err}");
+    }
+
+    // An SAE whose params.npz is an empty archive record, then one cut short.
     let sae_dir = dir.join("gemma-scope-res/layer_1/width_96/x");
     std::fs::create_dir_all(&sae_dir).unwrap();
     for (bytes, says) in [
