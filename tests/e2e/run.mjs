@@ -288,6 +288,23 @@ async function permalinks(browser, url) {
   console.log("ok permalinks");
 }
 
+// With no choice made, a software WebGPU adapter is passed over for the CPU, and the page says why; choosing
+// an engine device restarts the page on it.
+async function autoDevice(browser, url) {
+  const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
+  step = "auto device on a software adapter";
+  await page.goto(url);
+  await page.getByTestId("loaded").filter({ hasText: /and random SAE/ }).waitFor({ timeout: TIMEOUT });
+  const device = await page.getByTestId("device").textContent();
+  check(device.includes("CPU fallback") && device.includes("software renderer"), `auto device: "${device}"`);
+  step = "choose an engine device";
+  await page.getByLabel("Engine device").selectOption("cpu");
+  await page.getByTestId("device").filter({ hasText: "you chose the CPU" }).waitFor({ timeout: TIMEOUT });
+  await page.evaluate(() => localStorage.removeItem("steerlab-device"));
+  await page.close();
+  console.log(`ok auto device: ${device}`);
+}
+
 // After one visit the service worker has the app shell: with the network off the lab reloads and runs.
 async function offline(browser, url) {
   const context = await browser.newContext({ viewport: { width: 1100, height: 900 } });
@@ -426,7 +443,10 @@ for (const [name, args, fallback] of [
 ].filter(([name]) => !process.env.STEERLAB_E2E_ONLY || process.env.STEERLAB_E2E_ONLY === name)) {
   const browser = await chromium.launch({ executablePath: chromiumPath, args: ["--no-sandbox", ...args] });
   try {
-    await lab(browser, server.url, name, fallback);
+    // SwiftShader is a software renderer: the WebGPU pass asks for WebGPU by name, and checks that the default
+    // (auto) takes the faster CPU there and says why.
+    await lab(browser, fallback ? server.url : `${server.url}?device=webgpu`, name, fallback);
+    if (!fallback) await autoDevice(browser, server.url);
     if (fallback) {
       await permalinks(browser, server.url);
       await hub(browser, server.url);

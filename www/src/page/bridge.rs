@@ -47,8 +47,8 @@ pub struct LoadedModel {
 #[derive(Clone, Copy)]
 pub struct Lab {
     pub status: RwSignal<Status>,
-    /// (device, is the CPU fallback)
-    pub device: RwSignal<Option<(String, bool)>>,
+    /// (device, is the CPU fallback, why it was chosen)
+    pub device: RwSignal<Option<(String, bool, String)>>,
     pub model: RwSignal<Option<LoadedModel>>,
     /// (label, hook) of the loaded SAE.
     pub sae: RwSignal<Option<(String, String)>>,
@@ -117,8 +117,12 @@ fn post(worker: &Worker, msg: &ToWorker, files: &[web_sys::File]) {
 
 /// Starts the worker and the lab's state; an error when the browser cannot run a Web Worker.
 pub fn start() -> Result<Lab, String> {
-    let worker =
-        Worker::new("./worker_loader.js").map_err(|e| format!("This browser cannot start a Web Worker: {e:?}"))?;
+    // The learner's engine device: `?device=` in the page's URL, else the one chosen before (Engine device).
+    let choice = steerlab_www::DeviceChoice::from_query(&window().location().search().unwrap_or_default())
+        .or_else(|| super::models::saved_device())
+        .unwrap_or(steerlab_www::DeviceChoice::Auto);
+    let worker = Worker::new(&format!("./worker_loader.js?device={}", choice.name()))
+        .map_err(|e| format!("This browser cannot start a Web Worker: {e:?}"))?;
     let lab = Lab {
         status: RwSignal::new(Status::Info("Starting the engine worker…".into())),
         device: RwSignal::new(None),
@@ -155,13 +159,12 @@ fn receive(msg: FromWorker) {
     let b = bridge();
     let lab = b.lab;
     match msg {
-        FromWorker::Device { device, fallback } => {
-            lab.status.set(if fallback {
-                Status::Warn(format!("No WebGPU adapter here: the engine runs on {device}, slower than a GPU."))
-            } else {
-                Status::Info(format!("The engine runs on {device}."))
+        FromWorker::Device { device, fallback, why } => {
+            lab.status.set(match fallback {
+                true => Status::Warn(format!("The engine runs on {device}: {why}.")),
+                false => Status::Info(format!("The engine runs on {device}.")),
             });
-            lab.device.set(Some((device, fallback)));
+            lab.device.set(Some((device, fallback, why)));
         }
         FromWorker::Status { text } => lab.status.set(Status::Info(text)),
         FromWorker::Failed { error } => lab.status.set(Status::Error(error)),

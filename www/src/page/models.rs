@@ -6,11 +6,37 @@ use super::gpu::{AdapterInfo, adapter_info};
 use super::widgets::Bar;
 use leptos::prelude::*;
 use steerlab_www::catalog::{self, HUB, MODELS, ModelEntry, SITE_HUB};
-use steerlab_www::{Kind, MODEL_CACHE, Source, progress};
+use steerlab_www::{DeviceChoice, Kind, MODEL_CACHE, Source, progress};
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::{JsFuture, spawn_local};
 
 const HUB_KEY: &str = "steerlab.hub";
+
+const DEVICE_KEY: &str = "steerlab-device";
+
+/// The engine device chosen before in this browser, if any.
+pub fn saved_device() -> Option<DeviceChoice> {
+    local_storage()?.get_item(DEVICE_KEY).ok().flatten().map(|d| DeviceChoice::parse(&d))
+}
+
+/// The engine device in use: the page URL's `?device=`, else the saved choice, else auto.
+fn current_device() -> DeviceChoice {
+    DeviceChoice::from_query(&window().location().search().unwrap_or_default())
+        .or_else(saved_device)
+        .unwrap_or(DeviceChoice::Auto)
+}
+
+/// Keeps the choice and restarts the page on it (the engine worker picks its device once, at start). A
+/// `?device=` in the URL would override the saved choice, so it is dropped.
+fn choose_device(name: &str) {
+    if let Some(s) = local_storage() {
+        let _ = s.set_item(DEVICE_KEY, DeviceChoice::parse(name).name());
+    }
+    let loc = window().location();
+    let hash = loc.hash().unwrap_or_default();
+    let path = loc.pathname().unwrap_or_default();
+    let _ = loc.assign(&format!("{path}{hash}"));
+}
 
 fn local_storage() -> Option<web_sys::Storage> {
     window().local_storage().ok().flatten()
@@ -157,10 +183,20 @@ pub fn ModelPanel(
             <h2>"Model and device"</h2>
             <p class="note" data-testid="device">{move || match lab.device.get() {
                 None => "Starting the engine…".to_string(),
-                Some((d, true)) => format!("Running on {d}: this browser offers no WebGPU adapter, so the lab uses \
-                    the CPU fallback. It works, only slower than a GPU."),
-                Some((d, false)) => format!("Running on {d}."),
+                Some((d, _, why)) => format!("Running on {d}: {why}."),
             }}</p>
+            <label>"Engine device "
+                <select aria-label="Engine device" on:change=move |ev| choose_device(&event_target_value(&ev))>
+                    {DeviceChoice::ALL.iter().map(|c| {
+                        let text = match c {
+                            DeviceChoice::Auto => "Auto (a hardware GPU, else the CPU)",
+                            DeviceChoice::WebGpu => "WebGPU",
+                            DeviceChoice::Cpu => "CPU",
+                        };
+                        view! { <option value=c.name() selected=current_device() == *c>{text}</option> }
+                    }).collect_view()}
+                </select>
+            </label>
             <details class="adapter">
                 <summary>"WebGPU adapter"</summary>
                 {move || match adapter.get() {

@@ -30,7 +30,7 @@ mod worker {
     use steerlab::sae::Sae;
     use steerlab::tokenizer::Tokenizer;
     use steerlab_www::catalog::{EMBEDDED, MODEL_FILES, SAE_FILES, SITE_HUB};
-    use steerlab_www::{FromWorker, Kind, Source, ToWorker};
+    use steerlab_www::{FromWorker, Kind, Source, ToWorker, software_adapter};
     use wasm_bindgen::JsCast;
     use wasm_bindgen::prelude::*;
     use wasm_bindgen_futures::spawn_local;
@@ -113,40 +113,109 @@ mod worker {
         on_message.forget();
 
         spawn_local(async move {
+            // The page passes the learner's choice in the loader's URL (`?device=`).
+            let search = scope().location().search();
+            let choice = steerlab_www::DeviceChoice::from_query(&search).unwrap_or(steerlab_www::DeviceChoice::Auto);
             post(FromWorker::Status { text: "Looking for a WebGPU adapter…".into() });
-            let (device, name, fallback) = match init_device(DeviceChoice::Wgpu).await {
-                Ok(d) => {
+            let adapter = adapter_facts().await;
+            let (use_gpu, why) = device_plan(choice, adapter.as_ref());
+            let gpu = match use_gpu {
+                true => init_device(DeviceChoice::Wgpu).await.ok(),
+                false => None,
+            };
+            let (device, name, fallback, why) = match gpu {
+                Some(d) => {
                     // Batches are cut to the adapter's own binding limit (the device is created with it).
-                    if let Some(limits) = adapter_limits().await {
+                    if let Some(limits) = adapter.as_ref().and_then(|a| a.limits.clone()) {
                         state.engine.borrow_mut().limits = limits;
                     }
-                    (Ok(d), "WebGPU".to_string(), false)
+                    (Ok(d), "WebGPU", false, why)
                 }
-                Err(_) => (init_device(DeviceChoice::Cpu).await, "the CPU".to_string(), true),
+                None if use_gpu => (
+                    init_device(DeviceChoice::Cpu).await,
+                    "the CPU fallback",
+                    true,
+                    "WebGPU would not start here, so the lab uses the CPU. It works, only slower than a GPU".into(),
+                ),
+                None => (init_device(DeviceChoice::Cpu).await, "the CPU fallback", true, why),
             };
             match device {
                 Ok(d) => {
                     *state.device.borrow_mut() = Some(d);
-                    post(FromWorker::Device { device: name, fallback });
+                    post(FromWorker::Device { device: name.into(), fallback, why });
                 }
                 Err(e) => post(FromWorker::Failed { error: format!("The engine could not start: {e}") }),
             }
         });
     }
 
-    /// The WebGPU adapter's largest storage binding and buffer, as batch limits (None without an adapter).
-    async fn adapter_limits() -> Option<steerlab::model::batch::Limits> {
+    /// What the browser says of its WebGPU adapter.
+    struct AdapterFacts {
+        /// Vendor, architecture, device and description, where given.
+        names: Vec<String>,
+        fallback: bool,
+        /// Its largest storage binding and buffer, as batch limits.
+        limits: Option<steerlab::model::batch::Limits>,
+    }
+
+    /// Whether to run on WebGPU for `choice`, and why, in words the page shows after "Running on …: ".
+    fn device_plan(choice: steerlab_www::DeviceChoice, adapter: Option<&AdapterFacts>) -> (bool, String) {
+        use steerlab_www::DeviceChoice::*;
+        let named = |a: &AdapterFacts| if a.names.is_empty() { "unnamed".to_string() } else { a.names.join(" · ") };
+        let software = adapter.is_some_and(|a| software_adapter(a.fallback, &a.names));
+        match (choice, adapter) {
+            (Cpu, _) => (false, "you chose the CPU under Engine device".into()),
+            (_, None) => (
+                false,
+                "this browser offers no WebGPU adapter, so the lab uses the CPU. It works, only \
+                slower than a GPU"
+                    .into(),
+            ),
+            (Auto, Some(a)) if software => (
+                false,
+                format!(
+                    "this browser's WebGPU adapter ({}) is a software renderer, many times slower here than the CPU \
+                 (choose WebGPU under Engine device to use it anyway)",
+                    named(a)
+                ),
+            ),
+            (Auto, Some(a)) => (true, format!("a hardware adapter ({})", named(a))),
+            (WebGpu, Some(a)) if software => (
+                true,
+                format!(
+                    "you chose it under Engine device; its adapter ({}) is a software renderer, slower than the CPU \
+                 here",
+                    named(a)
+                ),
+            ),
+            (WebGpu, Some(a)) => (true, format!("you chose it under Engine device ({})", named(a))),
+        }
+    }
+
+    async fn adapter_facts() -> Option<AdapterFacts> {
         use js_sys::Reflect;
         let get = |v: &JsValue, k: &str| Reflect::get(v, &k.into()).ok().filter(|v| !v.is_undefined());
         let gpu = get(&get(&js_sys::global(), "navigator")?, "gpu")?;
         let request: js_sys::Function = get(&gpu, "requestAdapter")?.dyn_into().ok()?;
         let promise: js_sys::Promise = request.call0(&gpu).ok()?.dyn_into().ok()?;
         let adapter = wasm_bindgen_futures::JsFuture::from(promise).await.ok().filter(|a| !a.is_null())?;
-        let limits = get(&adapter, "limits")?;
-        let binding = get(&limits, "maxStorageBufferBindingSize")?.as_f64()?;
-        let buffer = get(&limits, "maxBufferSize")?.as_f64().unwrap_or(binding);
-        let defaults = steerlab::model::batch::Limits::default();
-        Some(steerlab::model::batch::Limits { max_binding_bytes: binding.min(buffer) as u64, ..defaults })
+        let info = get(&adapter, "info");
+        let names = ["vendor", "architecture", "device", "description"]
+            .iter()
+            .filter_map(|k| info.as_ref().and_then(|i| get(i, k)).and_then(|v| v.as_string()))
+            .filter(|s| !s.is_empty())
+            .collect();
+        let flag = |v: Option<JsValue>| v.and_then(|f| f.as_bool());
+        let fallback = flag(info.as_ref().and_then(|i| get(i, "isFallbackAdapter")))
+            .or_else(|| flag(get(&adapter, "isFallbackAdapter")))
+            .unwrap_or(false);
+        let limits = get(&adapter, "limits").and_then(|limits| {
+            let binding = get(&limits, "maxStorageBufferBindingSize")?.as_f64()?;
+            let buffer = get(&limits, "maxBufferSize").and_then(|b| b.as_f64()).unwrap_or(binding);
+            let defaults = steerlab::model::batch::Limits::default();
+            Some(steerlab::model::batch::Limits { max_binding_bytes: binding.min(buffer) as u64, ..defaults })
+        });
+        Some(AdapterFacts { names, fallback, limits })
     }
 
     fn cancel_flag(s: &State, id: u32) -> Rc<Cell<bool>> {
