@@ -161,6 +161,24 @@ async function hub(browser, url) {
     await page.goto(url);
     await page.getByTestId("loaded").filter({ hasText: /and random SAE/ }).waitFor({ timeout: TIMEOUT });
     await page.getByText("Sources and your own files").click();
+
+    step = "the first-run banner loads a real model";
+    const banner = page.getByTestId("random-banner");
+    check((await banner.textContent()).includes("random weights"), "no banner over the random model");
+    check(await page.getByTestId("random-note").count() >= 3, "results panels do not say their weights are random");
+    await page.getByLabel("Hub URL").fill(m.url);
+    await page.getByLabel("Hub URL").dispatchEvent("change");
+    m.requests.length = 0;
+    await banner.getByRole("button", { name: /Load Pythia-70M-deduped \(169 MB, about \d+ s/ }).click();
+    await page.getByTestId("loaded").filter({ hasText: /Pythia-70M-deduped/ }).waitFor({ timeout: TIMEOUT });
+    check(m.requests.includes("/EleutherAI/pythia-70m-deduped/resolve/main/config.json"), `banner requests: ${m.requests}`);
+    await page.waitForFunction(() => !document.querySelector("[data-testid=random-banner]"), null, { timeout: TIMEOUT });
+    check(await page.getByTestId("random-note").count() === 0, "a real model's panels still say random weights");
+    await page.waitForFunction(idle("Load model"), null, { timeout: TIMEOUT });
+    await page.locator("select[aria-label=Model]").selectOption("embedded");
+    await page.getByRole("button", { name: "Load model" }).click();
+    await page.getByTestId("loaded").filter({ hasText: /gpt2-tiny.*random SAE/ }).waitFor({ timeout: TIMEOUT });
+
     await page.locator("select[aria-label=Model]").selectOption("gpt2");
     await page.getByLabel("Hub URL").fill(`${m.url}/slow`);
     await page.getByLabel("Hub URL").dispatchEvent("change");

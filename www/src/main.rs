@@ -40,6 +40,7 @@ fn App() -> impl IntoView {
         Err(e) => return view! { <main><h1>"steerlab"</h1><p class="status error">{e}</p></main> }.into_any(),
     };
     provide_context(lab);
+    provide_context(page::models::HubUrl::new());
     let (start, linked, link_error) = from_link();
     let link_note = RwSignal::new(link_error);
     let entry = catalog::model(&start.model);
@@ -124,6 +125,7 @@ fn App() -> impl IntoView {
                 view! { <p class=class role="status">{text}</p> }
             }}
             {move || link_note.get().map(|t| view! { <p class="note link" data-testid="link">{t}</p> })}
+            <page::models::RealModelBanner />
             <page::lessons::Lessons exp=exp large=large />
             <ModelPanel start=entry start_revision=start.revision.clone() start_sae=start.sae.clone() />
             <SteerView exp=exp />

@@ -182,6 +182,7 @@ pub fn DecomposeView(exp: Exp) -> impl IntoView {
     view! {
         <section class="panel" aria-label="Decompose" id="decompose">
             <h2>"4. Decompose it with the SAE"</h2>
+            <super::widgets::RandomWeightsNote />
             <p class="note">{move || match (exp.vector.get(), sae_hook()) {
                 (_, None) => "Load an SAE (above) to decompose the vector.".to_string(),
                 (None, Some(h)) => format!("Compute a vector at {h} (the SAE's hook) first."),

@@ -79,6 +79,7 @@ pub fn FeaturesView() -> impl IntoView {
     view! {
         <section class="panel" aria-label="Features" id="features">
             <h2>"5. Steer with SAE features"</h2>
+            <super::widgets::RandomWeightsNote />
             <p class="explain">"A feature steers when adding its decoder direction moves the output towards what it \
                 stands for. The output score asks that directly (amplify the feature, look for its logit-lens tokens \
                 in the next-token distribution); the input score asks whether the feature fires on those tokens. \

@@ -14,6 +14,57 @@ const HUB_KEY: &str = "steerlab.hub";
 
 const DEVICE_KEY: &str = "steerlab-device";
 
+/// The hub (or mirror) URL downloads come from, shared by the model panel and the first-run banner: the one set
+/// before in this browser, else huggingface.co. Kept in the browser whenever it changes.
+#[derive(Clone, Copy)]
+pub struct HubUrl(pub RwSignal<String>);
+
+impl HubUrl {
+    pub fn new() -> Self {
+        Self(RwSignal::new(local_storage().and_then(|s| s.get_item(HUB_KEY).ok().flatten()).unwrap_or(HUB.into())))
+    }
+
+    fn set(self, url: String) {
+        if let Some(s) = local_storage() {
+            let _ = s.set_item(HUB_KEY, &url);
+        }
+        self.0.set(url);
+    }
+}
+
+/// The first-run path off the embedded random model: a banner that says what it is and loads a real model (and
+/// the SAE in the middle of its release) in one click, with its size and a download time.
+#[component]
+pub fn RealModelBanner() -> impl IntoView {
+    let lab = expect_context::<Lab>();
+    let hub = expect_context::<HubUrl>().0;
+    let load = move |entry: &'static ModelEntry| {
+        let hook = entry.saes.saes[entry.saes.saes.len() / 2].0.to_string();
+        load_entry(entry, &hub.get_untracked(), entry.revision, Some(hook));
+    };
+    let busy = move || lab.device.get().is_none() || lab.loading.get().is_some() || lab.busy.get() > 0;
+    // Download time at 50 Mbit/s, a typical classroom connection.
+    let button = move |entry: &'static ModelEntry| {
+        let secs = (entry.megabytes as f64 * 8.0 / 50.0).round();
+        let text =
+            format!("Load {} ({} MB, about {secs:.0} s at 50 Mbit/s, then its SAE)", entry.label, entry.megabytes);
+        view! { <button on:click=move |_| load(entry) disabled=busy>{text}</button> }
+    };
+    move || {
+        super::widgets::random_model(&lab).then(|| {
+            view! {
+                <aside class="banner" data-testid="random-banner">
+                    <p><strong>"This is a tiny model with random weights"</strong>
+                        ", built in so the lab opens offline with no download. Its generations are noise and its \
+                         steerabilities, diagnostics and feature scores mean nothing. Start with a real model (it is \
+                         kept in this browser after the first download):"</p>
+                    <div class="row">{button(&catalog::PYTHIA_70M_DEDUPED)}{button(&catalog::GPT2_SMALL)}</div>
+                </aside>
+            }
+        })
+    }
+}
+
 /// The engine device chosen before in this browser, if any.
 pub fn saved_device() -> Option<DeviceChoice> {
     local_storage()?.get_item(DEVICE_KEY).ok().flatten().map(|d| DeviceChoice::parse(&d))
@@ -112,7 +163,8 @@ pub fn ModelPanel(
     start_sae: Option<String>,
 ) -> impl IntoView {
     let lab = expect_context::<Lab>();
-    let hub = RwSignal::new(local_storage().and_then(|s| s.get_item(HUB_KEY).ok().flatten()).unwrap_or(HUB.into()));
+    let hub_url = expect_context::<HubUrl>();
+    let hub = hub_url.0;
     let choice = RwSignal::new(start.id.to_string());
     let entry = move || catalog::model(&choice.get()).unwrap_or(&catalog::EMBEDDED);
     let revision = RwSignal::new(start_revision.unwrap_or_else(|| start.revision.to_string()));
@@ -157,11 +209,7 @@ pub fn ModelPanel(
         choice.set(id);
     };
     let load_model = move |_| {
-        let h = hub.get_untracked();
-        if let Some(s) = local_storage() {
-            let _ = s.set_item(HUB_KEY, &h);
-        }
-        load_entry(entry(), &h, &revision.get_untracked(), None);
+        load_entry(entry(), &hub.get_untracked(), &revision.get_untracked(), None);
     };
     let load_sae_click = move |_| load_sae(entry(), &hub.get_untracked(), &sae_hook.get_untracked());
     let on_drop = move |ev: leptos::ev::DragEvent| {
@@ -239,7 +287,7 @@ pub fn ModelPanel(
                 <summary>"Sources and your own files"</summary>
                 <div class="row">
                     <label>"Hub URL " <input type="url" aria-label="Hub URL" prop:value=move || hub.get()
-                        on:change=move |ev| hub.set(event_target_value(&ev)) /></label>
+                        on:change=move |ev| hub_url.set(event_target_value(&ev)) /></label>
                     <label>"Revision " <input type="text" class="short" aria-label="Revision" prop:value=move || revision.get()
                         on:change=move |ev| revision.set(event_target_value(&ev)) /></label>
                 </div>

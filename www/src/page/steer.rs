@@ -249,6 +249,7 @@ pub fn SteerView(exp: Exp) -> impl IntoView {
     view! {
         <section class="panel" aria-label="Steer" id="steer">
             <h2>"1. A steering vector (CAA)"</h2>
+            <super::widgets::RandomWeightsNote />
             <p class="explain">"CAA takes the mean, over contrastive pairs, of the residual stream on the positive text \
                 minus that on the negative, read at the last token (the answer letter for A/B items)."</p>
             <div class="row">
@@ -308,6 +309,7 @@ pub fn SteerView(exp: Exp) -> impl IntoView {
         </section>
         <section class="panel" aria-label="Steerability" id="steerability">
             <h2>"3. Steerability"</h2>
+            <super::widgets::RandomWeightsNote />
             <p class="explain">"Propensity is the mean logit difference between the answer that matches the behaviour and \
                 the one that does not, on held-out A/B items (the held-out third of A/B items you typed, else of the \
                 built-in corrigibility set); steerability is its slope against the multiplier (Tan et al. 2024)."</p>

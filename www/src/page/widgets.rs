@@ -66,3 +66,24 @@ pub fn stop_button(what: &'static str) -> impl IntoView {
             aria-label=what>"Stop"</button>
     }
 }
+
+/// Whether the loaded model is the embedded one, whose weights are random.
+pub fn random_model(lab: &Lab) -> bool {
+    lab.model.get().is_some_and(|m| catalog::model(&m.id).is_some_and(|e| e.embedded)) && !lab.remote.get()
+}
+
+/// Under a results panel's title while the embedded random model is loaded: its numbers mean nothing.
+#[component]
+pub fn RandomWeightsNote() -> impl IntoView {
+    let lab = expect_context::<Lab>();
+    move || {
+        random_model(&lab).then(|| {
+            view! {
+                <p class="note random" data-testid="random-note">
+                    "Random weights: these results only show the lab working. Load GPT-2 small or Pythia-70M-deduped \
+                     (banner above) for numbers that mean something."
+                </p>
+            }
+        })
+    }
+}
