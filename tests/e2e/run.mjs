@@ -274,9 +274,14 @@ async function permalinks(browser, url) {
   await page.getByLabel("Multiplier", { exact: true }).fill("2.5");
   await page.getByLabel("Dataset", { exact: true }).selectOption("wedding.jsonl");
   await page.getByRole("button", { name: "Share" }).click();
-  await page.getByTestId("link").waitFor();
+  await page.getByTestId("share-link").waitFor();
   const href = page.url();
   check(/#x1\.[A-Za-z0-9_-]+$/.test(href), `share wrote no link: ${href}`);
+  check(await page.getByLabel("Share link").inputValue() === href, "the link shown is not the page's");
+  await page.context().grantPermissions(["clipboard-read", "clipboard-write"]);
+  await page.getByRole("button", { name: "Copy link" }).click();
+  await page.getByRole("button", { name: "Copied" }).waitFor();
+  check(await page.evaluate(() => navigator.clipboard.readText()) === href, "Copy link did not copy the link");
 
   step = "open the link";
   const again = await browser.newPage({ viewport: { width: 1100, height: 900 } });
@@ -393,10 +398,29 @@ async function helper(browser, url) {
     await page.goto(url);
     await page.getByTestId("loaded").filter({ hasText: /and random SAE/ }).waitFor({ timeout: TIMEOUT });
     await page.getByText("Native helper (heavier models)").click();
+    check(await page.getByRole("button", { name: "Connect" }).isDisabled(), "Connect is enabled with no token");
+    step = "guidance when no helper runs there";
+    const closed = address.replace(/:\d+$/, ":9");
+    await page.getByLabel("Helper URL").fill(closed);
+    await page.getByLabel("Pairing token").fill("some-token");
+    await page.getByRole("button", { name: "Connect" }).click();
+    await page.getByRole("status").filter({ hasText: `No helper answers at ${closed}` }).waitFor({ timeout: 30000 });
+    step = "guidance when the helper does not allow this page";
+    const strict = spawn(bin, ["serve", "--port", "0", "--device", "cpu", "--models", models], { stdio: ["ignore", "pipe", "inherit"] });
+    try {
+      const first = await new Promise((resolve) => createInterface({ input: strict.stdout }).once("line", resolve));
+      await page.getByLabel("Helper URL").fill(first.match(/http:\/\/[0-9.:]+/)[0]);
+      await page.getByRole("button", { name: "Connect" }).click();
+      await page.getByRole("status").filter({ hasText: `restart it with "steerlab serve --allow-origin ${origin}"` })
+        .waitFor({ timeout: 30000 });
+    } finally {
+      strict.kill();
+    }
+    step = "pair with a wrong token";
     await page.getByLabel("Helper URL").fill(address);
     await page.getByLabel("Pairing token").fill("not-the-token");
     await page.getByRole("button", { name: "Connect" }).click();
-    await page.getByRole("status").filter({ hasText: "wrong pairing token" }).waitFor({ timeout: 30000 });
+    await page.getByRole("status").filter({ hasText: "The helper refused the pairing token" }).waitFor({ timeout: 30000 });
     step = "pair and load the helper's model and SAE";
     await page.getByLabel("Pairing token").fill(token);
     await page.getByRole("button", { name: "Connect" }).click();

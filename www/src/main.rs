@@ -10,6 +10,7 @@ use page::models::ModelPanel;
 use page::steer::{Exp, SteerView, compute_vector, generate};
 use steerlab::experiment::Experiment;
 use steerlab_www::catalog;
+use wasm_bindgen::JsCast;
 
 fn main() {
     console_error_panic_hook::set_once();
@@ -84,6 +85,8 @@ fn App() -> impl IntoView {
         }
     });
 
+    let share_link = RwSignal::new(None::<String>);
+    let copied = RwSignal::new(false);
     let share = move |_| {
         let model = lab.model.get_untracked();
         // The revision only when it is not the catalogue's pin. The hub URL stays a reader's own setting (a
@@ -103,7 +106,21 @@ fn App() -> impl IntoView {
             ..Experiment::default()
         };
         let _ = window().location().set_hash(&e.to_fragment());
-        link_note.set(Some(format!("Link to this experiment: {}", window().location().href().unwrap_or_default())));
+        // A new link replaces whatever was said before it (an old error above it would read as the link's).
+        link_note.set(None);
+        lab.status.set(Status::Info("A link to this experiment is ready below: copy it to share.".into()));
+        share_link.set(Some(window().location().href().unwrap_or_default()));
+        copied.set(false);
+    };
+    let copy = move |_| {
+        let Some(link) = share_link.get_untracked() else { return };
+        // navigator.clipboard through reflection (web-sys's Clipboard API is unstable).
+        let clipboard = js_sys::Reflect::get(&window().navigator(), &"clipboard".into()).ok();
+        let write = clipboard.as_ref().and_then(|c| js_sys::Reflect::get(c, &"writeText".into()).ok());
+        match (clipboard, write.and_then(|w| w.dyn_into::<js_sys::Function>().ok())) {
+            (Some(c), Some(w)) if w.call1(&c, &link.into()).is_ok() => copied.set(true),
+            _ => lab.status.set(Status::Warn("This browser would not copy: select the link and copy it.".into())),
+        }
     };
 
     let large = RwSignal::new(false);
@@ -125,6 +142,13 @@ fn App() -> impl IntoView {
                 view! { <p class=class role="status">{text}</p> }
             }}
             {move || link_note.get().map(|t| view! { <p class="note link" data-testid="link">{t}</p> })}
+            {move || share_link.get().map(|l| view! {
+                <p class="note link row" data-testid="share-link">
+                    <label>"Link to this experiment "
+                        <input type="text" readonly aria-label="Share link" class="share" prop:value=l /></label>
+                    <button class="small" on:click=copy>{move || if copied.get() { "Copied" } else { "Copy link" }}</button>
+                </p>
+            })}
             <page::models::RealModelBanner />
             <page::lessons::Lessons exp=exp large=large />
             <ModelPanel start=entry start_revision=start.revision.clone() start_sae=start.sae.clone() />

@@ -61,15 +61,7 @@ async fn call(
     let url = format!("{}{path}", h.url.trim_end_matches('/'));
     let resp: web_sys::Response = JsFuture::from(window().fetch_with_str_and_init(&url, &init))
         .await
-        .map_err(|e| {
-            format!(
-                "cannot reach the helper at {} ({}): is `steerlab serve` running, and was it started with \
-                 --allow-origin {}?",
-                h.url,
-                js_text(&e),
-                window().location().origin().unwrap_or_default()
-            )
-        })?
+        .map_err(|e| format!("cannot reach the helper at {} ({})", h.url, js_text(&e)))?
         .unchecked_into();
     if !resp.ok() {
         let text = match resp.text() {
@@ -111,6 +103,36 @@ async fn call(
     Ok(())
 }
 
+/// Why pairing failed, in what to do. A refused origin and a helper that is not running look the same to a
+/// request carrying the token (the browser blocks its preflight either way), so a plain GET without one asks
+/// the helper itself: it answers every origin's plain request with its reason.
+async fn diagnose(url: &str, error: String) -> String {
+    if error.contains("HTTP 401") {
+        return "The helper refused the pairing token: copy the token \"steerlab serve\" printed when it started \
+                (it changes at every start)."
+            .into();
+    }
+    let probe = JsFuture::from(window().fetch_with_str(&format!("{url}/v1/info"))).await;
+    let Ok(resp) = probe.map(|r| r.unchecked_into::<web_sys::Response>()) else {
+        return format!(
+            "No helper answers at {url}: start one with \"steerlab serve\" on this computer (README, Native \
+             helper, says how to build it) and check the URL and port it prints."
+        );
+    };
+    let body = match resp.text() {
+        Ok(p) => JsFuture::from(p).await.ok().and_then(|t| t.as_string()).unwrap_or_default(),
+        Err(_) => String::new(),
+    };
+    if resp.status() == 403 && body.contains("is not allowed") {
+        let origin = window().location().origin().unwrap_or_default();
+        return format!(
+            "The helper at {url} does not accept this page ({origin}): restart it with \
+             \"steerlab serve --allow-origin {origin}\"."
+        );
+    }
+    format!("Pairing with the helper at {url} failed: {error}")
+}
+
 /// Pairs with the helper at `url`: its device and what it can load.
 pub async fn connect(url: &str, token: &str) -> Result<Helper, String> {
     let mut h = Helper {
@@ -121,7 +143,9 @@ pub async fn connect(url: &str, token: &str) -> Result<Helper, String> {
         saes: vec![],
     };
     let mut info = None;
-    call(&h, "GET", "/v1/info", None, None, |v| info = Some(v)).await?;
+    if let Err(e) = call(&h, "GET", "/v1/info", None, None, |v| info = Some(v)).await {
+        return Err(diagnose(&h.url, e).await);
+    }
     let info = info.ok_or("the helper sent no description of itself")?;
     let names = |key: &str| -> Vec<String> {
         let list = info.get(key).and_then(|m| m.as_array()).cloned().unwrap_or_default();
@@ -291,7 +315,8 @@ pub fn HelperPanel() -> impl IntoView {
                     on:input=move |ev| url.set(event_target_value(&ev)) /></label>
                 <label>"Token " <input type="password" aria-label="Pairing token" prop:value=move || token.get()
                     on:input=move |ev| token.set(event_target_value(&ev)) /></label>
-                <button on:click=do_connect disabled=move || connecting.get()>"Connect"</button>
+                <button on:click=do_connect
+                    disabled=move || connecting.get() || token.get().trim().is_empty()>"Connect"</button>
             </div>
             {move || lab.helper.get().map(|h| {
                 let (models, saes) = (h.models.clone(), h.saes.clone());

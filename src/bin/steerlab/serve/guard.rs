@@ -58,10 +58,16 @@ pub async fn check(State(g): State<Arc<Guard>>, req: Request, next: Next) -> Res
     if let Some(o) = &origin
         && !g.origins.iter().any(|a| a == o)
     {
-        return error(
+        let mut refused = error(
             StatusCode::FORBIDDEN,
             format!("origin {o} is not allowed: start the helper with --allow-origin {o} to let that page use it"),
         );
+        // The refusal itself may be read by that page (it says nothing but how to allow it), so the lab can tell
+        // the learner what to do; no other answer is.
+        if let Ok(v) = HeaderValue::from_str(o) {
+            refused.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
+        }
+        return refused;
     }
     let mut resp = if req.method() == Method::OPTIONS {
         StatusCode::NO_CONTENT.into_response()
