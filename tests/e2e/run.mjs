@@ -103,10 +103,39 @@ async function diagnostics(page, name) {
   await page.getByTestId("scores").scrollIntoViewIfNeeded();
   await page.screenshot({ path: join(shots, `${name}-features.png`), fullPage: true });
 
-  step = "walk the lesson in large text";
+  step = "walk the lesson: each diagnostic step reads the page's own numbers";
   const first = await page.getByTestId("lesson-text").textContent();
   await page.getByRole("button", { name: "Next" }).click();
   check(await page.getByTestId("lesson-text").textContent() !== first, `${name}: Next did not move the lesson`);
+  for (let i = 2; i < 9; i++) await page.getByRole("button", { name: "Next" }).click();
+  const readings = { "Default components": "defaults-reading", "Where the steering goes": "table-reading" };
+  for (let i = 0; i < 9; i++) {
+    const title = await page.locator("#lesson h2").textContent();
+    const panel = Object.entries(readings).find(([t]) => title.endsWith(t))?.[1];
+    if (panel) {
+      const said = await page.getByTestId("lesson-reading").textContent();
+      const shown = await page.getByTestId(panel).textContent();
+      check(said === shown, `${name}: lesson step "${title}" says "${said}" but the panel shows "${shown}"`);
+      check(/\d/.test(said), `${name}: lesson step "${title}" reads no number: "${said}"`);
+    }
+    if (i < 8) await page.getByRole("button", { name: "Previous" }).click();
+  }
+  check((await page.locator("#lesson h2").textContent()).includes("step 1 of 9"), `${name}: Previous did not go back`);
+  step = "the lesson's last step scores features and steers with the best";
+  for (let i = 1; i < 9; i++) await page.getByRole("button", { name: "Next" }).click();
+  await page.getByLabel("Feature prompt").fill("Once upon a time");
+  await page.getByLabel("Feature prompt").dispatchEvent("input");
+  await page.waitForFunction(idle("Run this step"), null, { timeout: TIMEOUT });
+  await page.getByRole("button", { name: "Run this step" }).click();
+  await page.waitForFunction(() => {
+    const t = document.querySelector("[data-testid=feature-steered]")?.textContent ?? "";
+    return t.startsWith("Once upon a time") && t.length > "Once upon a time".length + 5;
+  }, null, { timeout: TIMEOUT });
+  check(await page.locator("#lesson").isVisible(), `${name}: the lesson card left the screen`);
+  const box = await page.locator("#lesson").boundingBox();
+  check(box && box.y <= 1, `${name}: the lesson card is not pinned at the top (y = ${box?.y})`);
+  for (let i = 1; i < 9; i++) await page.getByRole("button", { name: "Previous" }).click();
+  await page.getByRole("button", { name: "Next" }).click();
   await page.getByLabel("Large text").check();
   await page.evaluate(() => window.scrollTo(0, 0));
   await page.screenshot({ path: join(shots, `${name}-lesson-large.png`) });

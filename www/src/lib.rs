@@ -5,6 +5,7 @@
 pub mod catalog;
 pub mod plot;
 pub mod progress;
+pub mod reading;
 
 use serde::{Deserialize, Serialize};
 use steerlab::engine::{Event, Reply, Request};

@@ -92,7 +92,7 @@ fn esc(s: &str) -> String {
 /// The frame every chart shares: title, axis labels, y grid and ticks. Returns the open `<svg>` text.
 fn frame(title: &str, x_label: &str, y_label: &str, y: &Axis, y_ticks: &[f64]) -> String {
     let mut s = format!(
-        r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" role="img" aria-label="{t}" font-family="system-ui, sans-serif" font-size="11"><rect width="{W}" height="{H}" fill="white"/><text x="{LEFT}" y="18" font-size="13" font-weight="600" fill="#1d2330">{t}</text>"##,
+        r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" role="img" aria-label="{t}" font-family="system-ui, sans-serif" font-size="13"><rect width="{W}" height="{H}" fill="white"/><text x="{LEFT}" y="18" font-size="15" font-weight="600" fill="#1d2330">{t}</text>"##,
         t = esc(title)
     );
     for &t in y_ticks {
@@ -132,19 +132,26 @@ fn x_ticks(s: &mut String, x: &Axis, ticks: &[f64]) {
     }
 }
 
-fn legend(s: &mut String, names: &[&str]) {
+/// The legend, right-aligned under the title: a square of each series' colour, and when `diamond` is given, that
+/// last entry drawn as the dark diamond the plot marks it with.
+fn legend(s: &mut String, names: &[&str], diamond: Option<&str>) {
     let mut x = W - RIGHT;
-    for (i, name) in names.iter().enumerate().rev() {
-        x -= 14.0 + 6.5 * name.chars().count() as f64;
-        let _ = write!(
-            s,
-            r##"<rect x="{x:.1}" y="{y}" width="9" height="9" fill="{c}"/><text x="{tx:.1}" y="{ty}" fill="#1d2330">{n}</text>"##,
-            y = 26.0,
-            c = COLOURS[i % COLOURS.len()],
-            tx = x + 12.0,
-            ty = 34.0,
-            n = esc(name)
-        );
+    let entries = names.iter().map(|n| (*n, false)).chain(diamond.map(|d| (d, true)));
+    let entries: Vec<(&str, bool)> = entries.collect();
+    for (i, (name, is_diamond)) in entries.iter().enumerate().rev() {
+        x -= 16.0 + 7.2 * name.chars().count() as f64;
+        let swatch = if *is_diamond {
+            format!(
+                r##"<path d="M{a:.1} 25L{b:.1} 30L{a:.1} 35L{c:.1} 30Z" fill="#1d2330"/>"##,
+                a = x + 5.0,
+                b = x + 10.0,
+                c = x
+            )
+        } else {
+            format!(r#"<rect x="{x:.1}" y="25" width="10" height="10" fill="{}"/>"#, COLOURS[i % COLOURS.len()])
+        };
+        let _ =
+            write!(s, r##"{swatch}<text x="{tx:.1}" y="35" fill="#1d2330">{n}</text>"##, tx = x + 14.0, n = esc(name));
         x -= 8.0;
     }
 }
@@ -161,7 +168,14 @@ fn axes(s: &mut String) {
 /// Lines with points, e.g. the behaviour's mean logit difference against the multiplier, one line per vector.
 pub fn line_chart(title: &str, x_label: &str, y_label: &str, series: &[Series]) -> String {
     let all = || series.iter().flat_map(|s| s.points.iter().copied()).filter(|(x, y)| x.is_finite() && y.is_finite());
-    let (x, xt) = Axis::fit(all().map(|p| p.0), &[], LEFT, W - RIGHT);
+    let (x, mut xt) = Axis::fit(all().map(|p| p.0), &[], LEFT, W - RIGHT);
+    // Whole-number x (layers) gets whole-number ticks only: no layer 0.5.
+    if all().all(|(a, _)| a.fract() == 0.0) {
+        xt.retain(|t| t.fract().abs() < 1e-9);
+        if xt.len() < 2 && x.hi - x.lo <= 24.0 {
+            xt = (x.lo.ceil() as i64..=x.hi.floor() as i64).map(|i| i as f64).collect();
+        }
+    }
     let (y, yt) = Axis::fit(all().map(|p| p.1), &[], H - BOTTOM, TOP);
     let mut s = frame(title, x_label, y_label, &y, &yt);
     x_ticks(&mut s, &x, &xt);
@@ -176,11 +190,14 @@ pub fn line_chart(title: &str, x_label: &str, y_label: &str, series: &[Series]) 
             .collect();
         let path: Vec<String> = pts.iter().map(|(a, b)| format!("{a:.1},{b:.1}")).collect();
         let _ = write!(s, r#"<polyline fill="none" stroke="{c}" stroke-width="2" points="{}"/>"#, path.join(" "));
-        for (a, b) in pts {
-            let _ = write!(s, r#"<circle cx="{a:.1}" cy="{b:.1}" r="3" fill="{c}"/>"#);
+        let values = series.points.iter().filter(|(a, b)| a.is_finite() && b.is_finite());
+        for ((a, b), (vx, vy)) in pts.into_iter().zip(values) {
+            // Hover shows the point's values.
+            let t = esc(&format!("{} · {x_label} {}: {}", series.label, label(*vx), label(*vy)));
+            let _ = write!(s, r#"<circle cx="{a:.1}" cy="{b:.1}" r="3.5" fill="{c}"><title>{t}</title></circle>"#);
         }
     }
-    legend(&mut s, &series.iter().map(|s| s.label.as_str()).collect::<Vec<_>>());
+    legend(&mut s, &series.iter().map(|s| s.label.as_str()).collect::<Vec<_>>(), None);
     s + "</svg>"
 }
 
@@ -196,24 +213,28 @@ pub fn histogram(title: &str, x_label: &str, edges: &[f64], counts: &[f64], mark
         let (x0, x1, y0) = (x.px(a), x.px(b), y.px(c));
         let _ = write!(
             s,
-            r#"<rect x="{x0:.1}" y="{y0:.1}" width="{w:.1}" height="{h:.1}" fill="{c}"/>"#,
+            r#"<rect x="{x0:.1}" y="{y0:.1}" width="{w:.1}" height="{h:.1}" fill="{c}"><title>{t}</title></rect>"#,
             w = (x1 - x0 - 1.0).max(0.5),
             h = (y.px(0.0) - y0).max(0.0),
-            c = COLOURS[0]
+            c = COLOURS[0],
+            t = esc(&format!("{} to {}: {}", label(a), label(b), label(c)))
         );
     }
     axes(&mut s);
+    // Each mark's label sits above the plot area, one row per mark, so no bar can hide it; its dashed line runs
+    // up to the label.
     for (i, (name, v)) in marks.iter().enumerate().filter(|(_, m)| m.1.is_finite()) {
         let (px, c) = (x.px(*v), COLOURS[(i + 3) % COLOURS.len()]);
         let anchor = if px > W * 0.7 { "end" } else { "start" };
         let dx = if anchor == "end" { -4.0 } else { 4.0 };
+        let ty = 32.0 + 14.0 * i as f64;
         let _ = write!(
             s,
-            r#"<line x1="{px:.1}" x2="{px:.1}" y1="{TOP}" y2="{b}" stroke="{c}" stroke-width="2" stroke-dasharray="5 3"/><text x="{tx:.1}" y="{ty}" text-anchor="{anchor}" fill="{c}" font-weight="600">{n}</text>"#,
+            r#"<line x1="{px:.1}" x2="{px:.1}" y1="{top:.1}" y2="{b}" stroke="{c}" stroke-width="2" stroke-dasharray="5 3"/><text x="{tx:.1}" y="{ty}" text-anchor="{anchor}" fill="{c}" font-weight="600">{n}</text>"#,
+            top = ty - 10.0,
             b = H - BOTTOM,
             tx = px + dx,
-            ty = TOP + 12.0 + 14.0 * i as f64,
-            n = esc(name)
+            n = esc(&format!("{name} {}", label(*v)))
         );
     }
     s + "</svg>"
@@ -227,7 +248,7 @@ fn category_labels(s: &mut String, cats: &[Category], width: f64) {
             s,
             r##"<text x="{cx:.1}" y="{ty}" text-anchor="middle" fill="#5a6275"{fs}>{l}</text>"##,
             ty = H - BOTTOM + 16.0,
-            fs = if small { r#" font-size="9""# } else { "" },
+            fs = if small { r#" font-size="11""# } else { "" },
             l = esc(&c.label)
         );
     }
@@ -259,7 +280,7 @@ pub fn grouped_bars(title: &str, x_label: &str, y_label: &str, groups: &[&str], 
     category_labels(&mut s, cats, width);
     let z = y.px(0.0);
     let _ = write!(s, r##"<line x1="{LEFT}" x2="{r}" y1="{z:.1}" y2="{z:.1}" stroke="#1d2330"/>"##, r = W - RIGHT);
-    legend(&mut s, groups);
+    legend(&mut s, groups, None);
     s + "</svg>"
 }
 
@@ -317,9 +338,7 @@ pub fn strip_plot(
     }
     category_labels(&mut s, cats, width);
     axes(&mut s);
-    let mut names = groups.to_vec();
-    names.push(marker);
-    legend(&mut s, &names);
+    legend(&mut s, groups, Some(marker));
     s + "</svg>"
 }
 
@@ -387,5 +406,29 @@ mod tests {
         let s = strip_plot("defaults", "feature", "projection", &["corpus", "positive", "negative"], "SV", &strips);
         assert_eq!(count(&s, "<circle"), 4);
         assert!(s.contains("#3 · SV: -0.25"));
+    }
+
+    #[test]
+    fn layers_get_whole_ticks_strip_legends_show_the_diamond_and_marks_sit_above_the_bars() {
+        let layers =
+            Series { label: "steerability".into(), points: (0..3).map(|l| (l as f64, l as f64 * 0.1)).collect() };
+        let s = line_chart("by layer", "layer", "steerability", &[layers]);
+        for half in [">0.5<", ">1.5<"] {
+            assert!(!s.contains(half), "a half-layer tick in {s}");
+        }
+        assert!(s.contains(">1<") && s.contains("<title>steerability · layer 2: 0.2</title>"));
+        let strips = vec![Category { label: "#3".into(), groups: vec![vec![1.0]], marker: Some(0.5) }];
+        let s = strip_plot("defaults", "feature", "projection", &["corpus"], "steering vector", &strips);
+        // The legend's diamond (as well as the plot's) and no legend square in a colour for the vector.
+        assert_eq!(count(&s, "fill=\"#1d2330\"/>"), 1);
+        assert_eq!(count(&s, "<rect x="), 1);
+        let h = histogram("norms", "x", &[0.0, 1.0], &[10.0], &[("steering vector", 0.2), ("median", 0.8)]);
+        let label_y: Vec<f64> = h
+            .match_indices("font-weight=\"600\">")
+            .filter_map(|(i, _)| h[..i].rsplit("y=\"").next()?.split('"').next()?.parse().ok())
+            .collect();
+        assert_eq!(label_y.len(), 2, "{h}");
+        assert!(label_y.iter().all(|&y| y < TOP), "mark labels inside the plot: {label_y:?}");
+        assert!(h.contains("median 0.8"));
     }
 }

@@ -9,7 +9,8 @@ use super::widgets::{Plot, feature_link, neuronpedia, stop_button};
 use leptos::prelude::*;
 use steerlab::analysis::Decomposition;
 use steerlab::engine::{Reply, Request, Response};
-use steerlab_www::plot::{Category, Series, grouped_bars, histogram, line_chart, strip_plot};
+use steerlab_www::plot::{Category, grouped_bars, histogram, strip_plot};
+use steerlab_www::reading;
 
 fn f(v: Option<f32>, digits: usize) -> String {
     v.map_or("—".into(), |v| format!("{v:.digits$}"))
@@ -41,15 +42,31 @@ fn views(d: Decomposition, link: impl Fn(usize) -> Option<String> + Copy + 'stat
         .collect();
     let bias_title = format!("encode(0) vs encode({}·SV): top features", b.scales.get(unit).copied().unwrap_or(1.0));
     let bias_bars = grouped_bars(&bias_title, "feature", "activation", &["encode(0)", "encode(SV)"], &bias_cats);
-    let cos = line_chart(
+    // One bar per scale (the vector as it is, and scaled to a typical activation's norm): two scales are two
+    // measurements, not a curve.
+    let scale_cats: Vec<Category> = b
+        .scales
+        .iter()
+        .zip(&b.cosine_with_zero)
+        .map(|(&s, &c)| Category {
+            label: if (s - 1.0).abs() < 1e-6 { "the vector as it is".into() } else { format!("{s:.1} × the vector") },
+            groups: vec![vec![c as f64]],
+            marker: None,
+        })
+        .collect();
+    let cos = grouped_bars(
         "How much encode(s·SV) is encode(0)",
         "scale s of the vector",
         "cosine with encode(0)",
-        &[Series {
-            label: "cos(encode(s·SV), encode(0))".into(),
-            points: b.scales.iter().zip(&b.cosine_with_zero).map(|(&s, &c)| (s as f64, c as f64)).collect(),
-        }],
+        &["cos(encode(s·SV), encode(0))"],
+        &scale_cats,
     );
+    let defaults_text = reading::defaults_reading(&d.defaults).unwrap_or_else(|| {
+        "Real activations (dots) project strongly onto these encoder directions whatever the text; CAA's \
+         difference cancels that."
+            .into()
+    });
+    let table_text = reading::table_reading(&d.table);
 
     let strip_cats: Vec<Category> = d
         .defaults
@@ -113,9 +130,9 @@ fn views(d: Decomposition, link: impl Fn(usize) -> Option<String> + Copy + 'stat
         </div>
         <div class="diagnostic" id="defaults">
             <h3>"Default components"</h3>
-            <p class="explain">"Real activations (dots: corpus, positive and negative prompts) project strongly onto \
-                these encoder directions whatever the text; CAA's difference cancels that, so the vector (diamond) sits \
-                where no activation does."</p>
+            <p class="explain">"Real activations (dots: corpus, positive and negative prompts) project onto these \
+                encoder directions whatever the text; CAA's difference cancels what they share."</p>
+            <p class="explain reading" data-testid="defaults-reading">{defaults_text}</p>
             <Plot svg=strips name="defaults".into() />
         </div>
         <div class="diagnostic" id="projections">
@@ -137,8 +154,9 @@ fn views(d: Decomposition, link: impl Fn(usize) -> Option<String> + Copy + 'stat
             <h3>"Where the steering goes"</h3>
             <p class="explain">"Steerability on held-out A/B items of the vector, its SAE reconstruction and better \
                 decompositions (bias-corrected encoding; gradient pursuit on the decoder, non-negative and signed)."</p>
+            {table_text.map(|t| view! { <p class="explain reading" data-testid="table-reading">{t}</p> })}
             <table data-testid="table">
-                <tr><th>"method"</th><th>"features"</th><th>"norm"</th><th>"cos with SV"</th><th>"steerability"</th><th>"÷ SV's"</th></tr>
+                <tr><th>"method"</th><th>"features"</th><th>"norm"</th><th>"cos with SV"</th><th>"steerability"</th><th>"share of the vector's steerability"</th></tr>
                 {d.table.iter().map(|r| view! {
                     <tr><td>{r.method.clone()}</td><td class="num">{r.features.map_or("—".into(), |n| n.to_string())}</td>
                     <td class="num">{format!("{:.3}", r.norm)}</td><td class="num">{format!("{:.3}", r.cosine)}</td>

@@ -25,20 +25,36 @@ fn parse_ids(text: &str) -> Result<Vec<usize>, String> {
         .collect()
 }
 
-#[component]
-pub fn FeaturesView() -> impl IntoView {
-    let lab = expect_context::<Lab>();
-    let token = RwSignal::new(" love".to_string());
-    let ids = RwSignal::new(String::new());
-    let result = RwSignal::new(None::<(Vec<FeatureScore>, SideEffects)>);
-    let chosen = RwSignal::new(None::<usize>);
-    let strength = RwSignal::new(8.0f32);
-    let prompt = RwSignal::new("I think that".to_string());
-    let (plain, steered) = (RwSignal::new(String::new()), RwSignal::new(String::new()));
-    let link = move |feature| neuronpedia(&lab, feature);
-    let ready = move || lab.idle() && lab.sae.get().is_some();
+/// The features panel's state, shared with the lesson (whose last step scores features and steers with the best).
+#[derive(Clone, Copy)]
+pub struct FeatureState {
+    token: RwSignal<String>,
+    ids: RwSignal<String>,
+    result: RwSignal<Option<(Vec<FeatureScore>, SideEffects)>>,
+    chosen: RwSignal<Option<usize>>,
+    strength: RwSignal<f32>,
+    prompt: RwSignal<String>,
+    plain: RwSignal<String>,
+    steered: RwSignal<String>,
+}
 
-    let score = move |_| {
+impl FeatureState {
+    pub fn new() -> Self {
+        Self {
+            token: RwSignal::new(" love".to_string()),
+            ids: RwSignal::new(String::new()),
+            result: RwSignal::new(None),
+            chosen: RwSignal::new(None),
+            strength: RwSignal::new(8.0),
+            prompt: RwSignal::new("I think that".to_string()),
+            plain: RwSignal::new(String::new()),
+            steered: RwSignal::new(String::new()),
+        }
+    }
+
+    /// Scores the typed features (or those promoting the token), then calls `then` once the scores are in.
+    pub fn score(self, lab: Lab, then: impl FnOnce() + 'static) {
+        let FeatureState { token, ids, result, chosen, strength, .. } = self;
         let typed = ids.get_untracked();
         let (features, promoting) = if typed.trim().is_empty() {
             (vec![], Some(token.get_untracked()))
@@ -60,6 +76,7 @@ pub fn FeaturesView() -> impl IntoView {
             corpus: None,
             prompts: None,
         };
+        let mut then = Some(then);
         bridge::run(req, move |msg| {
             if let Msg::Reply(Reply::Ok(r)) = msg
                 && let Response::Features { scores, side_effects, .. } = *r
@@ -67,14 +84,30 @@ pub fn FeaturesView() -> impl IntoView {
                 chosen.set(scores.first().map(|s| s.feature));
                 strength.set(side_effects.strength);
                 result.set(Some((scores, side_effects)));
+                if let Some(then) = then.take() {
+                    then();
+                }
             }
         });
-    };
-    let steer = move |_| {
-        let Some(f) = chosen.get_untracked() else { return };
-        let steering = vec![Steering::Features { features: vec![(f, strength.get_untracked())] }];
-        side_by_side(prompt.get_untracked(), Some(steering), plain, steered);
-    };
+    }
+
+    /// Generates with and without the chosen feature, side by side.
+    pub fn steer(self) {
+        let Some(f) = self.chosen.get_untracked() else { return };
+        let steering = vec![Steering::Features { features: vec![(f, self.strength.get_untracked())] }];
+        side_by_side(self.prompt.get_untracked(), Some(steering), self.plain, self.steered);
+    }
+}
+
+#[component]
+pub fn FeaturesView() -> impl IntoView {
+    let lab = expect_context::<Lab>();
+    let state = expect_context::<FeatureState>();
+    let FeatureState { token, ids, result, chosen, strength, prompt, plain, steered } = state;
+    let link = move |feature| neuronpedia(&lab, feature);
+    let ready = move || lab.idle() && lab.sae.get().is_some();
+    let score = move |_| state.score(lab, || {});
+    let steer = move |_| state.steer();
 
     view! {
         <section class="panel" aria-label="Features" id="features">
@@ -134,7 +167,7 @@ pub fn FeaturesView() -> impl IntoView {
             <div class="row">
                 <input type="text" aria-label="Feature prompt" prop:value=move || prompt.get()
                     on:input=move |ev| prompt.set(event_target_value(&ev)) />
-                <label>"Strength " <input type="number" step="1" aria-label="Strength" prop:value=move || strength.get()
+                <label>"Strength " <input type="number" step="1" aria-label="Strength" prop:value=move || format!("{:.2}", strength.get())
                     on:input=move |ev| if let Ok(s) = event_target_value(&ev).parse() { strength.set(s) } /></label>
                 <button on:click=steer disabled=move || !ready() || chosen.get().is_none()>
                     {move || chosen.get().map_or("Steer with a feature".into(), |f| format!("Steer with #{f}"))}</button>

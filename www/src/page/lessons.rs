@@ -5,6 +5,8 @@
 use super::bridge::Lab;
 use super::steer::{self, Exp};
 use leptos::prelude::*;
+use steerlab::analysis::Decomposition;
+use steerlab_www::reading;
 
 #[derive(Clone, Copy)]
 enum Action {
@@ -13,16 +15,21 @@ enum Action {
     Generate,
     Sweep,
     Decompose,
-    /// Nothing to compute: the step reads a result already on the page.
+    /// A diagnostic of the decomposition: runs it if the page has none yet, then shows it.
     Show,
+    /// Scores the features promoting the token and steers with the best one.
+    Features,
 }
 
 struct Step {
     title: &'static str,
+    /// What to do and what to look for; the page's own numbers follow (`reading`), never a claimed outcome.
     text: &'static str,
     action: Action,
     /// The element the step shows.
     target: &'static str,
+    /// What the decomposition on the page says for this step, in words.
+    reading: Option<fn(&Decomposition) -> Option<String>>,
 }
 
 const STEPS: [Step; 9] = [
@@ -33,6 +40,7 @@ const STEPS: [Step; 9] = [
                differences. That mean difference is the steering vector.",
         action: Action::Vector,
         target: "steer",
+        reading: None,
     },
     Step {
         title: "It steers",
@@ -40,6 +48,7 @@ const STEPS: [Step; 9] = [
                writes. Compare the continuation with and without it.",
         action: Action::Generate,
         target: "generate",
+        reading: None,
     },
     Step {
         title: "How much it steers",
@@ -48,6 +57,7 @@ const STEPS: [Step; 9] = [
                questions (Tan et al. 2024).",
         action: Action::Sweep,
         target: "steerability",
+        reading: None,
     },
     Step {
         title: "Decompose it with an SAE: the vector is short",
@@ -55,6 +65,7 @@ const STEPS: [Step; 9] = [
                compare norms: the vector is far shorter than any activation the SAE was trained on.",
         action: Action::Decompose,
         target: "norms",
+        reading: None,
     },
     Step {
         title: "The encoder bias decides",
@@ -62,13 +73,16 @@ const STEPS: [Step; 9] = [
                the vector.",
         action: Action::Show,
         target: "bias",
+        reading: None,
     },
     Step {
         title: "Default components",
         text: "Every real activation carries large components along many encoder directions. Positive and negative \
-               prompts share them, so CAA's difference removes them: the vector lies where no activation does.",
+               prompts share them, so CAA's difference removes them. Look at the strips: does the vector (diamond) \
+               sit among the dots or away from them?",
         action: Action::Show,
         target: "defaults",
+        reading: Some(|d| reading::defaults_reading(&d.defaults)),
     },
     Step {
         title: "ReLU drops negative projections",
@@ -77,34 +91,43 @@ const STEPS: [Step; 9] = [
                instead.",
         action: Action::Show,
         target: "projections",
+        reading: None,
     },
     Step {
         title: "Where the steering goes",
-        text: "The SAE reconstruction keeps little of the vector's steerability. Correcting for the bias \
-               (encode(SV + mean) − encode(mean)) and gradient pursuit on the decoder, with signed coefficients, \
-               keep much more: the problem is the encoding, not the dictionary.",
+        text: "Compare the rows: how much of the vector's steerability does its SAE reconstruction keep, and do \
+               the other decompositions — correcting for the bias (encode(SV + mean) − encode(mean)), gradient \
+               pursuit on the decoder with non-negative or signed coefficients — keep more?",
         action: Action::Show,
         target: "table",
+        reading: Some(|d| reading::table_reading(&d.table)),
     },
     Step {
         title: "Features that do steer",
         text: "Choosing features to steer with by what they output (output score) works better than by what \
                they read (input score) (Arad et al. 2025). Score the features promoting a word, check their \
-               predicted side effects, and steer with one.",
-        action: Action::Show,
+               predicted side effects, and steer with the best-scoring one.",
+        action: Action::Features,
         target: "features",
+        reading: None,
     },
 ];
 
+/// Brings `id` into view just below the lesson card, which stays pinned at the top of the window.
 fn scroll_to(id: &str) {
+    use wasm_bindgen::JsCast;
     if let Some(el) = document().get_element_by_id(id) {
         el.scroll_into_view();
+        let card = document().get_element_by_id("lesson").and_then(|c| c.dyn_into::<web_sys::HtmlElement>().ok());
+        let pinned = card.map_or(0, |c| c.offset_height());
+        window().scroll_by_with_x_and_y(0.0, -(pinned as f64 + 12.0));
     }
 }
 
 #[component]
 pub fn Lessons(exp: Exp, large: RwSignal<bool>) -> impl IntoView {
     let lab = expect_context::<Lab>();
+    let features = expect_context::<super::features::FeatureState>();
     let at = RwSignal::new(0usize);
     let run = move |_| {
         let step = &STEPS[at.get_untracked()];
@@ -117,22 +140,29 @@ pub fn Lessons(exp: Exp, large: RwSignal<bool>) -> impl IntoView {
             Action::Generate => steer::generate(exp),
             Action::Sweep => steer::sweep_multipliers(exp),
             Action::Decompose => super::decompose::run(exp),
+            Action::Show if exp.decomposition.get_untracked().is_none() => super::decompose::run(exp),
             Action::Show => {}
+            Action::Features => features.score(lab, move || features.steer()),
         }
         scroll_to(target);
     };
     let needs_vector = move || {
-        matches!(STEPS[at.get()].action, Action::Generate | Action::Sweep | Action::Decompose)
+        matches!(STEPS[at.get()].action, Action::Generate | Action::Sweep | Action::Decompose | Action::Show)
             && exp.vector.get().is_none()
     };
     view! {
-        <section class="panel lesson" aria-label="Lesson">
+        <section class="panel lesson" aria-label="Lesson" id="lesson">
             <div class="lesson-head">
                 <h2>{move || format!("Lesson · step {} of {}: {}", at.get() + 1, STEPS.len(), STEPS[at.get()].title)}</h2>
                 <label class="large-toggle"><input type="checkbox" prop:checked=move || large.get()
                     on:change=move |_| large.update(|l| *l = !*l) />" Large text"</label>
             </div>
             <p class="explain" data-testid="lesson-text">{move || STEPS[at.get()].text}</p>
+            {move || {
+                let reading = STEPS[at.get()].reading?;
+                let text = exp.decomposition.with(|d| d.as_ref().and_then(reading))?;
+                Some(view! { <p class="explain reading" data-testid="lesson-reading">{text}</p> })
+            }}
             <div class="row">
                 <button on:click=move |_| at.update(|a| *a = a.saturating_sub(1)) disabled=move || at.get() == 0>"Previous"</button>
                 <button on:click=run disabled=move || !lab.idle() || needs_vector()>"Run this step"</button>

@@ -1,0 +1,116 @@
+//! What the page's own numbers say, in words: the lesson and the diagnostics panel read the decomposition the
+//! page just computed instead of asserting what it should show, with wording for either outcome (a random or
+//! unusual model can contradict the paper, and the text must then say so).
+
+use steerlab::analysis::defaults::DefaultComponent;
+use steerlab::analysis::table::TableRow;
+
+/// What a decomposition `what` keeps of the vector's steerability `r` (the vector's own is 1).
+fn kept(what: &str, r: f32) -> String {
+    if r < 0.0 {
+        format!("{what} steers the other way ({:.0}% of the vector's steerability)", 100.0 * r)
+    } else {
+        format!("{what} keeps {:.0}% of the vector's steerability", 100.0 * r)
+    }
+}
+
+/// How much of the vector's steerability the SAE reconstruction and the best other decomposition keep. None until
+/// the table has steerabilities (it needs evaluation items).
+pub fn table_reading(table: &[TableRow]) -> Option<String> {
+    let rec = table.iter().find(|r| r.method == "SAE reconstruction")?.relative?;
+    let best = table
+        .iter()
+        .filter(|r| r.method != "steering vector" && r.method != "SAE reconstruction")
+        .filter_map(|r| Some((r.relative?, r)))
+        .max_by(|a, b| a.0.total_cmp(&b.0));
+    let mut text = format!("Here {}", kept("the SAE reconstruction", rec));
+    text += if rec < 0.5 {
+        ": most of the steering is lost in the encoding."
+    } else {
+        ": on this model much of it survives."
+    };
+    if let Some((b, row)) = best {
+        text += &format!(" The best other decomposition, {}", kept(&row.method, b));
+        text += if b < 0.2 || b <= rec + 0.2 {
+            ": no decomposition here does much better than the reconstruction."
+        } else if b >= 0.5 {
+            ": a better encoding of the same dictionary recovers much of the steering."
+        } else {
+            ": more than the reconstruction, but still well short of the vector."
+        };
+    }
+    Some(text)
+}
+
+/// Whether the vector sits where real activations do, feature by feature: outside the middle 90% of the corpus's
+/// projections means CAA's difference removed the default component.
+pub fn defaults_reading(defaults: &[DefaultComponent]) -> Option<String> {
+    let judged: Vec<bool> = defaults
+        .iter()
+        .filter(|c| c.corpus.values.len() >= 10)
+        .map(|c| {
+            let mut v: Vec<f32> = c.corpus.values.iter().copied().filter(|x| x.is_finite()).collect();
+            v.sort_by(f32::total_cmp);
+            let (lo, hi) = (v[v.len() / 20], v[v.len() - 1 - v.len() / 20]);
+            c.vector < lo || c.vector > hi
+        })
+        .collect();
+    if judged.is_empty() {
+        return None;
+    }
+    let outside = judged.iter().filter(|&&o| o).count();
+    let n = judged.len();
+    Some(if 2 * outside >= n {
+        format!(
+            "For {outside} of these {n} features the vector (diamond) lies outside the middle 90% of real \
+             activations (dots): the default component they all share is gone from it."
+        )
+    } else {
+        format!(
+            "Here the vector (diamond) lies outside the middle 90% of real activations for only {outside} of these \
+             {n} features: on this model the default components do not set it apart."
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use steerlab::analysis::defaults::Strip;
+
+    fn row(method: &str, relative: Option<f32>) -> TableRow {
+        TableRow { method: method.into(), features: None, norm: 1.0, cosine: 1.0, steerability: relative, relative }
+    }
+
+    #[test]
+    fn the_table_is_read_for_either_outcome() {
+        let lost = [row("steering vector", Some(1.0)), row("SAE reconstruction", Some(-1.48)), row("gp", Some(-0.55))];
+        let t = table_reading(&lost).unwrap();
+        assert!(t.starts_with("Here the SAE reconstruction steers the other way (-148% of the vector's steerability)"));
+        assert!(t.contains("most of the steering is lost"), "{t}");
+        assert!(
+            t.contains("gp steers the other way (-55%") && t.contains("no decomposition here does much better"),
+            "{t}"
+        );
+        let kept = [row("steering vector", Some(1.0)), row("SAE reconstruction", Some(0.1)), row("signed", Some(0.8))];
+        let t = table_reading(&kept).unwrap();
+        assert!(
+            t.contains("keeps 10%") && t.contains("signed keeps 80% of the vector's steerability: a better"),
+            "{t}"
+        );
+        assert!(table_reading(&[row("SAE reconstruction", None)]).is_none());
+    }
+
+    #[test]
+    fn defaults_are_read_against_the_corpus() {
+        let c = |vector: f32| DefaultComponent {
+            feature: 1,
+            corpus: Strip { mean: 10.0, values: (0..40).map(|i| 10.0 + i as f32 * 0.1).collect() },
+            positive: None,
+            negative: None,
+            vector,
+        };
+        assert!(defaults_reading(&[c(0.1), c(0.2), c(12.0)]).unwrap().starts_with("For 2 of these 3 features"));
+        assert!(defaults_reading(&[c(11.0), c(12.0), c(0.0)]).unwrap().contains("for only 1 of these 3"));
+    }
+}
