@@ -210,6 +210,9 @@ pub enum Event {
     Text { text: String },
     /// Each variant's generated text so far.
     Texts { texts: Vec<String> },
+    /// How far the request's current stage is: `done` of `total` rows (items × vectors × multipliers, passages,
+    /// feature rows…) through the model.
+    Progress { stage: String, done: usize, total: usize },
 }
 
 /// The answer to a JSON request, as JSON: `{"ok": Response}` or `{"error": "..."}`.
@@ -269,7 +272,25 @@ impl Engine {
     /// Runs one request on a view of the model that asks `stop` before each forward pass; generation also asks
     /// after each token. Once it says stop, the request ends with `Error::Cancelled`.
     pub async fn handle(&self, req: Request, stop: Stop, on_event: &mut dyn FnMut(Event)) -> Result<Response> {
-        let view = self.model.as_ref().map(|m| m.stopping(stop.clone()));
+        self.handle_reporting(req, stop, None, on_event).await
+    }
+
+    /// As `handle`, also telling `progress` how far each stage of a multi-prompt flow is (the worker and the
+    /// helper forward it as `Event::Progress`; it is called from inside the flow, so it cannot borrow `on_event`).
+    pub async fn handle_reporting(
+        &self,
+        req: Request,
+        stop: Stop,
+        progress: Option<crate::model::Progress>,
+        on_event: &mut dyn FnMut(Event),
+    ) -> Result<Response> {
+        let view = self.model.as_ref().map(|m| {
+            let view = m.stopping(stop.clone());
+            match &progress {
+                Some(p) => view.reporting(p.clone()),
+                None => view,
+            }
+        });
         let model = || view.as_ref().ok_or_else(no_model);
         match req {
             Request::Status => Ok(Response::Status {

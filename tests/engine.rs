@@ -272,3 +272,27 @@ fn every_view_runs_on_gemma2_with_gemma_scope() {
         ask(&e, json!({"op": "act_add", "positive": "Love", "negative": "Hate", "hook": hook, "prepend_bos": false}));
     assert!(ok(&r)["values"].as_array().is_some_and(|v| !v.is_empty()), "{r}");
 }
+
+#[test]
+fn flows_report_their_progress_by_stage() {
+    let e = engine();
+    let (_, eval) = ab_fixture();
+    let vector = vec![0.1f32; 32];
+    let request: steerlab::engine::Request = serde_json::from_value(json!({
+        "op": "steerability", "eval": eval, "hook": "blocks.1.hook_resid_pre", "vector": vector,
+        "multipliers": [-2.0, 0.0, 2.0]
+    }))
+    .unwrap();
+    let seen = Rc::new(std::cell::RefCell::new(Vec::new()));
+    let sink = seen.clone();
+    let progress: steerlab::model::Progress =
+        Rc::new(move |stage: &str, done, total| sink.borrow_mut().push((stage.to_string(), done, total)));
+    let reply = pollster::block_on(e.handle_reporting(request, steerlab::engine::never(), Some(progress), &mut |_| {}));
+    reply.unwrap();
+    let seen = seen.borrow();
+    assert!(seen.len() >= 2, "{seen:?}");
+    let items = steerlab::steer::dataset::parse_ab_items(&ab_fixture().0, "ab").unwrap().len();
+    // Every item unsteered, then once per non-zero multiplier.
+    assert!(seen.iter().all(|(s, _, t)| s == "A/B items × vectors × multipliers" && *t == items * 3), "{seen:?}");
+    assert!(seen.windows(2).all(|w| w[0].1 < w[1].1) && seen[0].1 == 0 && seen.last().unwrap().1 < items * 3);
+}

@@ -47,6 +47,7 @@ pub async fn corpus_activations(model: &Model, passages: &[String], point: HookP
     let lens: Vec<usize> = seqs.iter().map(Vec::len).collect();
     let mut data = Vec::with_capacity(n * d);
     for part in model.chunks(&lens, |_| 0) {
+        model.report("background passages", part.start, lens.len());
         let batch = Batch::new(&seqs[part.clone()])?;
         let input = Input::Tokens { ids: &batch.ids, rows: batch.rows() };
         let acts = read(model.run_to(input, &mut Hooks::default(), point)?).await?; // [rows, seq, d]

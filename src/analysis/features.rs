@@ -133,6 +133,7 @@ pub async fn feature_scores(
     let vocab = model.cfg().vocab_size;
     let (mut best, mut rank) = (Vec::new(), Vec::new());
     for part in model.chunks(&vec![s; features.len()], |_| 2 * vocab * 4) {
+        model.report("output scores (a row per feature)", part.start, features.len());
         let rows = part.len();
         let steering = RowSteering {
             hook: point,
@@ -211,6 +212,7 @@ async fn top_examples(
     // Per feature: (max activation, token at it) for each passage.
     let mut best: Vec<Vec<(f32, u32)>> = vec![Vec::new(); n];
     for part in model.chunks(&lens, |seq| seq * sae.cfg.d_sae * 4) {
+        model.report("input scores (background passages)", part.start, lens.len());
         let batch = Batch::new(&seqs[part.clone()])?;
         let (rows, t) = (batch.rows(), batch.seq);
         let x = model.run_to(Input::Tokens { ids: &batch.ids, rows }, &mut Hooks::default(), point)?; // [rows, t, d]

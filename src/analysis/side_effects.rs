@@ -117,7 +117,12 @@ pub async fn side_effects(
     let mut clean: Vec<Vec<f32>> = vec![Vec::new(); features.len()]; // [feature][prompt]
     let mut steered: Vec<Vec<f32>> = vec![Vec::new(); features.len()];
     let vocab = model.cfg().vocab_size;
+    // Progress in rows: each prompt unsteered, then once per feature.
+    let (total, mut done) = (n_prompts * (1 + features.len()), 0);
+    const STAGE: &str = "side effects (feature × prompt rows)";
     for prompts_part in model.chunks(&batch.lens, |_| 2 * vocab * 4) {
+        model.report(STAGE, done, total);
+        done += prompts_part.len();
         let part = Batch::new(&seqs[prompts_part.clone()])?;
         let rows = part.rows();
         let mut hooks = Hooks::capturing([point]);
@@ -131,6 +136,8 @@ pub async fn side_effects(
         // Steered rows: (feature, prompt in this part).
         let jobs: Vec<(usize, usize)> = (0..features.len()).flat_map(|f| (0..rows).map(move |p| (f, p))).collect();
         for jobs_part in model.chunks(&vec![part.seq; jobs.len()], |_| 2 * vocab * 4) {
+            model.report(STAGE, done, total);
+            done += jobs_part.len();
             let jobs = &jobs[jobs_part];
             let which: Vec<usize> = jobs.iter().map(|&(_, p)| p).collect();
             let steering = RowSteering {

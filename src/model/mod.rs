@@ -48,6 +48,9 @@ pub struct ModelFiles<'a> {
 /// Asked during a request whether its caller wants it stopped (the page's Stop, a client that went away).
 pub type Stop = Rc<dyn Fn() -> bool>;
 
+/// Told during a request how far its current stage is: (stage, rows done, rows in the stage).
+pub type Progress = Rc<dyn Fn(&str, usize, usize)>;
+
 /// A loaded model and its tokenizer.
 pub struct Model {
     pub name: String,
@@ -56,6 +59,8 @@ pub struct Model {
     /// Asked before each forward pass: once it says stop, the pass fails with `Error::Cancelled`, so a stopped
     /// sweep or diagnostic ends at its next pass (see `stopping`).
     stop: Option<Stop>,
+    /// Told after each batch of a multi-prompt flow how far its stage is (see `reporting`).
+    progress: Option<Progress>,
     /// How large a batch one pass may take on this model's device (`chunks`).
     pub limits: Limits,
 }
@@ -63,7 +68,8 @@ pub struct Model {
 impl Model {
     pub fn new(name: &str, net: Transformer, tokenizer: Tokenizer) -> Self {
         let limits = Limits::default();
-        Self { name: name.to_string(), net: Arc::new(net), tokenizer: Arc::new(tokenizer), stop: None, limits }
+        let (net, tokenizer) = (Arc::new(net), Arc::new(tokenizer));
+        Self { name: name.to_string(), net, tokenizer, stop: None, progress: None, limits }
     }
 
     /// The same model (its weights shared, not copied) whose forward passes fail with `Error::Cancelled` once
@@ -74,7 +80,21 @@ impl Model {
             net: self.net.clone(),
             tokenizer: self.tokenizer.clone(),
             stop: Some(stop),
+            progress: self.progress.clone(),
             limits: self.limits,
+        }
+    }
+
+    /// The same view, telling `progress` how far each stage of a flow is.
+    pub fn reporting(mut self, progress: Progress) -> Self {
+        self.progress = Some(progress);
+        self
+    }
+
+    /// Reports that `done` of a stage's `total` rows are through (the flows call this after each batch).
+    pub fn report(&self, stage: &str, done: usize, total: usize) {
+        if let Some(p) = &self.progress {
+            p(stage, done, total);
         }
     }
 

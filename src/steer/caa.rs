@@ -70,6 +70,7 @@ pub async fn last_token_activations(model: &Model, seqs: &[Vec<u32>], points: &[
     let mut out: Vec<Vec<f32>> = vec![Vec::with_capacity(seqs.len() * d); points.len()];
     let lens: Vec<usize> = seqs.iter().map(Vec::len).collect();
     for part in model.chunks(&lens, |_| 0) {
+        model.report("contrastive pairs", part.start, lens.len());
         let batch = Batch::new(&seqs[part])?;
         let mut hooks = Hooks::capturing(points.iter().copied());
         let last = model.run_to(Input::Tokens { ids: &batch.ids, rows: batch.rows() }, &mut hooks, deepest)?;

@@ -100,7 +100,13 @@ pub async fn grid_logit_diffs(
     let device = &model.net.device;
     let lens: Vec<usize> = prompts.iter().map(|p| p.tokens.len()).collect();
     let resumed: Vec<HookPoint> = grids.iter().map(|g| g.hook).filter(|&h| Transformer::resumable(h)).collect();
+    // Progress in rows: each item once unsteered, then once per vector and non-zero multiplier.
+    let steered_per_item: usize =
+        grids.iter().map(|g| g.vectors.len() * g.multipliers.iter().filter(|&&m| m != 0.0).count()).sum();
+    let (total, mut done) = (prompts.len() * (1 + steered_per_item), 0);
+    const STAGE: &str = "A/B items × vectors × multipliers";
     for items in model.chunks(&lens, |_| 0) {
+        model.report(STAGE, done, total);
         let chunk = &prompts[items.clone()];
         let batch = Batch::new(&chunk.iter().map(|p| p.tokens.as_slice()).collect::<Vec<_>>())?;
         let rows = batch.rows();
@@ -109,6 +115,7 @@ pub async fn grid_logit_diffs(
         let input = Input::Tokens { ids: &batch.ids, rows };
         let normed = model.run_to(input, &mut hooks, HookPoint::LnFinal)?;
         let clean = read(logit_diffs(&model.net, normed, &batch.last_positions(), chunk)).await?.data;
+        done += rows;
         for (g, grid) in grids.iter().enumerate() {
             let kept = hooks.captured.iter().find(|(p, _)| *p == grid.hook).map(|(_, x)| x.clone());
             let vectors: Vec<f32> = grid.vectors.iter().flat_map(|v| v.iter().copied()).collect();
@@ -125,6 +132,8 @@ pub async fn grid_logit_diffs(
                 }
             }
             for part in model.chunks(&vec![batch.seq; jobs.len()], |_| 0) {
+                model.report(STAGE, done, total);
+                done += part.len();
                 let jobs = &jobs[part];
                 let which: Vec<usize> = jobs.iter().map(|&(i, _, _)| i).collect();
                 let steering = RowSteering {

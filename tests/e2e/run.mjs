@@ -59,6 +59,23 @@ async function lab(browser, url, name, expectFallback) {
   await page.getByRole("button", { name: "Sweep multipliers" }).click();
   await page.getByTestId("plot-steerability").locator("svg circle").first().waitFor({ timeout: TIMEOUT });
   check(await page.getByTestId("plot-steerability").locator("svg circle").count() === 7, `${name}: not 7 multipliers`);
+  step = "a running sweep shows itself, only its Stop is enabled, and Stop stops it";
+  await page.waitForFunction(idle("Sweep layers (CAA from A/B training items)"), null, { timeout: TIMEOUT });
+  await page.getByRole("button", { name: "Sweep layers (CAA from A/B training items)" }).click();
+  await page.getByTestId("running-sweep").filter({ hasText: "Sweeping layers" }).waitFor({ timeout: TIMEOUT });
+  check(await page.getByRole("button", { name: "Stop the sweep" }).isEnabled(), `${name}: the sweep's Stop is disabled`);
+  for (const other of ["Stop the diagnostics", "Stop scoring", "Stop generating"]) {
+    check(await page.getByRole("button", { name: other }).isDisabled(), `${name}: "${other}" is enabled during the sweep`);
+  }
+  check(await page.getByRole("button", { name: "Run the diagnostics" }).isDisabled(), `${name}: other panels accept work`);
+  await page.getByRole("button", { name: "Stop the sweep" }).click();
+  // On the CPU the tiny model's sweep can end before the click lands; on SwiftShader it cannot.
+  const ended = await (await page.waitForFunction(() => {
+    if ([...document.querySelectorAll("[role=status]")].some((e) => e.textContent === "Stopped.")) return "stopped";
+    return document.querySelector("[data-testid=plot-steerability-by-layer] svg circle") ? "finished" : false;
+  }, null, { timeout: TIMEOUT })).jsonValue();
+  check(ended === "stopped" || expectFallback, `${name}: Stop did not stop the sweep (${ended})`);
+  check(await page.getByTestId("running-sweep").count() === 0, `${name}: the stopped sweep still shows as running`);
   step = "sweep layers on the built-in A/B items";
   await page.waitForFunction(idle("Sweep layers (CAA from A/B training items)"), null, { timeout: TIMEOUT });
   await page.getByRole("button", { name: "Sweep layers (CAA from A/B training items)" }).click();
@@ -80,6 +97,14 @@ async function diagnostics(page, name) {
   step = "decompose the vector with the SAE";
   await page.waitForFunction(idle("Run the diagnostics"), null, { timeout: TIMEOUT });
   await page.getByRole("button", { name: "Run the diagnostics" }).click();
+  // While they run, the panel says what runs and how far its stage is (rows done of the stage's total).
+  const progressed = await page.waitForFunction(() => {
+    const t = document.querySelector("[data-testid=running-decompose]")?.textContent ?? "";
+    if (/Running the diagnostics: .+, \d+ of \d+ · \d+ s/.test(t)) return t;
+    return document.querySelector("[data-testid=plot-norms]") ? "finished first" : false;
+  }, null, { timeout: TIMEOUT, polling: 50 });
+  const shownProgress = await progressed.jsonValue();
+  check(shownProgress !== "finished first", `${name}: the diagnostics never showed their progress`);
   await page.getByTestId("plot-norms").waitFor({ timeout: TIMEOUT });
   for (const plot of ["bias", "defaults", "projections"]) {
     check(await page.getByTestId(`plot-${plot}`).count() === 1, `${name}: no ${plot} plot`);

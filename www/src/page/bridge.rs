@@ -24,6 +24,48 @@ pub enum Msg {
     Reply(Reply),
 }
 
+/// The long job the page is running: which panel started it (its Stop is the one enabled), what it is, since
+/// when, and how far its current stage is.
+#[derive(Clone, PartialEq)]
+pub struct Job {
+    token: u64,
+    pub section: &'static str,
+    pub what: &'static str,
+    pub started_ms: f64,
+    /// (stage, rows done, rows in the stage, when the stage started)
+    pub stage: Option<(String, usize, usize, f64)>,
+}
+
+impl Job {
+    /// The panel and wording of `request`; None for requests too short to show (status).
+    fn of(request: &Request) -> Option<(&'static str, &'static str)> {
+        Some(match request {
+            Request::Status => return None,
+            Request::Caa { .. } | Request::ActAdd { .. } => ("vector", "Computing the steering vector"),
+            Request::Generate { .. } | Request::GenerateVariants { .. } => ("generate", "Generating"),
+            Request::Steerability { .. } => ("sweep", "Sweeping multipliers"),
+            Request::LayerSweep { .. } => ("sweep", "Sweeping layers (a vector per layer)"),
+            Request::Decompose { .. } => ("decompose", "Running the diagnostics"),
+            Request::Features { .. } => ("features", "Scoring features"),
+        })
+    }
+
+    /// "Running the diagnostics: A/B items × vectors × multipliers 1,200 of 3,600 · 42 s · about 80 s left".
+    pub fn describe(&self, now_ms: f64) -> String {
+        let elapsed = (now_ms - self.started_ms) / 1000.0;
+        let mut text = format!("{}: {:.0} s", self.what, elapsed);
+        if let Some((stage, done, total, since)) = &self.stage {
+            text = format!("{}: {stage}, {done} of {total} · {:.0} s", self.what, elapsed);
+            let stage_s = (now_ms - since) / 1000.0;
+            if *done > 0 && done < total && stage_s > 1.0 {
+                let left = stage_s / *done as f64 * (total - done) as f64;
+                text += &format!(" · about {left:.0} s left in this stage");
+            }
+        }
+        text
+    }
+}
+
 /// One file's download, for the progress bars.
 #[derive(Clone, PartialEq)]
 pub struct FileProgress {
@@ -61,6 +103,8 @@ pub struct Lab {
     /// the helper rather than in the worker).
     pub helper: RwSignal<Option<super::helper::Helper>>,
     pub remote: RwSignal<bool>,
+    /// The long job running, if any.
+    pub job: RwSignal<Option<Job>>,
 }
 
 impl Lab {
@@ -133,6 +177,7 @@ pub fn start() -> Result<Lab, String> {
         progress: RwSignal::new(Vec::new()),
         helper: RwSignal::new(None),
         remote: RwSignal::new(false),
+        job: RwSignal::new(None),
     };
     let b = Rc::new(Bridge {
         worker,
@@ -232,11 +277,40 @@ fn next_id(b: &Bridge) -> u32 {
     id
 }
 
-/// Runs `request`; `handler` gets its events and its reply.
+/// Runs `request`; `handler` gets its events and its reply. The request becomes the page's running job (its
+/// panel's Stop enabled, its progress shown) until its reply.
 pub fn run(request: Request, handler: impl FnMut(Msg) + 'static) {
+    run_in(None, request, handler)
+}
+
+/// As `run`, shown as a job of panel `section` rather than the request's own (generation from the features panel).
+pub fn run_in(section: Option<&'static str>, request: Request, mut handler: impl FnMut(Msg) + 'static) {
     let b = bridge();
-    if b.lab.remote.get_untracked() {
-        return super::helper::run(b.lab, request, handler);
+    let lab = b.lab;
+    let token = next_id(&b) as u64;
+    if let Some((own, what)) = Job::of(&request) {
+        let section = section.unwrap_or(own);
+        lab.job.set(Some(Job { token, section, what, started_ms: js_sys::Date::now(), stage: None }));
+    }
+    let mine = move |j: &Option<Job>| j.as_ref().is_some_and(|j| j.token == token);
+    let handler = move |msg: Msg| {
+        match &msg {
+            Msg::Event(Event::Progress { stage, done, total }) => lab.job.update(|j| {
+                if let Some(j) = j.as_mut().filter(|j| j.token == token) {
+                    let since = match &j.stage {
+                        Some((s, _, _, since)) if s == stage => *since,
+                        _ => js_sys::Date::now(),
+                    };
+                    j.stage = Some((stage.clone(), *done, *total, since));
+                }
+            }),
+            Msg::Reply(_) if mine(&lab.job.get_untracked()) => lab.job.set(None),
+            _ => {}
+        }
+        handler(msg)
+    };
+    if lab.remote.get_untracked() {
+        return super::helper::run(lab, request, handler);
     }
     let id = next_id(&b);
     b.pending.borrow_mut().insert(id, Box::new(handler));

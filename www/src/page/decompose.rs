@@ -211,7 +211,7 @@ pub fn DecomposeView(exp: Exp) -> impl IntoView {
                 <button on:click=move |_| if let Some(h) = sae_hook() { super::steer::compute_vector(exp, Some(h), || {}) }
                     disabled=move || !lab.idle() || sae_hook().is_none() || vector_fits()>"Compute the vector at the SAE's hook"</button>
                 <button on:click=move |_| run(exp) disabled=move || !lab.idle() || !vector_fits()>"Run the diagnostics"</button>
-                {stop_button("Stop the diagnostics")}
+                {stop_button("Stop the diagnostics", "decompose")}
             </div>
             {move || result.get().map(|d| views(d, link))}
         </section>

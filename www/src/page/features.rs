@@ -95,7 +95,7 @@ impl FeatureState {
     pub fn steer(self) {
         let Some(f) = self.chosen.get_untracked() else { return };
         let steering = vec![Steering::Features { features: vec![(f, self.strength.get_untracked())] }];
-        side_by_side(self.prompt.get_untracked(), Some(steering), self.plain, self.steered);
+        side_by_side("features", self.prompt.get_untracked(), Some(steering), self.plain, self.steered);
     }
 }
 
@@ -124,7 +124,7 @@ pub fn FeaturesView() -> impl IntoView {
                 <label>"or these features " <input type="text" class="short" aria-label="Feature ids" placeholder="12, 345"
                     prop:value=move || ids.get() on:input=move |ev| ids.set(event_target_value(&ev)) /></label>
                 <button on:click=score disabled=move || !ready()>"Score features"</button>
-                {stop_button("Stop scoring")}
+                {stop_button("Stop scoring", "features")}
             </div>
             {move || lab.sae.get().is_none().then(|| view! { <p class="note">"Load an SAE (above) first."</p> })}
             {move || result.get().map(|(scores, side)| {

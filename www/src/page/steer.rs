@@ -137,11 +137,13 @@ pub fn generate(exp: Exp) {
     let steering = exp.vector.get_untracked().map(|v| {
         vec![Steering::Vector { hook: v.hook, values: v.values, rows: None, coef: exp.multiplier.get_untracked() }]
     });
-    side_by_side(exp.prompt.get_untracked(), steering, exp.plain, exp.steered);
+    side_by_side("generate", exp.prompt.get_untracked(), steering, exp.plain, exp.steered);
 }
 
 /// Continues `prompt` unsteered into `plain` and, given `steering`, steered into `steered`, both streaming.
+/// Generates `prompt` unsteered and steered, side by side, as a job of panel `section`.
 pub fn side_by_side(
+    section: &'static str,
     prompt: String,
     steering: Option<Vec<Steering>>,
     plain: RwSignal<String>,
@@ -155,7 +157,7 @@ pub fn side_by_side(
         Some(steering) => vec![vec![], steering],
         None => vec![vec![]],
     };
-    bridge::run(Request::GenerateVariants { prompt, variants, options }, move |msg| {
+    bridge::run_in(Some(section), Request::GenerateVariants { prompt, variants, options }, move |msg| {
         if let Msg::Event(Event::Texts { texts }) = msg {
             if let Some(t) = texts.first() {
                 plain.set(t.clone());
@@ -299,7 +301,7 @@ pub fn SteerView(exp: Exp) -> impl IntoView {
                         } />
                 </label>
                 <button on:click=move |_| generate(exp) disabled=move || !idle()>"Generate"</button>
-                {stop_button("Stop generating")}
+                {stop_button("Stop generating", "generate")}
             </div>
             <div class="columns">
                 <div><h3>"Unsteered"</h3><pre class="output" data-testid="plain"><b>{move || exp.prompt.get()}</b>{move || plain.get()}</pre></div>
@@ -316,7 +318,7 @@ pub fn SteerView(exp: Exp) -> impl IntoView {
             <div class="row">
                 <button on:click=move |_| sweep_multipliers(exp) disabled=move || !idle() || exp.vector.get().is_none()>"Sweep multipliers"</button>
                 <button on:click=sweep_layers disabled=move || !idle()>"Sweep layers (CAA from A/B training items)"</button>
-                {stop_button("Stop the sweep")}
+                {stop_button("Stop the sweep", "sweep")}
             </div>
             {move || curve.get().map(|c| {
                 let svg = line_chart(&format!("Propensity vs multiplier at {}", c.hook), "multiplier", "mean logit diff",

@@ -59,11 +59,25 @@ pub fn Bar(text: String, fraction: Option<f64>) -> impl IntoView {
 
 /// Stops what the lab is running, at its next forward pass or token; enabled while something runs. `what` names
 /// it for screen readers.
-pub fn stop_button(what: &'static str) -> impl IntoView {
+pub fn stop_button(what: &'static str, section: &'static str) -> impl IntoView {
     let lab = expect_context::<Lab>();
+    let mine = move || lab.job.get().is_some_and(|j| j.section == section);
+    // A clock for the elapsed time and estimate while this panel's job runs.
+    let now = RwSignal::new(js_sys::Date::now());
+    let tick = leptos::prelude::set_interval_with_handle(
+        move || now.set(js_sys::Date::now()),
+        std::time::Duration::from_millis(500),
+    );
+    on_cleanup(move || {
+        if let Ok(t) = tick {
+            t.clear();
+        }
+    });
     view! {
-        <button on:click=move |_| super::bridge::cancel_all() disabled=move || lab.busy.get() == 0
-            aria-label=what>"Stop"</button>
+        <button on:click=move |_| super::bridge::cancel_all() disabled=move || !mine() aria-label=what>"Stop"</button>
+        {move || lab.job.get().filter(|j| j.section == section).map(|j| view! {
+            <span class="note running" role="status" data-testid=format!("running-{section}")>{j.describe(now.get())}</span>
+        })}
     }
 }
 

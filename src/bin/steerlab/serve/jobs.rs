@@ -98,7 +98,19 @@ fn run(engine: &mut Engine, device: &Device, job: Job) {
     };
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match work {
         Work::Run(req) => {
-            pollster::block_on(engine.handle(req, stop, &mut |event| send(json!({ "event": event }).to_string())))
+            // A stage's progress as events, at most five lines a second (and always its first).
+            let progress: steerlab::model::Progress = {
+                let (out, last) = (out.clone(), Cell::new(None::<std::time::Instant>));
+                Rc::new(move |stage: &str, done, total| {
+                    if done == 0 || last.get().is_none_or(|t| t.elapsed().as_millis() >= 200) {
+                        last.set(Some(std::time::Instant::now()));
+                        let event = steerlab::engine::Event::Progress { stage: stage.into(), done, total };
+                        let _ = out.send(json!({ "event": event }).to_string());
+                    }
+                })
+            };
+            let on_event = &mut |event| send(json!({ "event": event }).to_string());
+            pollster::block_on(engine.handle_reporting(req, stop, Some(progress), on_event))
         }
         Work::LoadModel { name, dir } => {
             send(json!({ "status": format!("loading {name}") }).to_string());

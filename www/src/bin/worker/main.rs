@@ -77,13 +77,23 @@ mod worker {
                 Ok(ToWorker::Run { id, request }) => {
                     let (s, flag) = (s.clone(), cancel_flag(&s, id));
                     let stop: steerlab::engine::Stop = Rc::new(move || flag.get());
+                    // A stage's progress, at most five messages a second (and always its first).
+                    let last = Cell::new(f64::NEG_INFINITY);
+                    let progress: steerlab::model::Progress = Rc::new(move |stage: &str, done, total| {
+                        let now = js_sys::Date::now();
+                        if done == 0 || now - last.get() >= 200.0 {
+                            last.set(now);
+                            let event = steerlab::engine::Event::Progress { stage: stage.into(), done, total };
+                            post(FromWorker::Event { id, event });
+                        }
+                    });
                     // Requests share the engine read-only; loads wait until none holds it (see `load`).
                     #[allow(clippy::await_holding_refcell_ref)]
                     spawn_local(async move {
                         let reply = {
                             let engine = s.engine.borrow();
-                            match engine.handle(request, stop, &mut |event| post(FromWorker::Event { id, event })).await
-                            {
+                            let on_event = &mut |event| post(FromWorker::Event { id, event });
+                            match engine.handle_reporting(request, stop, Some(progress), on_event).await {
                                 Ok(r) => Reply::Ok(Box::new(r)),
                                 Err(e) => Reply::Error(e.to_string()),
                             }
