@@ -59,6 +59,8 @@ async function lab(browser, url, name, expectFallback) {
   await page.getByRole("button", { name: "Sweep multipliers" }).click();
   await page.getByTestId("plot-steerability").locator("svg circle").first().waitFor({ timeout: TIMEOUT });
   check(await page.getByTestId("plot-steerability").locator("svg circle").count() === 7, `${name}: not 7 multipliers`);
+  const mismatch = await page.getByTestId("eval-mismatch").textContent();
+  check(mismatch.includes("love-hate.jsonl, a different behaviour"), `${name}: no data mismatch note: "${mismatch}"`);
   step = "a running sweep shows itself, only its Stop is enabled, and Stop stops it";
   await page.waitForFunction(idle("Sweep layers (CAA from A/B training items)"), null, { timeout: TIMEOUT });
   await page.getByRole("button", { name: "Sweep layers (CAA from A/B training items)" }).click();
@@ -81,6 +83,7 @@ async function lab(browser, url, name, expectFallback) {
   await page.getByRole("button", { name: "Sweep layers (CAA from A/B training items)" }).click();
   await page.getByTestId("plot-steerability-by-layer").locator("svg circle").first().waitFor({ timeout: TIMEOUT });
   check(await page.getByTestId("plot-steerability-by-layer").locator("svg circle").count() === 3, `${name}: not 3 layers`);
+  check((await page.getByTestId("sweep-data").textContent()).includes("corrigibility-ab.json"), `${name}: the sweep does not say its data`);
   await page.screenshot({ path: join(shots, `${name}-steered.png`), fullPage: true });
 
   // The engine batches every flow (items x multipliers x vectors in a few passes), so the diagnostics and feature
@@ -89,6 +92,24 @@ async function lab(browser, url, name, expectFallback) {
   await diagnostics(page, name);
   console.log(`  ${name}: diagnostics, feature scores and the lesson in ${((Date.now() - diagnosed) / 1000).toFixed(0)} s`);
   check(errors.length === 0, `${name}: page errors: ${errors.join("; ")}`);
+  // The whole page at a phone's and a projector's size (Large text on), for a reader to check layouts.
+  if (expectFallback) {
+    step = "phone and projector layouts";
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.screenshot({ path: join(shots, "phone.png"), fullPage: true });
+    const [overflow, wide] = await page.evaluate(() => {
+      const w = window.innerWidth;
+      const offenders = [...document.querySelectorAll("main *")].filter((e) => e.getBoundingClientRect().right > w + 1)
+        .filter((e) => !e.parentElement.closest("table") && e.getBoundingClientRect().width > 0)
+        .slice(0, 5).map((e) => `${e.tagName.toLowerCase()}.${e.className}:${Math.round(e.getBoundingClientRect().right)}`);
+      return [document.documentElement.scrollWidth - w, offenders];
+    });
+    check(overflow <= 2, `${name}: the page is ${overflow} px wider than a phone: ${wide.join(", ")}`);
+    await page.setViewportSize({ width: 1920, height: 1080 });
+    await page.getByLabel("Large text").check();
+    await page.screenshot({ path: join(shots, "projector.png"), fullPage: true });
+    await page.getByLabel("Large text").uncheck();
+  }
   await page.close();
   console.log(`ok ${name} (${((Date.now() - started) / 1000).toFixed(0)} s): ${device}`);
 }
@@ -118,6 +139,7 @@ async function diagnostics(page, name) {
   await page.waitForFunction(idle("Score features"), null, { timeout: TIMEOUT });
   await page.getByRole("button", { name: "Score features" }).click();
   await page.getByTestId("side-effects").waitFor({ timeout: TIMEOUT });
+  check(await page.getByTestId("predictor-checks").locator("tr").count() >= 5, `${name}: no predictor table`);
   const scored = await page.getByTestId("scores").locator("tr").count();
   check(scored >= 2, `${name}: no feature scores (${scored} rows)`);
   await page.waitForFunction(() => [...document.querySelectorAll("button")]

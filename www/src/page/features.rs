@@ -132,7 +132,7 @@ pub fn FeaturesView() -> impl IntoView {
                     .expect("scores serialise");
                 view! {
                     <table data-testid="scores">
-                        <tr><th>"feature"</th><th>"output score"</th><th>"input score"</th><th>"top logit-lens tokens"</th><th></th></tr>
+                        <tr><th>"feature"</th><th>"output score"</th><th>"input score"</th><th>"top logit-lens tokens"</th><th>"steer with"</th></tr>
                         {scores.iter().map(|s| {
                             let f = s.feature;
                             let tokens: Vec<String> = s.lens.iter().take(6).map(|t| format!("{:?}", t.text)).collect();
@@ -159,8 +159,20 @@ pub fn FeaturesView() -> impl IntoView {
                             <td class="num">{format!("{:.2}", r.measured.collateral_spread)}</td>
                         </tr> }).collect_view()}
                     </table>
-                    <p class="note">{side.checks.iter().map(|c| format!("{}: ρ = {} with instability, {} with collateral",
-                        c.predictor, opt(c.vs_instability), opt(c.vs_collateral))).collect::<Vec<_>>().join(" · ")}</p>
+                    <p class="note">"Predictors, cheap to compute: max |cos| — the feature's decoder direction against its \
+                        nearest other; firing rate — how often it fires on the background text; co-activation — the \
+                        largest overlap (Jaccard index) of the tokens it fires on with another feature's; logit footprint — how many tokens its \
+                        logit lens spreads over (exp of the entropy: 1 is one token, the vocabulary size is none in \
+                        particular). Measured: the effect on its own tokens across prompts, its instability (std ÷ \
+                        |mean|) and collateral (the share of the change in SAE activations that lands on other features). \
+                        These measures are our own formulation after Duan (2026), whose formulas are not public."</p>
+                    <table data-testid="predictor-checks">
+                        <tr><th>"predictor"</th><th>"rank correlation with instability"</th><th>"with collateral"</th></tr>
+                        {side.checks.iter().map(|c| view! { <tr>
+                            <td>{c.predictor.replace('_', " ")}</td><td class="num">{opt(c.vs_instability)}</td>
+                            <td class="num">{opt(c.vs_collateral)}</td>
+                        </tr> }).collect_view()}
+                    </table>
                     <button class="small" on:click=move |_| export::download("features.json", "application/json", json.as_bytes())>"JSON"</button>
                 }
             })}

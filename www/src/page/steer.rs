@@ -104,6 +104,28 @@ fn built_in_ab(part: Part) -> DatasetRef {
     DatasetRef::BuiltIn { file: EVAL_FILE.into(), part: Some(part) }
 }
 
+/// Whether a vector trained on `d` was built from A/B items (the built-in A/B set, or typed items, which are
+/// split into parts) rather than from contrastive pairs of another behaviour.
+fn trained_on_ab(d: &DatasetRef) -> bool {
+    match d {
+        DatasetRef::BuiltIn { file, .. } => file == EVAL_FILE,
+        DatasetRef::Inline { part, .. } => part.is_some(),
+    }
+}
+
+/// Said beside a steerability measured on A/B items of another behaviour than the vector's own.
+fn mismatch_note(v: &Vector) -> Option<String> {
+    (!trained_on_ab(&v.train)).then(|| {
+        format!(
+            "This vector was built from {}, a different behaviour from the A/B items it is measured on ({}): the \
+             slope shows how much it moves those answers, not how well it steers its own behaviour. Build the vector \
+             from A/B items (the corrigibility set, or your own typed items) to measure the same behaviour.",
+            dataset_label(&v.train),
+            dataset_label(&v.eval)
+        )
+    })
+}
+
 /// Names a dataset for notes and plot titles.
 pub fn dataset_label(d: &DatasetRef) -> String {
     match d {
@@ -324,10 +346,12 @@ pub fn SteerView(exp: Exp) -> impl IntoView {
                 let svg = line_chart(&format!("Propensity vs multiplier at {}", c.hook), "multiplier", "mean logit diff",
                     &[curve_series("steering vector", &c)]);
                 let csv = curve_csv(&[("steering vector".into(), &c)]);
+                let mismatch = exp.vector.get_untracked().as_ref().and_then(mismatch_note);
                 view! {
                     <p class="note">{format!("Steerability {:.3} (logit diff per unit multiplier) on {}; {:.0}% of items anti-steerable.",
                         c.steerability, exp.vector.get_untracked().map_or_else(String::new, |v| dataset_label(&v.eval)),
                         100.0 * c.anti_steerable_fraction)}</p>
+                    {mismatch.map(|m| view! { <p class="note warn-note" data-testid="eval-mismatch">{m}</p> })}
                     <Plot svg=svg name="steerability".into() />
                     <button class="small" on:click=move |_| export::download("steerability.csv", "text/csv", csv.as_bytes())>"CSV"</button>
                 }
@@ -341,6 +365,9 @@ pub fn SteerView(exp: Exp) -> impl IntoView {
                 let named: Vec<(String, &SteerabilityCurve)> = rows.iter().map(|r| (format!("layer {}", r.layer), &r.curve)).collect();
                 let csv = curve_csv(&named);
                 view! {
+                    <p class="note" data-testid="sweep-data">{format!("Each layer's vector is built here from {} and \
+                        measured on {} — not from the vector above, whose dataset may be another behaviour.",
+                        dataset_label(&exp.train_ab_ref()), dataset_label(&exp.eval_ref()))}</p>
                     <Plot svg=svg name="steerability-by-layer".into() />
                     <Plot svg=per_layer name="propensity-per-layer".into() />
                     <button class="small" on:click=move |_| export::download("layer-sweep.csv", "text/csv", csv.as_bytes())>"CSV"</button>
