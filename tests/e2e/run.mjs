@@ -155,7 +155,10 @@ async function diagnostics(page, name) {
   await page.getByRole("button", { name: "Next" }).click();
   check(await page.getByTestId("lesson-text").textContent() !== first, `${name}: Next did not move the lesson`);
   for (let i = 2; i < 9; i++) await page.getByRole("button", { name: "Next" }).click();
-  const readings = { "Default components": "defaults-reading", "Where the steering goes": "table-reading" };
+  const readings = {
+    "how long is the vector?": "norms-reading", "Does the encoder bias decide?": "bias-reading",
+    "Default components": "defaults-reading", "Where the steering goes": "table-reading",
+  };
   for (let i = 0; i < 9; i++) {
     const title = await page.locator("#lesson h2").textContent();
     const panel = Object.entries(readings).find(([t]) => title.endsWith(t))?.[1];

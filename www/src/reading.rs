@@ -2,8 +2,41 @@
 //! page just computed instead of asserting what it should show, with wording for either outcome (a random or
 //! unusual model can contradict the paper, and the text must then say so).
 
+use steerlab::analysis::bias::BiasDominance;
 use steerlab::analysis::defaults::DefaultComponent;
+use steerlab::analysis::norms::NormHistogram;
 use steerlab::analysis::table::TableRow;
+
+/// How the vector's norm compares with the activations the SAE was trained on.
+pub fn norms_reading(n: &NormHistogram) -> String {
+    let ratio = n.median_over_vector;
+    let verdict = if ratio >= 2.0 {
+        "a vector this short is out of distribution for the encoder"
+    } else {
+        "here the vector is about as long as an activation, so its norm alone does not set it apart"
+    };
+    format!(
+        "The median activation is {ratio:.1}× longer than the steering vector (norm {:.3}): {verdict}.",
+        n.vector_norm
+    )
+}
+
+/// How much encode(SV) is encode(0), at the vector's own scale (the first scale measured is 1).
+pub fn bias_reading(b: &BiasDominance) -> String {
+    let unit = b.scales.iter().position(|&s| (s - 1.0).abs() < 1e-6).unwrap_or(0);
+    let cos = b.cosine_with_zero.get(unit).copied().unwrap_or(f32::NAN);
+    let overlap = 100.0 * b.top_k_overlap.get(unit).copied().unwrap_or(f32::NAN);
+    let verdict = if cos >= 0.9 && overlap >= 50.0 {
+        "the encoding barely depends on the vector: the encoder bias picks the features"
+    } else {
+        "here the encoding does depend on the vector, not only on the encoder bias"
+    };
+    format!(
+        "cos(encode(SV), encode(0)) = {cos:.3}, and {overlap:.0}% of encode(SV)'s top {} features are encode(0)'s \
+         too: {verdict}.",
+        b.k
+    )
+}
 
 /// What a decomposition `what` keeps of the vector's steerability `r` (the vector's own is 1).
 fn kept(what: &str, r: f32) -> String {
@@ -112,5 +145,34 @@ mod tests {
         };
         assert!(defaults_reading(&[c(0.1), c(0.2), c(12.0)]).unwrap().starts_with("For 2 of these 3 features"));
         assert!(defaults_reading(&[c(11.0), c(12.0), c(0.0)]).unwrap().contains("for only 1 of these 3"));
+    }
+
+    #[test]
+    fn norms_and_bias_are_read_for_either_outcome() {
+        let n = |ratio: f32| NormHistogram {
+            edges: vec![0.0, 1.0],
+            counts: vec![1],
+            tokens: 1,
+            median: ratio,
+            mean: ratio,
+            vector_norm: 1.0,
+            median_over_vector: ratio,
+        };
+        assert!(
+            norms_reading(&n(5.6)).contains("5.6× longer") && norms_reading(&n(5.6)).contains("out of distribution")
+        );
+        assert!(norms_reading(&n(1.1)).contains("about as long as an activation"));
+        let b = |cos: f32, overlap: f32| BiasDominance {
+            scales: vec![1.0, 5.0],
+            features: vec![],
+            cosine_with_zero: vec![cos, 0.5],
+            top_k_overlap: vec![overlap, 0.1],
+            k: 10,
+        };
+        assert!(
+            bias_reading(&b(0.963, 0.8)).contains("= 0.963, and 80%")
+                && bias_reading(&b(0.963, 0.8)).contains("bias picks")
+        );
+        assert!(bias_reading(&b(0.2, 0.1)).contains("does depend on the vector"));
     }
 }

@@ -114,17 +114,12 @@ fn views(d: Decomposition, link: impl Fn(usize) -> Option<String> + Copy + 'stat
     view! {
         <div class="diagnostic" id="norms">
             <h3>"Norms: the vector is short"</h3>
-            <p class="explain">{format!("The median activation is {:.1}× longer than the steering vector (norm {:.3}). \
-                SAEs are trained on activations: a vector this short is out of distribution for the encoder.",
-                n.median_over_vector, n.vector_norm)}</p>
+            <p class="explain reading" data-testid="norms-reading">{reading::norms_reading(n)}</p>
             <Plot svg=norms name="norms".into() />
         </div>
         <div class="diagnostic" id="bias">
             <h3>"The encoder bias decides"</h3>
-            <p class="explain">{format!("cos(encode(SV), encode(0)) = {:.3}; {:.0}% of encode(SV)'s top {} features are \
-                encode(0)'s too. Near 1 and near 100% mean the encoding barely depends on the vector.",
-                b.cosine_with_zero.get(unit).copied().unwrap_or(f32::NAN),
-                100.0 * b.top_k_overlap.get(unit).copied().unwrap_or(f32::NAN), b.k)}</p>
+            <p class="explain reading" data-testid="bias-reading">{reading::bias_reading(b)}</p>
             <Plot svg=bias_bars name="bias".into() />
             <Plot svg=cos name="bias-scales".into() />
         </div>

@@ -60,20 +60,20 @@ const STEPS: [Step; 9] = [
         reading: None,
     },
     Step {
-        title: "Decompose it with an SAE: the vector is short",
-        text: "A sparse autoencoder writes activations as a few features. Encode the steering vector with it and \
-               compare norms: the vector is far shorter than any activation the SAE was trained on.",
+        title: "Decompose it with an SAE: how long is the vector?",
+        text: "A sparse autoencoder writes activations as a few features, and was trained on real activations. \
+               Compare the steering vector's norm with theirs: is it an input like the ones the SAE knows?",
         action: Action::Decompose,
         target: "norms",
-        reading: None,
+        reading: Some(|d| Some(reading::norms_reading(&d.norms))),
     },
     Step {
-        title: "The encoder bias decides",
-        text: "For so short an input, encode(SV) is almost encode(0): the encoder bias picks the features, not \
-               the vector.",
+        title: "Does the encoder bias decide?",
+        text: "Encode the vector and encode nothing at all (the zero vector). If the two encodings are alike, the \
+               encoder's bias, not the vector, picks the features.",
         action: Action::Show,
         target: "bias",
-        reading: None,
+        reading: Some(|d| Some(reading::bias_reading(&d.bias))),
     },
     Step {
         title: "Default components",
