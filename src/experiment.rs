@@ -28,6 +28,19 @@ pub struct Experiment {
     pub multiplier: f32,
     pub prompt: String,
     pub max_new_tokens: usize,
+    /// What else the link recomputes once it opens (left out of links that had none of it, so older links and
+    /// newer ones without results read the same): the multiplier sweep, the SAE diagnostics, and the scores of
+    /// the features promoting this token.
+    #[serde(skip_serializing_if = "is_false")]
+    pub sweep: bool,
+    #[serde(skip_serializing_if = "is_false")]
+    pub diagnostics: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub features: Option<String>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !b
 }
 
 impl Default for Experiment {
@@ -41,6 +54,9 @@ impl Default for Experiment {
             multiplier: 4.0,
             prompt: "I think that".into(),
             max_new_tokens: 24,
+            sweep: false,
+            diagnostics: false,
+            features: None,
         }
     }
 }
@@ -139,6 +155,9 @@ mod tests {
                 part: Some(crate::engine::Part::Train),
             },
             prompt: "Ünïcode & spaces / slashes?".into(),
+            sweep: true,
+            diagnostics: true,
+            features: Some(" love".into()),
             ..Default::default()
         };
         let link = e.to_fragment();

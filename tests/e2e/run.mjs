@@ -352,6 +352,19 @@ async function permalinks(browser, url) {
   await page.getByLabel("Prompt", { exact: true }).fill("Hello there");
   await page.getByLabel("Multiplier", { exact: true }).fill("2.5");
   await page.getByLabel("Dataset", { exact: true }).selectOption("wedding.jsonl");
+  // Results the link must bring back: a multiplier sweep, the diagnostics and feature scores.
+  await page.getByTestId("loaded").filter({ hasText: /and random SAE/ }).waitFor({ timeout: TIMEOUT });
+  await page.getByRole("button", { name: "Compute vector" }).click();
+  await page.waitForFunction(idle("Sweep multipliers"), null, { timeout: TIMEOUT });
+  await page.getByRole("button", { name: "Sweep multipliers" }).click();
+  await page.getByTestId("plot-steerability").waitFor({ timeout: TIMEOUT });
+  await page.waitForFunction(idle("Run the diagnostics"), null, { timeout: TIMEOUT });
+  await page.getByRole("button", { name: "Run the diagnostics" }).click();
+  await page.getByTestId("plot-norms").waitFor({ timeout: TIMEOUT });
+  await page.waitForFunction(idle("Score features"), null, { timeout: TIMEOUT });
+  await page.getByRole("button", { name: "Score features" }).click();
+  await page.getByTestId("scores").waitFor({ timeout: TIMEOUT });
+  await page.waitForFunction(idle("Share"), null, { timeout: TIMEOUT });
   await page.getByRole("button", { name: "Share" }).click();
   await page.getByTestId("share-link").waitFor();
   const href = page.url();
@@ -373,6 +386,8 @@ async function permalinks(browser, url) {
     const el = document.querySelector("[data-testid=steered]");
     return el && el.textContent.length > "Hello there".length + 5;
   }, null, { timeout: TIMEOUT });
+  step = "the link recomputes its sweep, diagnostics and feature scores";
+  for (const id of ["plot-steerability", "plot-norms", "scores"]) await again.getByTestId(id).waitFor({ timeout: TIMEOUT });
   await again.screenshot({ path: join(shots, "permalink-restored.png"), fullPage: true });
 
   for (const [fragment, says] of [["#x1.not*base64", "could not be opened"], ["#x99.AAAA", "newer steerlab"]]) {

@@ -75,18 +75,37 @@ fn App() -> impl IntoView {
     // experiment once its model (and SAE) are in.
     let recompute = StoredValue::new(linked);
     let start_hook = start.hook.clone();
+    let (restore_sweep, restore_diagnostics) = (start.sweep, start.diagnostics);
+    let restore_features = start.features.clone();
+    let wants_sae = start.sae.is_some();
+    let features = expect_context::<page::features::FeatureState>();
     Effect::new(move || {
         let Some(m) = lab.model.get() else { return };
         if exp.layer.get_untracked() >= m.n_layers || (start_layer.is_none() && !recompute.get_value()) {
             exp.layer.set(m.n_layers / 2);
         }
-        if lab.loading.get().is_none() && recompute.get_value() {
+        // Everything the link names is recomputed once its model (and SAE, if it names one) is in.
+        if lab.loading.get().is_none() && recompute.get_value() && (!wants_sae || lab.sae.get().is_some()) {
             recompute.set_value(false);
-            compute_vector(exp, Some(start_hook.clone()), move || generate(exp));
+            let restore_features = restore_features.clone();
+            compute_vector(exp, Some(start_hook.clone()), move || {
+                generate(exp);
+                if restore_sweep {
+                    page::steer::sweep_multipliers(exp);
+                }
+                let at_sae = lab.sae.get_untracked().map(|(_, h)| h) == exp.vector.get_untracked().map(|v| v.hook);
+                if restore_diagnostics && at_sae {
+                    page::decompose::run(exp);
+                }
+                if let Some(token) = restore_features.filter(|_| lab.sae.get_untracked().is_some()) {
+                    features.score_token(lab, token);
+                }
+            });
         }
     });
 
     let share_link = RwSignal::new(None::<String>);
+    let expect_features = expect_context::<page::features::FeatureState>();
     let copied = RwSignal::new(false);
     let share = move |_| {
         let model = lab.model.get_untracked();
@@ -104,6 +123,9 @@ fn App() -> impl IntoView {
             hook: exp.vector.get_untracked().map_or_else(|| exp.hook(), |v| v.hook),
             multiplier: exp.multiplier.get_untracked(),
             prompt: exp.prompt.get_untracked(),
+            sweep: exp.curve.with_untracked(|c| c.is_some()),
+            diagnostics: exp.decomposition.with_untracked(|d| d.is_some()),
+            features: expect_features.scored_token(),
             ..Experiment::default()
         };
         let _ = window().location().set_hash(&e.to_fragment());

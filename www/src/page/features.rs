@@ -52,6 +52,19 @@ impl FeatureState {
         }
     }
 
+    /// The token whose promoting features were last scored, for a link to score again.
+    pub fn scored_token(self) -> Option<String> {
+        let scored = self.result.with_untracked(|r| r.is_some());
+        (scored && self.ids.get_untracked().trim().is_empty()).then(|| self.token.get_untracked())
+    }
+
+    /// Scores the features promoting `token` (as a link restores them).
+    pub fn score_token(self, lab: Lab, token: String) {
+        self.ids.set(String::new());
+        self.token.set(token);
+        self.score(lab, || {});
+    }
+
     /// Scores the typed features (or those promoting the token), then calls `then` once the scores are in.
     pub fn score(self, lab: Lab, then: impl FnOnce() + 'static) {
         let FeatureState { token, ids, result, chosen, strength, .. } = self;
