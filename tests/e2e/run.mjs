@@ -94,7 +94,14 @@ async function lab(browser, url, name, expectFallback) {
   check(errors.length === 0, `${name}: page errors: ${errors.join("; ")}`);
   // The whole page at a phone's and a projector's size (Large text on), for a reader to check layouts.
   if (expectFallback) {
-    step = "phone and projector layouts";
+    step = "section links";
+  await page.getByRole("navigation", { name: "Sections" }).getByRole("link", { name: "4 · Decompose" }).click();
+  await page.waitForFunction(() => {
+    const top = document.getElementById("decompose").getBoundingClientRect().top;
+    return top >= 0 && top < window.innerHeight / 2;
+  }, null, { timeout: 10000 });
+  check(!page.url().includes("#decompose"), `${name}: a section link replaced the URL's fragment`);
+  step = "phone and projector layouts";
     await page.setViewportSize({ width: 390, height: 844 });
     await page.screenshot({ path: join(shots, "phone.png"), fullPage: true });
     const [overflow, wide] = await page.evaluate(() => {

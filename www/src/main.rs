@@ -156,6 +156,17 @@ fn App() -> impl IntoView {
                 </div>
                 <button on:click=share>"Share"</button>
             </header>
+            // The page's sections, one click away (the lesson card stays pinned above them).
+            <nav class="sections" aria-label="Sections">
+                {[("model", "Model"), ("steer", "1 · Vector"), ("generate", "2 · Generate"), ("steerability", "3 · Steerability"),
+                  ("decompose", "4 · Decompose"), ("features", "5 · Features")].into_iter().map(|(id, text)| {
+                    view! { <a href=format!("#{id}") on:click=move |ev| {
+                        // Scroll without touching the URL's fragment, which holds a shared experiment.
+                        ev.prevent_default();
+                        page::lessons::scroll_to(id);
+                    }>{text}</a> }
+                }).collect_view()}
+            </nav>
             {move || {
                 let (class, text) = match lab.status.get() {
                     Status::Info(t) => ("status", t),

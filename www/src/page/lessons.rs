@@ -114,7 +114,7 @@ const STEPS: [Step; 9] = [
 ];
 
 /// Brings `id` into view just below the lesson card, which stays pinned at the top of the window.
-fn scroll_to(id: &str) {
+pub fn scroll_to(id: &str) {
     use wasm_bindgen::JsCast;
     if let Some(el) = document().get_element_by_id(id) {
         el.scroll_into_view();

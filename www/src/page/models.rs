@@ -227,7 +227,7 @@ pub fn ModelPanel(
     let can_load = move || lab.device.get().is_some() && lab.loading.get().is_none() && lab.busy.get() == 0;
 
     view! {
-        <section class="panel" aria-label="Model">
+        <section class="panel" aria-label="Model" id="model">
             <h2>"Model and device"</h2>
             <p class="note" data-testid="device">{move || match lab.device.get() {
                 None => "Starting the engine…".to_string(),
