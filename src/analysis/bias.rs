@@ -29,6 +29,13 @@ pub struct BiasDominance {
     pub k: usize,
 }
 
+impl BiasDominance {
+    /// Which of `scales` is the vector as it is (scale 1); the first if none is.
+    pub fn unit_scale(&self) -> usize {
+        self.scales.iter().position(|&s| (s - 1.0).abs() < 1e-6).unwrap_or(0)
+    }
+}
+
 pub async fn bias_dominance(sae: &Sae, sv: &[f32], scales: &[f32], k: usize) -> Result<BiasDominance> {
     let d = sae.cfg.d_in;
     let mut rows = vec![0.0; d]; // encode(0) first

@@ -40,7 +40,6 @@ pub async fn steerability_table(
     eval: Option<Eval<'_>>,
     check: &dyn Fn() -> Result<()>,
 ) -> Result<Vec<TableRow>> {
-    sae.check_ks(ks)?;
     let x = row_tensor(sv, &sae.w_dec.device());
     let (acts, rec) = sae.reconstruct(x);
     let full = Decomposed { coefs: read(acts).await?.data, vector: read(rec).await?.data };

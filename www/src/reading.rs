@@ -23,7 +23,7 @@ pub fn norms_reading(n: &NormHistogram) -> String {
 
 /// How much encode(SV) is encode(0), at the vector's own scale (the first scale measured is 1).
 pub fn bias_reading(b: &BiasDominance) -> String {
-    let unit = b.scales.iter().position(|&s| (s - 1.0).abs() < 1e-6).unwrap_or(0);
+    let unit = b.unit_scale();
     let cos = b.cosine_with_zero.get(unit).copied().unwrap_or(f32::NAN);
     let overlap = 100.0 * b.top_k_overlap.get(unit).copied().unwrap_or(f32::NAN);
     let verdict = if cos >= 0.9 && overlap >= 50.0 {

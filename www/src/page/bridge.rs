@@ -162,9 +162,7 @@ fn post(worker: &Worker, msg: &ToWorker, files: &[web_sys::File]) {
 /// Starts the worker and the lab's state; an error when the browser cannot run a Web Worker.
 pub fn start() -> Result<Lab, String> {
     // The learner's engine device: `?device=` in the page's URL, else the one chosen before (Engine device).
-    let choice = steerlab_www::DeviceChoice::from_query(&window().location().search().unwrap_or_default())
-        .or_else(|| super::models::saved_device())
-        .unwrap_or(steerlab_www::DeviceChoice::Auto);
+    let choice = super::models::current_device();
     let worker = Worker::new(&format!("./worker_loader.js?device={}", choice.name()))
         .map_err(|e| format!("This browser cannot start a Web Worker: {e:?}"))?;
     let lab = Lab {

@@ -29,7 +29,7 @@ fn views(d: Decomposition, link: impl Fn(usize) -> Option<String> + Copy + 'stat
     );
 
     let b = &d.bias;
-    let unit = b.scales.iter().position(|&s| (s - 1.0).abs() < 1e-6).unwrap_or(0);
+    let unit = b.unit_scale();
     let bias_cats: Vec<Category> = b
         .features
         .iter()

@@ -66,12 +66,12 @@ pub fn RealModelBanner() -> impl IntoView {
 }
 
 /// The engine device chosen before in this browser, if any.
-pub fn saved_device() -> Option<DeviceChoice> {
+fn saved_device() -> Option<DeviceChoice> {
     local_storage()?.get_item(DEVICE_KEY).ok().flatten().map(|d| DeviceChoice::parse(&d))
 }
 
 /// The engine device in use: the page URL's `?device=`, else the saved choice, else auto.
-fn current_device() -> DeviceChoice {
+pub fn current_device() -> DeviceChoice {
     DeviceChoice::from_query(&window().location().search().unwrap_or_default())
         .or_else(saved_device)
         .unwrap_or(DeviceChoice::Auto)
