@@ -10,6 +10,10 @@ tests/fixtures/ab.jsonl (prompt = question + "\\n\\nAnswer: (", read at the answ
   ab.logit_diff.blocks.{L}.hook_resid_pre F32 [m, n]      logit(matching) - logit(not matching) at the answer
                                                           position, with multiplier MULTS[i] x that vector added
                                                           at every position of blocks.{L}.hook_resid_pre
+For the contrastive pairs of tests/fixtures/pairs.jsonl, each text after the model's BOS token:
+  pairs.logprob_diff.blocks.{L}.hook_resid_pre F32 [m, n] log p(positive) - log p(negative), summed over each
+                                                          text's tokens from the first one where the two differ,
+                                                          with MULTS[i] x ab.caa.blocks.{L}.hook_resid_pre added
 and an ActAdd check (ACTADD): the position-aligned vector of a prompt pair at blocks.1.hook_resid_pre, the shorter
 prompt padded with space tokens, and the steered prompt's last-position logits at its top 20 tokens:
   actadd.vector F32 [k, d]   actadd.top_ids I64 [20]   actadd.top_logits F32 [20]
@@ -34,12 +38,15 @@ def letter(answer):
 
 def main():
     items = [json.loads(line) for line in open(os.path.join(FIX, "ab.jsonl")) if line.strip()]
+    pairs = [json.loads(line) for line in open(os.path.join(FIX, "pairs.jsonl")) if line.strip()]
     for name in MODELS:
         path = os.path.join(FIX, "models", name)
         tok = AutoTokenizer.from_pretrained(path)
         model = AutoModelForCausalLM.from_pretrained(path, torch_dtype=torch.float32).eval()
         blocks = model.transformer.h if hasattr(model, "transformer") else model.gpt_neox.layers
         enc = lambda text: torch.tensor(tok(text, add_special_tokens=False)["input_ids"])
+        bos = model.config.bos_token_id
+        enc_bos = lambda text: torch.cat([torch.tensor([bos]), enc(text)])
         prompts = [it["question"].rstrip() + "\n\nAnswer: (" for it in items]
         m_ids, n_ids = [], []
         for it, p in zip(items, prompts):
@@ -78,13 +85,31 @@ def main():
                         logits = model(enc(p)[None]).logits[0, -1].float()
                         row.append(logits[mi] - logits[ni])
                     rows.append(torch.stack(row))
+                pair_rows = []
+                for mult in MULTS:
+                    steer["v"] = mult * v
+                    pair_rows.append(torch.stack([pair_logprob_diff(model, enc_bos, p) for p in pairs]))
                 steer["v"] = None
                 handle.remove()
                 out[f"ab.logit_diff.{hook}"] = torch.stack(rows).contiguous()
+                out[f"pairs.logprob_diff.{hook}"] = torch.stack(pair_rows).contiguous()
             out.update(actadd(model, blocks, tok, enc))
         meta = {"multipliers": json.dumps(MULTS), "actadd": json.dumps(ACTADD)}
         save_file(out, os.path.join(path, "science.safetensors"), metadata=meta)
         print("wrote", name, out["ab.logit_diff.blocks.1.hook_resid_pre"][:, 0].tolist())
+
+
+def pair_logprob_diff(model, enc_bos, pair):
+    pos, neg = enc_bos(pair["positive"]), enc_bos(pair["negative"])
+    shared = 0
+    while shared < min(pos.numel(), neg.numel()) and pos[shared] == neg[shared]:
+        shared += 1
+
+    def score(ids):
+        logp = torch.log_softmax(model(ids[None]).logits[0].float(), -1)
+        return sum(logp[i - 1, ids[i]] for i in range(max(shared, 1), ids.numel()))
+
+    return score(pos) - score(neg)
 
 
 def actadd(model, blocks, tok, enc):

@@ -19,8 +19,8 @@ use crate::steer::actadd::actadd_vector;
 use crate::steer::apply::{aligned_intervention, intervention};
 use crate::steer::builtin::{CORPUS, DATASETS, PROMPTS, corpus_passages};
 use crate::steer::caa::caa_vector;
-use crate::steer::dataset::{AbItem, Dataset};
-use crate::steer::propensity::{LayerSweepRow, SteerabilityCurve, layer_sweep, prepare, steerability};
+use crate::steer::dataset::Dataset;
+use crate::steer::propensity::{LayerSweepRow, Probes, SteerabilityCurve, layer_sweep, steerability};
 use serde::{Deserialize, Serialize};
 use std::rc::Rc;
 
@@ -103,9 +103,10 @@ pub enum Request {
         #[serde(default)]
         prepend_bos: bool,
     },
-    /// Propensity on A/B items against the multiplier of one vector.
+    /// Propensity on held-out data against the multiplier of one vector: the logit difference on A/B items,
+    /// the log-probability difference on contrastive pairs.
     Steerability { eval: DatasetRef, hook: String, vector: Vec<f32>, multipliers: Vec<f32> },
-    /// CAA vectors at blocks.L.hook_resid_pre for each layer, each evaluated on A/B items.
+    /// CAA vectors at blocks.L.hook_resid_pre for each layer, each evaluated on `eval` (A/B items or pairs).
     LayerSweep { train: DatasetRef, eval: DatasetRef, layers: Vec<usize>, multipliers: Vec<f32> },
     /// The SAE diagnostics of a steering vector at the SAE's hook.
     Decompose {
@@ -354,24 +355,24 @@ impl Engine {
             }
             Request::Steerability { eval, hook, vector, multipliers } => {
                 let model = model()?;
-                let prompts = prepare(model, &ab_items(&eval)?)?;
-                Ok(Response::Steerability { curve: steerability(model, &prompts, &hook, &vector, &multipliers).await? })
+                let probes = Probes::prepare(model, &load_dataset(&eval)?)?;
+                Ok(Response::Steerability { curve: steerability(model, &probes, &hook, &vector, &multipliers).await? })
             }
             Request::LayerSweep { train, eval, layers, multipliers } => {
                 let model = model()?;
                 let train = load_dataset(&train)?.pairs()?;
-                let prompts = prepare(model, &ab_items(&eval)?)?;
-                Ok(Response::LayerSweep { rows: layer_sweep(model, &train, &prompts, &layers, &multipliers).await? })
+                let probes = Probes::prepare(model, &load_dataset(&eval)?)?;
+                Ok(Response::LayerSweep { rows: layer_sweep(model, &train, &probes, &layers, &multipliers).await? })
             }
             Request::Decompose { vector, eval, pairs, corpus, multipliers, ks, top } => {
                 let (model, sae) = (model()?, self.sae()?);
                 let corpus = corpus_passages(corpus.as_deref().unwrap_or(CORPUS));
                 let pairs = pairs.map(|p| load_dataset(&p)?.pairs()).transpose()?;
-                let eval = eval.map(|e| prepare(model, &ab_items(&e)?)).transpose()?;
+                let eval = eval.map(|e| Probes::prepare(model, &load_dataset(&e)?)).transpose()?;
                 let opts = DecomposeOptions {
                     corpus: &corpus,
                     pairs: pairs.as_deref(),
-                    eval: eval.as_deref(),
+                    eval: eval.as_ref(),
                     multipliers: &multipliers,
                     ks: &ks,
                     top,
@@ -454,13 +455,4 @@ fn split(d: Dataset, part: Option<Part>, name: &str) -> Result<Dataset> {
         return Err(Error::invalid(format!("{name} has {total} items, too few for a {which} part: give at least 3")));
     }
     Ok(d)
-}
-
-fn ab_items(d: &DatasetRef) -> Result<Vec<AbItem>> {
-    match load_dataset(d)? {
-        Dataset::Ab(items) => Ok(items),
-        Dataset::Pairs(_) => Err(Error::invalid(
-            "evaluation needs A/B items ({\"question\", \"answer_matching_behavior\", ...}), not contrastive pairs",
-        )),
-    }
 }

@@ -247,8 +247,11 @@ fn steerability_and_decompose_tell_the_same_story() {
         "{}",
         stderr(&o)
     );
-    let o = steerlab(&["decompose", "--model", &model, "--sae", &sae, "--vector", &sv, "--eval", &pairs]);
-    assert!(stderr(&o).contains("--eval needs A/B items"), "{}", stderr(&o));
+    // Pairs as held-out data are measured by their texts' log-probability difference.
+    let o = steerlab(&["steerability", "--model", &model, "--vector", &sv, "--eval", &pairs]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("log-probability difference (positive − negative text) against the multiplier, over 3 pairs"), "{out}");
 }
 
 /// ActAdd vectors steer the first positions with their hook from the file; SAE features steer with their decoder

@@ -83,7 +83,7 @@ fn status_generate_and_cancel() {
 fn caa_and_steerability_match_the_functions() {
     use steerlab::steer::caa::caa_vector;
     use steerlab::steer::dataset::Dataset;
-    use steerlab::steer::propensity::{prepare, steerability};
+    use steerlab::steer::propensity::{Probes, steerability};
     let e = engine();
     let model = e.model.as_ref().unwrap();
     let hook = "blocks.1.hook_resid_pre";
@@ -98,10 +98,8 @@ fn caa_and_steerability_match_the_functions() {
     let req =
         json!({"op": "steerability", "eval": eval, "hook": hook, "vector": values, "multipliers": [-1.0, 0.0, 1.0]});
     let (r, _) = ask(&e, req);
-    let Dataset::Ab(items) = Dataset::parse(&ab, "ab").unwrap() else { panic!() };
-    let want =
-        pollster::block_on(steerability(model, &prepare(model, &items).unwrap(), hook, &values, &[-1.0, 0.0, 1.0]))
-            .unwrap();
+    let probes = Probes::prepare(model, &Dataset::parse(&ab, "ab").unwrap()).unwrap();
+    let want = pollster::block_on(steerability(model, &probes, hook, &values, &[-1.0, 0.0, 1.0])).unwrap();
     assert_eq!(ok(&r)["curve"]["steerability"].as_f64().unwrap() as f32, want.steerability);
 
     let req =
@@ -205,12 +203,13 @@ fn bad_requests_get_clear_errors() {
         json!({"op": "caa", "dataset": {"from": "built_in", "file": "nope.jsonl"}, "hook": "blocks.0.hook_resid_pre"}),
     );
     assert!(error(&r).contains("no built-in dataset \"nope.jsonl\" (there are: corrigibility-ab.json"), "{r}");
-    let eval = json!({"from": "built_in", "file": "love-hate.jsonl"});
+    let same = r#"{"positive": "I love it", "negative": "I love it"}"#;
+    let eval = json!({"from": "inline", "name": "typed", "text": format!("{same}\n{same}")});
     let (r, _) = ask(
         &e,
         json!({"op": "steerability", "eval": eval, "hook": "blocks.0.hook_resid_pre", "vector": [0.0], "multipliers": [0.0, 1.0]}),
     );
-    assert!(error(&r).contains("evaluation needs A/B items"), "{r}");
+    assert!(error(&r).contains("pair 1: the positive and negative texts are the same tokens"), "{r}");
     let (r, _) = ask(
         &e,
         json!({"op": "generate", "prompt": "Hi", "steering": [{"kind": "vector", "hook": "blocks.0.hook_resid_pre", "values": [1.0, 2.0], "rows": null, "coef": 1.0}]}),

@@ -1,13 +1,14 @@
-//! Propensity and steerability on A/B items (tests/fixtures/ab.jsonl) against transformers
-//! (scripts/make_science_fixtures.py): answer-letter token ids, the CAA vector read at the answer letter at
-//! every layer, and the logit difference under each multiplier, on the CPU and on wgpu.
+//! Propensity and steerability against transformers (scripts/make_science_fixtures.py), on the CPU and on wgpu:
+//! on A/B items (tests/fixtures/ab.jsonl), answer-letter token ids, the CAA vector read at the answer letter at
+//! every layer, and the logit difference under each multiplier; on contrastive pairs (tests/fixtures/pairs.jsonl),
+//! each pair's log-probability difference under each multiplier.
 
 mod common;
 
 use common::*;
 use steerlab::model::Model;
 use steerlab::steer::dataset::Dataset;
-use steerlab::steer::propensity::{layer_sweep, prepare, slope};
+use steerlab::steer::propensity::{Grid, Measure, Probes, grid_scores, layer_sweep, prepare, slope};
 
 fn ab_items() -> Dataset {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ab.jsonl");
@@ -29,7 +30,8 @@ fn layer_sweep_matches_transformers() {
             assert_eq!(ids(|p| p.not_matching), exp.u32("ab.not_matching"), "{name}: other letter ids");
 
             let layers: Vec<usize> = (0..model.cfg().n_layers).collect();
-            let rows = pollster::block_on(layer_sweep(&model, &train, &prompts, &layers, &mults)).unwrap();
+            let probes = Probes::Ab(prompts);
+            let rows = pollster::block_on(layer_sweep(&model, &train, &probes, &layers, &mults)).unwrap();
             for row in rows {
                 let hook = row.curve.hook.clone();
                 let caa = exp.f32(&format!("ab.caa.{hook}"));
@@ -43,6 +45,45 @@ fn layer_sweep_matches_transformers() {
                 let s = slope(&mults, &want);
                 assert!((row.curve.steerability - s).abs() <= 1e-3, "{name} {hook} on {dev_name}: steerability");
                 assert!(row.curve.mean_p_matching.iter().all(|p| (0.0..=1.0).contains(p)));
+            }
+        }
+    }
+}
+
+/// The pairs measure: log p(positive) − log p(negative) from the first differing token, after BOS, per pair and
+/// multiplier, with each layer's A/B CAA vector added at every position.
+#[test]
+fn pair_log_prob_differences_match_transformers() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pairs.jsonl");
+    let pairs = Dataset::parse(&std::fs::read_to_string(&path).unwrap(), "pairs.jsonl").unwrap();
+    for (dev_name, device) in devices() {
+        for name in MODELS {
+            let exp = Expected::from_file(&model_dir(name).join("science.safetensors"));
+            let mults: Vec<f32> = serde_json::from_str(&exp.meta("multipliers")).unwrap();
+            let mut model = Model::from_dir(&model_dir(name), &device).unwrap();
+            let probes = Probes::prepare(&model, &pairs).unwrap();
+            assert_eq!(probes.measure(), Measure::PairLogProbDiff);
+            // All rows in one pass, then every text alone (a pair's two texts in different passes).
+            let n_layers = model.cfg().n_layers;
+            for (layer, budget) in (0..n_layers).map(|l| (l, None)).chain([(1, Some(1))]) {
+                if let Some(b) = budget {
+                    model.limits.budget_bytes = b;
+                }
+                let hook = format!("blocks.{layer}.hook_resid_pre");
+                let caa = exp.f32(&format!("ab.caa.{hook}"));
+                let grid = Grid {
+                    hook: steerlab::model::hooks::HookPoint::ResidPre(layer),
+                    vectors: vec![&caa],
+                    multipliers: &mults,
+                };
+                let got = pollster::block_on(grid_scores(&model, &probes, &[grid])).unwrap().remove(0).remove(0);
+                let want = exp.f32(&format!("pairs.logprob_diff.{hook}")); // [multiplier, pair]
+                for (m, (got, want)) in got.iter().zip(want.chunks(probes.len())).enumerate() {
+                    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+                        let tol = 2e-3 * w.abs().max(1.0);
+                        assert!((g - w).abs() <= tol, "{name} {hook} on {dev_name}, ×{}, pair {i}: {g} vs {w}", mults[m]);
+                    }
+                }
             }
         }
     }

@@ -17,7 +17,7 @@ use crate::model::Model;
 use crate::sae::Sae;
 use crate::stats::norm;
 use crate::steer::dataset::ContrastivePair;
-use crate::steer::propensity::AbPrompt;
+use crate::steer::propensity::Probes;
 
 /// What `decompose` needs besides the model, the SAE and the steering vector.
 pub struct DecomposeOptions<'a> {
@@ -25,8 +25,8 @@ pub struct DecomposeOptions<'a> {
     pub corpus: &'a [String],
     /// The contrastive pairs the vector came from, for the default-component strips.
     pub pairs: Option<&'a [ContrastivePair]>,
-    /// Held-out A/B items: with them the table measures steerability, without it only geometry.
-    pub eval: Option<&'a [AbPrompt]>,
+    /// Held-out A/B items or pairs: with them the table measures steerability, without it only geometry.
+    pub eval: Option<&'a Probes>,
     pub multipliers: &'a [f32],
     /// Feature counts for the top-k subsets and gradient pursuit.
     pub ks: &'a [usize],
@@ -71,7 +71,7 @@ pub async fn decompose(model: &Model, sae: &Sae, sv: &[f32], opts: &DecomposeOpt
     let defaults = defaults::default_components(sae, &features, &corpus, pos.as_ref(), neg.as_ref(), sv).await?;
     let projections = projections::signed_projections(sae, sv, opts.top).await?;
     let mean = corpus::mean_row(&corpus);
-    let eval = opts.eval.map(|prompts| table::Eval { model, prompts, multipliers: opts.multipliers });
+    let eval = opts.eval.map(|probes| table::Eval { model, probes, multipliers: opts.multipliers });
     let table = table::steerability_table(sae, sv, &mean, opts.ks, eval, &|| model.check_stop()).await?;
     Ok(Decomposition { hook: point.to_string(), vector_norm: norm(sv), norms, bias, defaults, projections, table })
 }

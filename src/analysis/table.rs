@@ -8,12 +8,12 @@ use crate::model::layers::row_tensor;
 use crate::sae::Sae;
 use crate::sae::decompose::Decomposed;
 use crate::stats::{cosine, norm};
-use crate::steer::propensity::{AbPrompt, steerabilities};
+use crate::steer::propensity::{Probes, steerabilities};
 
-/// Held-out A/B items to measure steerability on.
+/// Held-out data (A/B items or contrastive pairs) to measure steerability on.
 pub struct Eval<'a> {
     pub model: &'a Model,
-    pub prompts: &'a [AbPrompt],
+    pub probes: &'a Probes,
     pub multipliers: &'a [f32],
 }
 
@@ -63,7 +63,7 @@ pub async fn steerability_table(
     let steer = match &eval {
         Some(e) => {
             let vectors: Vec<&[f32]> = candidates.iter().map(|(_, _, v)| v.as_slice()).collect();
-            let curves = steerabilities(e.model, e.prompts, &sae.cfg.hook_name, &vectors, e.multipliers).await?;
+            let curves = steerabilities(e.model, e.probes, &sae.cfg.hook_name, &vectors, e.multipliers).await?;
             curves.into_iter().map(|c| Some(c.steerability)).collect()
         }
         None => vec![None; candidates.len()],

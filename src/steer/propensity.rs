@@ -1,24 +1,29 @@
-//! How strongly a model shows a behaviour on held-out A/B items, and how that moves with a steering
-//! multiplier. Propensity of one item: the logit difference logit(matching letter) − logit(other letter) at
-//! the answer position, and p(matching) / (p(A) + p(B)), which is the sigmoid of that difference.
-//! Steerability (Tan et al. 2024): the least-squares slope of the mean logit difference against the multiplier.
+//! How strongly a model shows a behaviour on held-out data, and how that moves with a steering multiplier.
+//! Two measures, one per kind of dataset:
+//! - A/B items: the logit difference logit(matching letter) − logit(other letter) at the answer position, and
+//!   p(matching) / (p(A) + p(B)), the sigmoid of that difference.
+//! - Contrastive pairs: the log-probability difference log p(positive text) − log p(negative text), each text
+//!   after the model's BOS token, summed over the tokens from the first one where the two texts differ (the
+//!   shared prefix cancels); its sigmoid is p(positive) / (p(positive) + p(negative)). A love/hate vector is
+//!   measured on held-out love/hate pairs, not on A/B questions of another behaviour.
+//! Steerability (Tan et al. 2024): the least-squares slope of the mean difference against the multiplier.
 //!
-//! Every item × vector × multiplier of a sweep runs batched (`grid_logit_diffs`), and only two logits per row
-//! come back. Steering at `blocks.L.hook_resid_pre` changes nothing before block L, so the items run once
-//! unsteered, their activations there are kept, and each steered row starts from them at block L.
+//! Every item × vector × multiplier of a sweep runs batched (`grid_scores`), and only a few numbers per row come
+//! back. Steering at `blocks.L.hook_resid_pre` changes nothing before block L, so the rows run once unsteered,
+//! their activations there are kept, and each steered row starts from them at block L.
 
 use super::caa::caa_vectors;
-use super::dataset::{AbItem, ContrastivePair};
+use super::dataset::{AbItem, ContrastivePair, Dataset};
 use crate::device::read;
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::model::batch::{Batch, gather_positions};
 use crate::model::hooks::{HookPoint, Hooks, RowAdd, RowSteering};
-use crate::model::layers::upload;
+use crate::model::layers::{index_tensor, upload};
 use crate::model::transformer::{Input, Transformer};
 use crate::model::weights::HostTensor;
 use crate::stats::{mean, norm};
-use burn::tensor::Tensor;
+use burn::tensor::{Int, Tensor, TensorData, activation};
 
 /// An A/B item tokenised: the prompt up to the answer letter and the two letters' token ids.
 #[derive(Debug, Clone, PartialEq)]
@@ -57,6 +62,159 @@ fn prepare_one(model: &Model, item: &AbItem) -> Result<AbPrompt> {
     Ok(AbPrompt { matching: letter_id(&m)?, not_matching: letter_id(&n)?, tokens })
 }
 
+/// A contrastive pair tokenised for the log-probability measure: both texts (after BOS when the model has one)
+/// and the first position where they differ, from which each text's tokens are scored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PairProbe {
+    pub positive: Vec<u32>,
+    pub negative: Vec<u32>,
+    pub from: usize,
+}
+
+fn prepare_pair(model: &Model, pair: &ContrastivePair) -> Result<PairProbe> {
+    let bos = model.cfg().bos_token_id.is_some();
+    let (positive, negative) = (model.encode(&pair.positive, bos)?, model.encode(&pair.negative, bos)?);
+    let longest = positive.len().max(negative.len());
+    if longest > model.cfg().n_ctx {
+        return Err(Error::invalid(format!(
+            "a text is {longest} tokens, too long for the model's context of {} tokens",
+            model.cfg().n_ctx
+        )));
+    }
+    if positive == negative {
+        return Err(Error::invalid("the positive and negative texts are the same tokens: nothing to compare"));
+    }
+    let shared = positive.iter().zip(&negative).take_while(|(a, b)| a == b).count();
+    // The first token has nothing before it to predict it from (a model without BOS).
+    Ok(PairProbe { from: shared.max(1), positive, negative })
+}
+
+/// The held-out data a steerability is measured on, tokenised.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Probes {
+    Ab(Vec<AbPrompt>),
+    Pairs(Vec<PairProbe>),
+}
+
+/// Which difference a steerability curve averages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Measure {
+    /// logit(matching letter) − logit(other letter) on A/B items.
+    #[default]
+    AbLogitDiff,
+    /// log p(positive text) − log p(negative text) on contrastive pairs.
+    PairLogProbDiff,
+}
+
+impl Measure {
+    /// What the difference is, for plot axes and printed tables.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::AbLogitDiff => "logit difference, matching − other answer",
+            Self::PairLogProbDiff => "log-probability difference, positive − negative text",
+        }
+    }
+}
+
+impl Probes {
+    /// Tokenises held-out data of either kind.
+    pub fn prepare(model: &Model, data: &Dataset) -> Result<Self> {
+        match data {
+            Dataset::Ab(items) => Ok(Self::Ab(prepare(model, items)?)),
+            Dataset::Pairs(pairs) if pairs.is_empty() => Err(Error::invalid("no contrastive pairs to evaluate")),
+            Dataset::Pairs(pairs) => Ok(Self::Pairs(
+                pairs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| prepare_pair(model, p).map_err(|e| e.in_record("pair", i)))
+                    .collect::<Result<_>>()?,
+            )),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            Self::Ab(p) => p.len(),
+            Self::Pairs(p) => p.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn measure(&self) -> Measure {
+        match self {
+            Self::Ab(_) => Measure::AbLogitDiff,
+            Self::Pairs(_) => Measure::PairLogProbDiff,
+        }
+    }
+
+    /// The token rows a pass runs: one per A/B item; a pair's positive then negative text.
+    fn rows(&self) -> Vec<&[u32]> {
+        match self {
+            Self::Ab(p) => p.iter().map(|p| p.tokens.as_slice()).collect(),
+            Self::Pairs(p) => p.iter().flat_map(|p| [p.positive.as_slice(), p.negative.as_slice()]).collect(),
+        }
+    }
+
+    /// Bytes one row of `seq` tokens needs in one buffer when read: a pair's text reads the whole vocabulary's
+    /// logits (and their log-softmax) at each scored position.
+    fn read_bytes(&self, model: &Model, seq: usize) -> usize {
+        match self {
+            Self::Ab(_) => 0,
+            Self::Pairs(_) => 2 * seq * model.cfg().vocab_size * 4,
+        }
+    }
+
+    /// Each item's difference from its rows' scores.
+    fn items(&self, rows: &[f32]) -> Vec<f32> {
+        match self {
+            Self::Ab(_) => rows.to_vec(),
+            Self::Pairs(_) => rows.chunks(2).map(|r| r[0] - r[1]).collect(),
+        }
+    }
+
+    /// Reads rows `which` (indices into `rows()`) of a pass: ln_final's output [which, seq, d] → one score each,
+    /// the logit difference of an A/B item or the summed log-probability of a pair's text.
+    async fn read_rows(&self, net: &Transformer, normed: Tensor<3>, which: &[usize]) -> Result<Vec<f32>> {
+        match self {
+            Self::Ab(prompts) => {
+                let positions: Vec<usize> = which.iter().map(|&r| prompts[r].tokens.len() - 1).collect();
+                let items: Vec<AbPrompt> = which.iter().map(|&r| prompts[r].clone()).collect();
+                Ok(read(logit_diffs(net, normed, &positions, &items)).await?.data)
+            }
+            Self::Pairs(pairs) => {
+                let [_, s, d] = normed.dims();
+                // Each scored token: the flat [row * seq + position] it is predicted from, and its id.
+                let (mut from, mut ids, mut owner) = (Vec::new(), Vec::new(), Vec::new());
+                for (b, &r) in which.iter().enumerate() {
+                    let p = &pairs[r / 2];
+                    let tokens = if r % 2 == 0 { &p.positive } else { &p.negative };
+                    for (pos, &id) in tokens.iter().enumerate().skip(p.from) {
+                        from.push(b * s + pos - 1);
+                        ids.push(id as i64);
+                        owner.push(b);
+                    }
+                }
+                let mut sums = vec![0.0f32; which.len()];
+                if from.is_empty() {
+                    return Ok(sums);
+                }
+                let (n, rows, device) = (from.len(), which.len(), normed.device());
+                let at = normed.reshape([rows * s, d]).select(0, index_tensor(&from, &device)); // [n, d]
+                let log_probs = activation::log_softmax(net.vocab_logits(at), 1); // [n, vocab]
+                let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [n, 1]), &device);
+                let picked = read(log_probs.gather(1, ids).reshape([n])).await?.data;
+                for (&b, v) in owner.iter().zip(picked) {
+                    sums[b] += v;
+                }
+                Ok(sums)
+            }
+        }
+    }
+}
 /// One item's propensity.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Propensity {
@@ -77,13 +235,9 @@ pub struct Grid<'a> {
     pub multipliers: &'a [f32],
 }
 
-/// The logit difference of every item under every grid's vectors and multipliers: `[grid][vector][multiplier]
-/// [item]`. Multiplier 0 is the unsteered pass (adding 0 × v changes no bit of the residual stream).
-pub async fn grid_logit_diffs(
-    model: &Model,
-    prompts: &[AbPrompt],
-    grids: &[Grid<'_>],
-) -> Result<Vec<Vec<Vec<Vec<f32>>>>> {
+/// The difference of every item under every grid's vectors and multipliers: `[grid][vector][multiplier][item]`.
+/// Multiplier 0 is the unsteered pass (adding 0 × v changes no bit of the residual stream).
+pub async fn grid_scores(model: &Model, probes: &Probes, grids: &[Grid<'_>]) -> Result<Vec<Vec<Vec<Vec<f32>>>>> {
     let d = model.cfg().d_model;
     for g in grids {
         check_finite(g.multipliers)?;
@@ -95,44 +249,50 @@ pub async fn grid_logit_diffs(
             )));
         }
     }
+    let token_rows = probes.rows();
+    let n_rows = token_rows.len();
+    // Scores per token row, [grid][vector][multiplier][row]; items are made from them at the end.
     let mut out: Vec<Vec<Vec<Vec<f32>>>> =
-        grids.iter().map(|g| vec![vec![vec![0.0; prompts.len()]; g.multipliers.len()]; g.vectors.len()]).collect();
+        grids.iter().map(|g| vec![vec![vec![0.0; n_rows]; g.multipliers.len()]; g.vectors.len()]).collect();
     let device = &model.net.device;
-    let lens: Vec<usize> = prompts.iter().map(|p| p.tokens.len()).collect();
+    let lens: Vec<usize> = token_rows.iter().map(|r| r.len()).collect();
     let resumed: Vec<HookPoint> = grids.iter().map(|g| g.hook).filter(|&h| Transformer::resumable(h)).collect();
-    // Progress in rows: each item once unsteered, then once per vector and non-zero multiplier.
-    let steered_per_item: usize =
+    // Progress in rows: each row once unsteered, then once per vector and non-zero multiplier.
+    let steered_per_row: usize =
         grids.iter().map(|g| g.vectors.len() * g.multipliers.iter().filter(|&&m| m != 0.0).count()).sum();
-    let (total, mut done) = (prompts.len() * (1 + steered_per_item), 0);
-    const STAGE: &str = "A/B items × vectors × multipliers";
-    for items in model.chunks(&lens, |_| 0) {
-        model.report(STAGE, done, total);
-        let chunk = &prompts[items.clone()];
-        let batch = Batch::new(&chunk.iter().map(|p| p.tokens.as_slice()).collect::<Vec<_>>())?;
-        let rows = batch.rows();
+    let (total, mut done) = (n_rows * (1 + steered_per_row), 0);
+    let stage = match probes.measure() {
+        Measure::AbLogitDiff => "A/B items × vectors × multipliers",
+        Measure::PairLogProbDiff => "pair texts × vectors × multipliers",
+    };
+    let read_bytes = |seq: usize| probes.read_bytes(model, seq);
+    for rows in model.chunks(&lens, read_bytes) {
+        model.report(stage, done, total);
+        let batch = Batch::new(&token_rows[rows.clone()])?;
+        let global: Vec<usize> = rows.clone().collect();
         // The unsteered pass, keeping the activations the steered rows resume from.
         let mut hooks = Hooks::capturing(resumed.iter().copied());
-        let input = Input::Tokens { ids: &batch.ids, rows };
+        let input = Input::Tokens { ids: &batch.ids, rows: batch.rows() };
         let normed = model.run_to(input, &mut hooks, HookPoint::LnFinal)?;
-        let clean = read(logit_diffs(&model.net, normed, &batch.last_positions(), chunk)).await?.data;
-        done += rows;
+        let clean = probes.read_rows(&model.net, normed, &global).await?;
+        done += batch.rows();
         for (g, grid) in grids.iter().enumerate() {
             let kept = hooks.captured.iter().find(|(p, _)| *p == grid.hook).map(|(_, x)| x.clone());
             let vectors: Vec<f32> = grid.vectors.iter().flat_map(|v| v.iter().copied()).collect();
             let vectors = upload::<2>(HostTensor::new(vec![grid.vectors.len(), d], vectors), device);
-            // Steered rows: (item in the chunk, vector, multiplier index).
+            // Steered rows: (row in the chunk, vector, multiplier index).
             let mut jobs = Vec::new();
             for v in 0..grid.vectors.len() {
                 for (m, &mult) in grid.multipliers.iter().enumerate() {
                     if mult == 0.0 {
-                        out[g][v][m][items.clone()].copy_from_slice(&clean);
+                        out[g][v][m][rows.clone()].copy_from_slice(&clean);
                     } else {
-                        jobs.extend((0..rows).map(|i| (i, v, m)));
+                        jobs.extend((0..batch.rows()).map(|i| (i, v, m)));
                     }
                 }
             }
-            for part in model.chunks(&vec![batch.seq; jobs.len()], |_| 0) {
-                model.report(STAGE, done, total);
+            for part in model.chunks(&vec![batch.seq; jobs.len()], read_bytes) {
+                model.report(stage, done, total);
                 done += part.len();
                 let jobs = &jobs[part];
                 let which: Vec<usize> = jobs.iter().map(|&(i, _, _)| i).collect();
@@ -148,16 +308,15 @@ pub async fn grid_logit_diffs(
                 let mut ids = Vec::new();
                 let input = batch.rows_input(&which, kept.as_ref().map(|x| (grid.hook, x)), &mut ids);
                 let normed = model.run_to(input, &mut hooks, HookPoint::LnFinal)?;
-                let positions: Vec<usize> = which.iter().map(|&i| batch.lens[i] - 1).collect();
-                let items_of: Vec<AbPrompt> = which.iter().map(|&i| chunk[i].clone()).collect();
-                let diffs = read(logit_diffs(&model.net, normed, &positions, &items_of)).await?.data;
-                for (&(i, v, m), diff) in jobs.iter().zip(diffs) {
-                    out[g][v][m][items.start + i] = diff;
+                let of: Vec<usize> = which.iter().map(|&i| rows.start + i).collect();
+                let scores = probes.read_rows(&model.net, normed, &of).await?;
+                for (&(i, v, m), score) in jobs.iter().zip(scores) {
+                    out[g][v][m][rows.start + i] = score;
                 }
             }
         }
     }
-    Ok(out)
+    Ok(out.into_iter().map(|g| g.into_iter().map(|v| v.iter().map(|m| probes.items(m)).collect()).collect()).collect())
 }
 
 /// logit(matching) − logit(not matching) of each row at its answer position: ln_final's output [rows, seq, d]
@@ -174,9 +333,13 @@ fn logit_diffs(net: &Transformer, normed: Tensor<3>, positions: &[usize], items:
 pub struct SteerabilityCurve {
     pub hook: String,
     pub multipliers: Vec<f32>,
-    /// Mean over items of the logit difference, one per multiplier.
+    /// What `mean_logit_diff` averages: the A/B logit difference, or the pairs' log-probability difference.
+    #[serde(default)]
+    pub measure: Measure,
+    /// Mean over items of the difference (`measure`), one per multiplier.
     pub mean_logit_diff: Vec<f32>,
-    /// Mean over items of p(matching) / (p(A) + p(B)), one per multiplier.
+    /// Mean over items of its sigmoid, one per multiplier: p(matching) / (p(A) + p(B)) on A/B items,
+    /// p(positive) / (p(positive) + p(negative)) on pairs.
     pub mean_p_matching: Vec<f32>,
     /// Slope of `mean_logit_diff` against `multipliers` (equal to the mean of the per-item slopes).
     pub steerability: f32,
@@ -187,18 +350,18 @@ pub struct SteerabilityCurve {
 /// The steerability of `vector` at `hook` over `multipliers` (at least two distinct values).
 pub async fn steerability(
     model: &Model,
-    prompts: &[AbPrompt],
+    probes: &Probes,
     hook: &str,
     vector: &[f32],
     multipliers: &[f32],
 ) -> Result<SteerabilityCurve> {
-    Ok(steerabilities(model, prompts, hook, &[vector], multipliers).await?.remove(0))
+    Ok(steerabilities(model, probes, hook, &[vector], multipliers).await?.remove(0))
 }
 
 /// The steerability of each of `vectors` at `hook`, all in one batched sweep.
 pub async fn steerabilities(
     model: &Model,
-    prompts: &[AbPrompt],
+    probes: &Probes,
     hook: &str,
     vectors: &[&[f32]],
     multipliers: &[f32],
@@ -206,12 +369,12 @@ pub async fn steerabilities(
     check_multipliers(multipliers)?;
     let point = HookPoint::parse(hook, model.cfg().n_layers)?;
     let grid = Grid { hook: point, vectors: vectors.to_vec(), multipliers };
-    let diffs = grid_logit_diffs(model, prompts, &[grid]).await?.remove(0);
-    Ok(diffs.iter().map(|per_mult| curve(hook, multipliers, per_mult)).collect())
+    let diffs = grid_scores(model, probes, &[grid]).await?.remove(0);
+    Ok(diffs.iter().map(|per_mult| curve(hook, probes.measure(), multipliers, per_mult)).collect())
 }
 
 /// A steerability curve from each multiplier's logit differences over the items.
-fn curve(hook: &str, multipliers: &[f32], per_mult: &[Vec<f32>]) -> SteerabilityCurve {
+fn curve(hook: &str, measure: Measure, multipliers: &[f32], per_mult: &[Vec<f32>]) -> SteerabilityCurve {
     let n_items = per_mult.first().map_or(0, Vec::len);
     let mean_ld: Vec<f32> = per_mult.iter().map(|ds| mean(ds.iter().copied())).collect();
     let sigmoid = |d: f32| Propensity::from_logit_diff(d).p_matching;
@@ -222,6 +385,7 @@ fn curve(hook: &str, multipliers: &[f32], per_mult: &[Vec<f32>]) -> Steerability
     SteerabilityCurve {
         hook: hook.to_string(),
         multipliers: multipliers.to_vec(),
+        measure,
         steerability: slope(multipliers, &mean_ld),
         mean_logit_diff: mean_ld,
         mean_p_matching: mean_p,
@@ -242,7 +406,7 @@ pub struct LayerSweepRow {
 pub async fn layer_sweep(
     model: &Model,
     train: &[ContrastivePair],
-    eval: &[AbPrompt],
+    eval: &Probes,
     layers: &[usize],
     multipliers: &[f32],
 ) -> Result<Vec<LayerSweepRow>> {
@@ -255,7 +419,7 @@ pub async fn layer_sweep(
     let vectors = caa_vectors(model, train, &points).await?;
     let grids: Vec<Grid> =
         points.iter().zip(&vectors).map(|(&hook, v)| Grid { hook, vectors: vec![v.as_slice()], multipliers }).collect();
-    let diffs = grid_logit_diffs(model, eval, &grids).await?;
+    let diffs = grid_scores(model, eval, &grids).await?;
     Ok(layers
         .iter()
         .zip(points)
@@ -263,7 +427,7 @@ pub async fn layer_sweep(
         .map(|((&layer, point), (v, d))| LayerSweepRow {
             layer,
             vector_norm: norm(v),
-            curve: curve(&point.to_string(), multipliers, &d[0]),
+            curve: curve(&point.to_string(), eval.measure(), multipliers, &d[0]),
         })
         .collect())
 }

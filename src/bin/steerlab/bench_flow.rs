@@ -15,7 +15,7 @@ use steerlab::sae::Sae;
 use steerlab::steer::builtin::{CORPUS, DATASETS, PROMPTS, corpus_passages};
 use steerlab::steer::caa::caa_vector;
 use steerlab::steer::dataset::{AbItem, Dataset};
-use steerlab::steer::propensity::{layer_sweep, prepare};
+use steerlab::steer::propensity::{Probes, layer_sweep, prepare};
 use steerlab::tensor_file::{NamedTensor, to_safetensors};
 use steerlab::{Error, Result};
 
@@ -55,8 +55,8 @@ pub fn run(flow: Flow, device: DeviceChoice, python: &str) -> Result<()> {
         Flow::Steerability => {
             let model = Model::from_dir(&files.model, &dev)?;
             let train = items.iter().map(AbItem::pair).collect::<Result<Vec<_>>>()?;
-            let prompts = prepare(&model, &items)?;
-            let rows = pollster::block_on(layer_sweep(&model, &train, &prompts, &LAYERS, &MULTIPLIERS))?;
+            let probes = Probes::Ab(prepare(&model, &items)?);
+            let rows = pollster::block_on(layer_sweep(&model, &train, &probes, &LAYERS, &MULTIPLIERS))?;
             rows.iter().map(|r| r.curve.steerability).collect()
         }
         Flow::Decompose => {
@@ -64,7 +64,7 @@ pub fn run(flow: Flow, device: DeviceChoice, python: &str) -> Result<()> {
             let sae = Sae::from_dir(&files.sae, &dev)?;
             let (train, test) = (Dataset::Ab(items.clone()).split(false).pairs()?, split_items(&items, true));
             let sv = pollster::block_on(caa_vector(&model, &train, SAE_HOOK))?;
-            let eval = prepare(&model, &test)?;
+            let eval = Probes::Ab(prepare(&model, &test)?);
             let corpus = corpus_passages(CORPUS);
             let opts = DecomposeOptions {
                 corpus: &corpus,

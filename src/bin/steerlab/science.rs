@@ -6,8 +6,8 @@ use steerlab::device::{DeviceChoice, init_device};
 use steerlab::files::{read_bytes, read_text};
 use steerlab::model::Model;
 use steerlab::stats::norm;
-use steerlab::steer::dataset::{AbItem, Dataset};
-use steerlab::steer::propensity::{SteerabilityCurve, layer_sweep, prepare, steerability};
+use steerlab::steer::dataset::Dataset;
+use steerlab::steer::propensity::{Measure, Probes, SteerabilityCurve, layer_sweep, steerability};
 use steerlab::steer::vector::SteeringVector;
 use steerlab::{Error, Result};
 
@@ -16,7 +16,9 @@ pub struct SteerabilityArgs {
     /// Hugging Face model directory.
     #[arg(long)]
     model: PathBuf,
-    /// Held-out A/B items (JSON array or JSONL of {"question", "answer_matching_behavior", ...}).
+    /// Held-out data: A/B items (JSON array or JSONL of {"question", "answer_matching_behavior", ...}),
+    /// measured by the answer letters' logit difference, or contrastive pairs (JSONL of {"positive",
+    /// "negative"}), measured by the log-probability difference of the two texts.
     #[arg(long)]
     eval: PathBuf,
     /// A steering vector to evaluate (its metadata names the hook unless --hook does).
@@ -42,27 +44,26 @@ pub struct SteerabilityArgs {
 pub fn steerability_cmd(a: SteerabilityArgs) -> Result<()> {
     let device = pollster::block_on(init_device(a.device))?;
     let model = Model::from_dir(&a.model, &device)?;
-    let items = load_ab_items(&a.eval)?;
-    let prompts = prepare(&model, &items)?;
+    let probes = Probes::prepare(&model, &load_dataset(&a.eval)?)?;
     let rows: Vec<(f32, SteerabilityCurve)> = if let Some(path) = &a.vector {
         let sv = load_vector(path)?;
         let hook = vector_hook(&sv, a.hook.as_deref(), path)?;
         let values = sv.single(&path.display().to_string(), "steerability")?;
-        let curve = pollster::block_on(steerability(&model, &prompts, &hook, values, &a.multipliers))?;
+        let curve = pollster::block_on(steerability(&model, &probes, &hook, values, &a.multipliers))?;
         vec![(norm(values), curve)]
     } else {
         let path = a.pairs.as_ref().expect("clap requires --pairs without --vector");
         let train = load_dataset(path)?.pairs()?;
         let layers = if a.layers.is_empty() { (0..model.cfg().n_layers).collect() } else { a.layers.clone() };
-        pollster::block_on(layer_sweep(&model, &train, &prompts, &layers, &a.multipliers))?
+        pollster::block_on(layer_sweep(&model, &train, &probes, &layers, &a.multipliers))?
             .into_iter()
             .map(|r| (r.vector_norm, r.curve))
             .collect()
     };
-    print_curves(&rows, items.len());
+    print_curves(&rows, probes.len());
     if let Some(path) = &a.json {
         let curves: Vec<_> = rows.iter().map(|(n, c)| serde_json::json!({"vector_norm": n, "curve": c})).collect();
-        write_json(path, &serde_json::json!({ "model": model.name, "items": items.len(), "curves": curves }))?;
+        write_json(path, &serde_json::json!({ "model": model.name, "items": probes.len(), "curves": curves }))?;
     }
     Ok(())
 }
@@ -81,9 +82,15 @@ fn print_curves(rows: &[(f32, SteerabilityCurve)], n_items: usize) {
         }
         println!();
     }
+    let (what, items, p) = match first.measure {
+        Measure::AbLogitDiff => ("logit difference (matching − other answer)", "A/B items", "p(matching answer)"),
+        Measure::PairLogProbDiff => {
+            ("log-probability difference (positive − negative text)", "pairs", "p(positive) / (p(positive) + p(negative))")
+        }
+    };
     println!(
-        "(steerability: slope of the mean logit difference against the multiplier, over {n_items} A/B items; \
-         anti: items whose own slope is negative; p@m: mean p(matching) at multiplier m)"
+        "(steerability: slope of the mean {what} against the multiplier, over {n_items} {items}; anti: items whose \
+         own slope is negative; p@m: mean {p} at multiplier m)"
     );
 }
 
@@ -91,15 +98,6 @@ pub fn load_dataset(path: &Path) -> Result<Dataset> {
     Dataset::parse(&read_text(path)?, &path.display().to_string())
 }
 
-/// Held-out A/B items for `--eval`.
-fn load_ab_items(path: &Path) -> Result<Vec<AbItem>> {
-    match load_dataset(path)? {
-        Dataset::Ab(items) => Ok(items),
-        Dataset::Pairs(_) => {
-            Err(Error::file(path.display().to_string(), "--eval needs A/B items, not contrastive pairs"))
-        }
-    }
-}
 
 /// The hook to steer `sv` at: `given`, else the one its metadata names.
 pub fn vector_hook(sv: &SteeringVector, given: Option<&str>, path: &Path) -> Result<String> {
@@ -142,7 +140,7 @@ pub struct DecomposeArgs {
     /// Steering vector (safetensors `steering_vector`), read at the SAE's hook.
     #[arg(long)]
     vector: PathBuf,
-    /// Held-out A/B items: adds steerability to the table.
+    /// Held-out A/B items or contrastive pairs: adds steerability to the table.
     #[arg(long)]
     eval: Option<PathBuf>,
     /// The pairs the vector came from: adds their activations to the default-component strips.
@@ -186,14 +184,11 @@ pub fn decompose_cmd(a: DecomposeArgs) -> Result<()> {
         None => CORPUS.to_string(),
     });
     let pairs = a.pairs.as_deref().map(|p| load_dataset(p)?.pairs()).transpose()?;
-    let eval = match a.eval.as_deref().map(load_ab_items).transpose()? {
-        Some(items) => Some(prepare(&model, &items)?),
-        None => None,
-    };
+    let eval = a.eval.as_deref().map(|p| Probes::prepare(&model, &load_dataset(p)?)).transpose()?;
     let opts = DecomposeOptions {
         corpus: &corpus,
         pairs: pairs.as_deref(),
-        eval: eval.as_deref(),
+        eval: eval.as_ref(),
         multipliers: &a.multipliers,
         ks: &a.ks,
         top: a.top,
