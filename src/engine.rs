@@ -15,6 +15,7 @@ use crate::model::generate::{GenerateOptions, generate, generate_rows};
 use crate::model::hooks::{Hooks, Intervention};
 use crate::sae::Sae;
 use crate::sae::config::SaeConfig;
+use crate::sae::edit::FeatureEdit;
 use crate::steer::actadd::actadd_vector;
 use crate::steer::apply::{aligned_intervention, intervention};
 use crate::steer::builtin::{CORPUS, DATASETS, PROMPTS, corpus_passages};
@@ -121,6 +122,9 @@ pub enum Request {
         multipliers: Vec<f32>,
         ks: Vec<usize>,
         top: usize,
+        /// The vector restricted to, or without, chosen features, as extra rows of the table.
+        #[serde(default)]
+        edits: Vec<FeatureEdit>,
     },
     /// Output/input scores and side effects of SAE features: `features`, or the `count` promoting a token.
     Features {
@@ -364,7 +368,7 @@ impl Engine {
                 let probes = Probes::prepare(model, &load_dataset(&eval)?)?;
                 Ok(Response::LayerSweep { rows: layer_sweep(model, &train, &probes, &layers, &multipliers).await? })
             }
-            Request::Decompose { vector, eval, pairs, corpus, multipliers, ks, top } => {
+            Request::Decompose { vector, eval, pairs, corpus, multipliers, ks, top, edits } => {
                 let (model, sae) = (model()?, self.sae()?);
                 let corpus = corpus_passages(corpus.as_deref().unwrap_or(CORPUS));
                 let pairs = pairs.map(|p| load_dataset(&p)?.pairs()).transpose()?;
@@ -376,6 +380,7 @@ impl Engine {
                     multipliers: &multipliers,
                     ks: &ks,
                     top,
+                    edits: &edits,
                 };
                 Ok(Response::Decomposition { decomposition: decompose(model, sae, &vector, &opts).await? })
             }

@@ -214,7 +214,8 @@ fn steerability_and_decompose_tell_the_same_story() {
 
     let out = dir.join("decompose.json");
     let args = ["decompose", "--model", &model, "--sae", &sae, "--vector", &sv, "--eval", &ab, "--pairs", &ab, mults];
-    let o = steerlab(&[&args[..], &["--ks", "1,4", "--json", out.to_str().unwrap()]].concat());
+    let edits = ["--keep", "3,7", "--remove", "3, 7"];
+    let o = steerlab(&[&args[..], &edits, &["--ks", "1,4", "--json", out.to_str().unwrap()]].concat());
     assert!(o.status.success(), "{}", stderr(&o));
     let stdout = String::from_utf8_lossy(&o.stdout);
     for heading in ["1. Norms", "2. Encoder bias", "3. Default components", "4. Signed projections", "5. Steerability"]
@@ -226,8 +227,21 @@ fn steerability_and_decompose_tell_the_same_story() {
     assert_eq!(table[0]["method"], "steering vector");
     assert!((table[0]["cosine"].as_f64().unwrap() - 1.0).abs() < 1e-5);
     assert!((table[0]["steerability"].as_f64().unwrap() - steerability).abs() < 1e-6);
-    // vector, reconstruction, 2 top-k subsets, bias-corrected, 2 × 2 gradient pursuits
-    assert_eq!(table.len(), 9);
+    // vector, 2 edits, reconstruction, 2 top-k subsets, bias-corrected, 2 × 2 gradient pursuits
+    assert_eq!(table.len(), 11);
+    assert_eq!(
+        (&table[1]["method"], &table[1]["edit"]),
+        (&serde_json::json!("SV restricted to features 3, 7"), &serde_json::json!("keep"))
+    );
+    assert_eq!(
+        (&table[2]["method"], &table[2]["edit"]),
+        (&serde_json::json!("SV minus features 3, 7"), &serde_json::json!("remove"))
+    );
+    // The two edits split the vector into orthogonal parts.
+    let n = |i: usize| table[i]["norm"].as_f64().unwrap();
+    assert!(((n(1).powi(2) + n(2).powi(2)).sqrt() - n(0)).abs() < 1e-4 * n(0));
+    let o = steerlab(&[&args[..], &["--keep", "3,x"]].concat());
+    assert!(stderr(&o).contains("\"x\" is not a feature number"), "{}", stderr(&o));
     let pursuit = table.iter().find(|r| r["method"] == "gradient pursuit (signed), k = 4").unwrap();
     assert!(pursuit["features"].as_u64().unwrap() <= 4);
     // The CAA vector is ~20x shorter than the activations the SAE was built for: its encoding is encode(0)'s.
@@ -251,7 +265,10 @@ fn steerability_and_decompose_tell_the_same_story() {
     let o = steerlab(&["steerability", "--model", &model, "--vector", &sv, "--eval", &pairs]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = String::from_utf8_lossy(&o.stdout);
-    assert!(out.contains("log-probability difference (positive − negative text) against the multiplier, over 3 pairs"), "{out}");
+    assert!(
+        out.contains("log-probability difference (positive − negative text) against the multiplier, over 3 pairs"),
+        "{out}"
+    );
 }
 
 /// ActAdd vectors steer the first positions with their hook from the file; SAE features steer with their decoder

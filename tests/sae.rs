@@ -122,6 +122,96 @@ fn sae_encode_cli_writes_acts_and_reconstruction() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("tensor `nothing`: missing"));
 }
 
+/// Feature edits against torch's pseudo-inverse projection (scripts/make_decomposition_fixtures.py): the vector
+/// restricted to a feature set's decoder span, and the vector minus it, repeats included; bad edits say why.
+#[test]
+fn feature_edits_match_the_pseudo_inverse_projection() {
+    use steerlab::sae::edit::{EditMode, FeatureEdit, parse_features};
+    let exp = Expected::from_file(&sae_dir("standard").join("decompositions.safetensors"));
+    let sets: Vec<Vec<usize>> = serde_json::from_str(&exp.meta("sets")).unwrap();
+    let v = exp.f32("vector");
+    for (dev_name, device) in devices() {
+        let sae = Sae::from_dir(&sae_dir("standard"), &device).unwrap();
+        for (i, features) in sets.iter().enumerate() {
+            for (mode, key) in [(EditMode::Keep, "keep"), (EditMode::Remove, "remove")] {
+                let edit = FeatureEdit { features: features.clone(), mode };
+                let got = pollster::block_on(sae.edit(&v, &edit)).unwrap();
+                let want = exp.f32(&format!("{key}.{i}"));
+                let d = max_abs_diff(&got, &want);
+                assert!(d <= 1e-5, "{} on {dev_name}: differs by {d}", edit.label());
+            }
+        }
+        let e = pollster::block_on(sae.edit(&v, &FeatureEdit { features: vec![1 << 20], mode: EditMode::Keep }));
+        assert!(e.unwrap_err().to_string().contains("feature 1048576 does not exist"));
+        let e = pollster::block_on(sae.edit(&v, &FeatureEdit { features: vec![], mode: EditMode::Remove }));
+        assert!(e.unwrap_err().to_string().contains("an edit needs at least one feature"));
+    }
+    assert_eq!(parse_features("12, #345 7").unwrap(), vec![12, 345, 7]);
+    assert!(parse_features("12, x").unwrap_err().to_string().contains("\"x\" is not a feature number"));
+}
+
+/// Gradient pursuit, signed and non-negative, against an independent float64 implementation
+/// (scripts/make_decomposition_fixtures.py) on a decoder whose rows are not orthogonal, so every line-search
+/// step is a real one: the coefficients and the fit after each k.
+#[test]
+fn gradient_pursuit_matches_an_independent_reference() {
+    let exp = Expected::from_file(&sae_dir("standard").join("decompositions.safetensors"));
+    let ks: Vec<usize> = serde_json::from_str(&exp.meta("ks")).unwrap();
+    let v = exp.f32("vector");
+    for (dev_name, device) in devices() {
+        let sae = Sae::from_dir(&sae_dir("standard"), &device).unwrap();
+        for (signed, name) in [(true, "signed"), (false, "nonneg")] {
+            let got = pollster::block_on(sae.gradient_pursuit(&v, &ks, signed, &|| Ok(()))).unwrap();
+            for (k, d) in got {
+                let coefs = exp.f32(&format!("pursuit.{name}.k{k}.coefs"));
+                let fit = exp.f32(&format!("pursuit.{name}.k{k}.fit"));
+                let (dc, df) = (max_abs_diff(&d.coefs, &coefs), max_abs_diff(&d.vector, &fit));
+                assert!(dc <= 1e-4 && df <= 1e-5, "{name} k = {k} on {dev_name}: coefs differ by {dc}, fit by {df}");
+                assert_eq!(d.active(), coefs.iter().filter(|c| **c != 0.0).count(), "{name} k = {k}: support");
+            }
+        }
+    }
+}
+
+/// Signed projections and anti-aligned partners on an untied SAE (W_enc ≠ W_decᵀ), against sae-lens's encoding
+/// and float64 projections (scripts/make_decomposition_fixtures.py): encoder and decoder projections,
+/// pre-activations, activations, the negative share, and each negative feature's partner and cosine.
+#[test]
+fn signed_projections_match_the_reference_on_an_untied_sae() {
+    use steerlab::analysis::projections::signed_projections;
+    let exp = Expected::from_file(&sae_dir("standard").join("decompositions.safetensors"));
+    let top: usize = serde_json::from_str(&exp.meta("top")).unwrap();
+    let v = exp.f32("vector");
+    let [encoder, decoder, pre, acts] = ["encoder", "decoder", "pre", "acts"].map(|k| exp.f32(&format!("proj.{k}")));
+    for (dev_name, device) in devices() {
+        let sae = Sae::from_dir(&sae_dir("standard"), &device).unwrap();
+        let p = pollster::block_on(signed_projections(&sae, &v, top)).unwrap();
+        assert_eq!(p.top.len(), top);
+        for r in &p.top {
+            let f = r.feature;
+            let got = [r.encoder, r.decoder, r.pre_activation, r.activation];
+            let want = [encoder[f], decoder[f], pre[f], acts[f]];
+            assert!(max_abs_diff(&got, &want) <= 1e-5, "feature {f} on {dev_name}: {got:?} vs {want:?}");
+            assert_eq!(r.dropped, acts[f] == 0.0);
+        }
+        // The top rows are the largest |decoder projection|.
+        let mut by_size: Vec<usize> = (0..decoder.len()).collect();
+        by_size.sort_by(|&a, &b| decoder[b].abs().total_cmp(&decoder[a].abs()));
+        assert_eq!(p.top.iter().map(|r| r.feature).collect::<Vec<_>>(), by_size[..top]);
+        let share = exp.f32("proj.negative_share")[0];
+        assert!((p.negative_share - share).abs() <= 1e-5, "negative share on {dev_name}");
+        let features: Vec<u32> = p.partners.iter().map(|q| q.feature as u32).collect();
+        let partners: Vec<u32> = p.partners.iter().map(|q| q.partner as u32).collect();
+        assert_eq!(features, exp.u32("proj.partner_features"), "negative features on {dev_name}");
+        assert_eq!(partners, exp.u32("proj.partners"), "partners on {dev_name}");
+        let cosines: Vec<f32> = p.partners.iter().map(|q| q.cosine).collect();
+        assert!(max_abs_diff(&cosines, &exp.f32("proj.partner_cosines")) <= 1e-5);
+        for q in &p.partners {
+            assert!((q.partner_activation - acts[q.partner]).abs() <= 1e-5 && q.fires == (acts[q.partner] > 0.0));
+        }
+    }
+}
+
 /// The diagnostics give the same numbers on every device (gradient pursuit's scatter and argmax included).
 #[test]
 fn decompose_agrees_across_devices() {
@@ -129,8 +219,17 @@ fn decompose_agrees_across_devices() {
     use steerlab::steer::builtin::{CORPUS, corpus_passages};
     let corpus = corpus_passages(CORPUS);
     let sv = Expected::load("gpt2-tiny").f32("caa.blocks.1.hook_resid_pre");
-    let opts =
-        DecomposeOptions { corpus: &corpus[..4], pairs: None, eval: None, multipliers: &[], ks: &[1, 4, 16], top: 8 };
+    use steerlab::sae::edit::{EditMode, FeatureEdit};
+    let edits = [EditMode::Keep, EditMode::Remove].map(|mode| FeatureEdit { features: vec![3, 7], mode });
+    let opts = DecomposeOptions {
+        corpus: &corpus[..4],
+        pairs: None,
+        eval: None,
+        multipliers: &[],
+        ks: &[1, 4, 16],
+        top: 8,
+        edits: &edits,
+    };
     let mut results = Vec::new();
     for (dev_name, device) in devices() {
         let model = Model::from_dir(&model_dir("gpt2-tiny"), &device).unwrap();
@@ -138,7 +237,14 @@ fn decompose_agrees_across_devices() {
         results.push((dev_name, pollster::block_on(decompose(&model, &sae, &sv, &opts)).unwrap()));
     }
     let (_, cpu) = &results[0];
-    assert_eq!(cpu.table.len(), 2 + 3 + 1 + 6);
+    assert_eq!(cpu.table.len(), 2 + 2 + 3 + 1 + 6);
+    // The edits split the vector into orthogonal parts: ‖kept‖² + ‖removed‖² = ‖SV‖².
+    let (kept, removed) = (&cpu.table[1], &cpu.table[2]);
+    assert_eq!((kept.method.as_str(), kept.features), ("SV restricted to features 3, 7", Some(2)));
+    assert_eq!(removed.method, "SV minus features 3, 7");
+    let sv_norm = cpu.table[0].norm;
+    let split = (kept.norm.powi(2) + removed.norm.powi(2)).sqrt();
+    assert!((split - sv_norm).abs() <= 1e-4 * sv_norm, "{split} vs {sv_norm}");
     for (dev_name, d) in &results[1..] {
         let nums = |d: &steerlab::analysis::Decomposition| -> Vec<f32> {
             d.table.iter().flat_map(|r| [r.norm, r.cosine]).chain(d.bias.cosine_with_zero.clone()).collect()

@@ -371,6 +371,10 @@ fn helper_refuses_absurd_sizes_fast_and_frees_the_slots_of_clients_that_left() {
         (decompose("1000000000000", "1", ""), "k = 1000000000000 is over this helper's limit of 1024 (--max-k)"),
         (decompose("1", "1e30", ""), "multiplier 1000000000000000000000000000000 is outside ±1000"),
         (
+            decompose("1", "1", &format!(r#","edits":[{{"mode":"keep","features":[{}]}}]"#, vec!["0"; 2000].join(","))),
+            "an edit names 2000 features, over this helper's limit of 1024 (--max-k)",
+        ),
+        (
             decompose("1", "1", &format!(r#","corpus":"{}""#, "words and more words\\n".repeat(120_000))),
             "(--max-text-bytes)",
         ),

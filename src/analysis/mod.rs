@@ -30,6 +30,8 @@ pub struct DecomposeOptions<'a> {
     pub multipliers: &'a [f32],
     /// Feature counts for the top-k subsets and gradient pursuit.
     pub ks: &'a [usize],
+    /// The vector restricted to, or without, chosen features: rows of the table next to it.
+    pub edits: &'a [crate::sae::edit::FeatureEdit],
     /// How many features each per-feature view lists.
     pub top: usize,
 }
@@ -55,7 +57,10 @@ pub async fn decompose(model: &Model, sae: &Sae, sv: &[f32], opts: &DecomposeOpt
             sae.cfg.d_in
         )));
     }
-    sae.check_ks(opts.ks)?; // before the corpus runs: a bad k fails at once
+    sae.check_ks(opts.ks)?; // before the corpus runs: a bad k or feature fails at once
+    for e in opts.edits {
+        sae.check_features(&e.features)?;
+    }
     let corpus = corpus::corpus_activations(model, opts.corpus, point).await?;
     let norms = norms::norm_histogram(&corpus, sv, 40);
     let typical = (norms.median / norms.vector_norm.max(1e-12)).max(1.0);
@@ -72,7 +77,7 @@ pub async fn decompose(model: &Model, sae: &Sae, sv: &[f32], opts: &DecomposeOpt
     let projections = projections::signed_projections(sae, sv, opts.top).await?;
     let mean = corpus::mean_row(&corpus);
     let eval = opts.eval.map(|probes| table::Eval { model, probes, multipliers: opts.multipliers });
-    let table = table::steerability_table(sae, sv, &mean, opts.ks, eval, &|| model.check_stop()).await?;
+    let table = table::steerability_table(sae, sv, &mean, opts.ks, opts.edits, eval, &|| model.check_stop()).await?;
     Ok(Decomposition { hook: point.to_string(), vector_norm: norm(sv), norms, bias, defaults, projections, table })
 }
 

@@ -7,6 +7,7 @@ use crate::model::Model;
 use crate::model::layers::row_tensor;
 use crate::sae::Sae;
 use crate::sae::decompose::Decomposed;
+use crate::sae::edit::{EditMode, FeatureEdit};
 use crate::stats::{cosine, norm};
 use crate::steer::propensity::{Probes, steerabilities};
 
@@ -28,25 +29,37 @@ pub struct TableRow {
     pub steerability: Option<f32>,
     /// steerability ÷ the steering vector's.
     pub relative: Option<f32>,
+    /// Set on the rows of a feature edit (the vector restricted to or without chosen features), which are the
+    /// vector changed by hand rather than a decomposition of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edit: Option<EditMode>,
 }
 
-/// Rows: the vector; its SAE reconstruction (b_dec included, as the SAE outputs it); the bias-corrected
-/// reconstruction against `mean` and its top-k subsets; gradient pursuit, non-negative and signed, for each k.
+/// Rows: the vector; the vector restricted to or without chosen features (`edits`); its SAE reconstruction
+/// (b_dec included, as the SAE outputs it); the bias-corrected reconstruction against `mean` and its top-k
+/// subsets; gradient pursuit, non-negative and signed, for each k.
 pub async fn steerability_table(
     sae: &Sae,
     sv: &[f32],
     mean: &[f32],
     ks: &[usize],
+    edits: &[FeatureEdit],
     eval: Option<Eval<'_>>,
     check: &dyn Fn() -> Result<()>,
 ) -> Result<Vec<TableRow>> {
     let x = row_tensor(sv, &sae.w_dec.device());
     let (acts, rec) = sae.reconstruct(x);
     let full = Decomposed { coefs: read(acts).await?.data, vector: read(rec).await?.data };
-    let mut candidates: Vec<(String, Option<usize>, Vec<f32>)> = vec![
-        ("steering vector".into(), None, sv.to_vec()),
-        ("SAE reconstruction".into(), Some(full.active()), full.vector),
-    ];
+    let mut candidates: Vec<(String, Option<usize>, Vec<f32>)> = vec![("steering vector".into(), None, sv.to_vec())];
+    for e in edits {
+        let features = match e.mode {
+            EditMode::Keep => Some(e.features.len()),
+            EditMode::Remove => None,
+        };
+        candidates.push((e.label(), features, sae.edit(sv, e).await?));
+    }
+    let edit_modes: Vec<EditMode> = edits.iter().map(|e| e.mode).collect();
+    candidates.push(("SAE reconstruction".into(), Some(full.active()), full.vector));
     let corrected = sae.bias_corrected(sv, mean).await?;
     for &k in ks {
         let d = sae.top_k_subset(&corrected.coefs, k).await?;
@@ -72,9 +85,12 @@ pub async fn steerability_table(
     Ok(candidates
         .into_iter()
         .zip(steer)
-        .map(|((method, features, v), s)| {
+        .enumerate()
+        .map(|(i, ((method, features, v), s))| {
             let relative = s.zip(reference).map(|(s, r)| if r != 0.0 { s / r } else { f32::NAN });
-            TableRow { method, features, norm: norm(&v), cosine: cosine(&v, sv), steerability: s, relative }
+            // Rows 1..=edits are the edits, in order.
+            let edit = i.checked_sub(1).and_then(|e| edit_modes.get(e).copied());
+            TableRow { method, features, norm: norm(&v), cosine: cosine(&v, sv), steerability: s, relative, edit }
         })
         .collect())
 }

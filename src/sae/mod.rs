@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod decompose;
+pub mod edit;
 pub mod fidelity;
 
 use crate::device::read;

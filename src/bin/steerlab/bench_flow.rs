@@ -73,6 +73,7 @@ pub fn run(flow: Flow, device: DeviceChoice, python: &str) -> Result<()> {
                 multipliers: &MULTIPLIERS,
                 ks: &[1, 4, 16, 64],
                 top: 10,
+                edits: &[],
             };
             let d = pollster::block_on(decompose(&model, &sae, &sv, &opts))?;
             d.table.iter().map(|r| r.steerability.unwrap_or(f32::NAN)).collect()

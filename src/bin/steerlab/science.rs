@@ -84,9 +84,11 @@ fn print_curves(rows: &[(f32, SteerabilityCurve)], n_items: usize) {
     }
     let (what, items, p) = match first.measure {
         Measure::AbLogitDiff => ("logit difference (matching − other answer)", "A/B items", "p(matching answer)"),
-        Measure::PairLogProbDiff => {
-            ("log-probability difference (positive − negative text)", "pairs", "p(positive) / (p(positive) + p(negative))")
-        }
+        Measure::PairLogProbDiff => (
+            "log-probability difference (positive − negative text)",
+            "pairs",
+            "p(positive) / (p(positive) + p(negative))",
+        ),
     };
     println!(
         "(steerability: slope of the mean {what} against the multiplier, over {n_items} {items}; anti: items whose \
@@ -98,7 +100,6 @@ pub fn load_dataset(path: &Path) -> Result<Dataset> {
     Dataset::parse(&read_text(path)?, &path.display().to_string())
 }
 
-
 /// The hook to steer `sv` at: `given`, else the one its metadata names.
 pub fn vector_hook(sv: &SteeringVector, given: Option<&str>, path: &Path) -> Result<String> {
     given
@@ -107,15 +108,9 @@ pub fn vector_hook(sv: &SteeringVector, given: Option<&str>, path: &Path) -> Res
         .ok_or_else(|| Error::file(path.display().to_string(), "no `hook` in its metadata: name one with --hook"))
 }
 
-/// An SAE feature and strength written `INDEX:STRENGTH`.
+/// An SAE feature and strength written `INDEX:STRENGTH`, for `--feature`.
 pub fn parse_feature(text: &str) -> Result<(usize, f32)> {
-    let bad = || Error::invalid(format!("--feature {text}: expected INDEX:STRENGTH, e.g. 1234:40"));
-    let (index, strength) = text.split_once(':').ok_or_else(bad)?;
-    let strength: f32 = strength.trim().parse().map_err(|_| bad())?;
-    if !strength.is_finite() {
-        return Err(bad());
-    }
-    Ok((index.trim().parse().map_err(|_| bad())?, strength))
+    steerlab::sae::edit::parse_feature_strength(text).map_err(|e| Error::invalid(format!("--feature {e}")))
 }
 
 pub fn load_vector(path: &Path) -> Result<SteeringVector> {
@@ -157,6 +152,13 @@ pub struct DecomposeArgs {
     /// Features listed per view.
     #[arg(long, default_value_t = 10)]
     top: usize,
+    /// A table row of the vector restricted to these features ("12,345": its least-squares fit by their decoder
+    /// rows); repeat for more rows.
+    #[arg(long)]
+    keep: Vec<String>,
+    /// A table row of the vector minus what these features carry (the vector less that fit); repeat for more.
+    #[arg(long)]
+    remove: Vec<String>,
     /// Also write everything as JSON.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -167,6 +169,7 @@ pub struct DecomposeArgs {
 pub fn decompose_cmd(a: DecomposeArgs) -> Result<()> {
     use steerlab::analysis::{DecomposeOptions, decompose};
     use steerlab::sae::Sae;
+    use steerlab::sae::edit::{EditMode, FeatureEdit, parse_features};
     use steerlab::steer::builtin::{CORPUS, corpus_passages};
 
     let device = pollster::block_on(init_device(a.device))?;
@@ -185,6 +188,11 @@ pub fn decompose_cmd(a: DecomposeArgs) -> Result<()> {
     });
     let pairs = a.pairs.as_deref().map(|p| load_dataset(p)?.pairs()).transpose()?;
     let eval = a.eval.as_deref().map(|p| Probes::prepare(&model, &load_dataset(p)?)).transpose()?;
+    let edit =
+        |mode, text: &String| -> Result<FeatureEdit> { Ok(FeatureEdit { features: parse_features(text)?, mode }) };
+    let edits = (a.keep.iter().map(|t| edit(EditMode::Keep, t)))
+        .chain(a.remove.iter().map(|t| edit(EditMode::Remove, t)))
+        .collect::<Result<Vec<_>>>()?;
     let opts = DecomposeOptions {
         corpus: &corpus,
         pairs: pairs.as_deref(),
@@ -192,6 +200,7 @@ pub fn decompose_cmd(a: DecomposeArgs) -> Result<()> {
         multipliers: &a.multipliers,
         ks: &a.ks,
         top: a.top,
+        edits: &edits,
     };
     let d =
         pollster::block_on(decompose(&model, &sae, sv.single(&a.vector.display().to_string(), "decompose")?, &opts))?;

@@ -147,7 +147,7 @@ impl Limits {
                 sweep("layers", layers.len())?;
                 multipliers(ms)
             }
-            Request::Decompose { eval, pairs, corpus, multipliers: ms, ks, top, .. } => {
+            Request::Decompose { eval, pairs, corpus, multipliers: ms, ks, top, edits, .. } => {
                 if let Some(d) = eval {
                     dataset("the evaluation items", d)?;
                 }
@@ -161,6 +161,15 @@ impl Limits {
                 sweep("sparsity levels", ks.len())?;
                 if let Some(k) = ks.iter().find(|&&k| k > self.max_k) {
                     return Err(format!("k = {k} is over this helper's limit of {} (--max-k)", self.max_k));
+                }
+                // Each edit is a table row (a steered sweep) and a k-feature projection, like a pursuit level.
+                sweep("feature edits", edits.len())?;
+                if let Some(e) = edits.iter().find(|e| e.features.len() > self.max_k) {
+                    return Err(format!(
+                        "an edit names {} features, over this helper's limit of {} (--max-k)",
+                        e.features.len(),
+                        self.max_k
+                    ));
                 }
                 sweep("top features", *top)
             }
