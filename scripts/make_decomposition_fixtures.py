@@ -18,7 +18,10 @@ tests/fixtures/saes/standard/decompositions.safetensors holds the vector v (row 
   proj.pre (pre-activations) and proj.acts = sae.encode(v) [d_sae]; proj.negative_share = the share of
   sum(decoder^2) on negative projections; for the TOP features with the most negative decoder projection
   (proj.partner_features), the feature whose decoder is most anti-aligned (proj.partners, lowest cosine, itself
-  excluded) and that cosine (proj.partner_cosines).
+  excluded) and that cosine (proj.partner_cosines); for the default-component strips, sae-lens's b_enc
+  (proj.b_enc) and its encoding of RESCALE x v (proj.acts_rescaled); against encode(0), for v and RESCALE x v:
+  the cosine of the encodings (proj.cos_zero [2]) and the share of the encoding's top-TOP active features that
+  encode(0)'s top-TOP active features hold (proj.overlap_zero [2]).
 """
 import json
 import os
@@ -33,6 +36,7 @@ SAE = SAE_DIR = os.path.join(HERE, "..", "tests", "fixtures", "saes", "standard"
 SETS = [[3], [3, 7, 11, 20], [5, 5, 9]]
 KS = [1, 2, 4, 8]
 TOP = 8
+RESCALE = 4.0
 
 
 def pursuit(dictionary, x, steps, signed):
@@ -58,12 +62,20 @@ def pursuit(dictionary, x, steps, signed):
     return out
 
 
+def overlap(acts, zero):
+    top = lambda a: {int(f) for f in torch.argsort(a, descending=True, stable=True)[:TOP] if a[f] > 0}
+    mine = top(acts)
+    return len(mine & top(zero)) / max(len(mine), 1)
+
+
 def projections(v):
     from sae_lens import SAE
 
     sae = SAE.load_from_disk(SAE_DIR, device="cpu")
     with torch.no_grad():
         acts = sae.encode(v[None])[0]
+        acts_rescaled = sae.encode(RESCALE * v[None])[0]
+        zero = sae.encode(torch.zeros_like(v)[None])[0]
         w_enc, w_dec = sae.W_enc.double(), sae.W_dec.double()
         x = v.double()
         pre = (x - sae.b_dec.double()) @ w_enc + sae.b_enc.double()
@@ -88,6 +100,10 @@ def projections(v):
         "proj.negative_share": f32([negative / total]),
         "proj.partner_features": torch.tensor(negative_features), "proj.partners": torch.tensor(partners),
         "proj.partner_cosines": f32(cosines),
+        "proj.b_enc": f32(sae.b_enc.detach()), "proj.acts_rescaled": f32(acts_rescaled),
+        "proj.cos_zero": f32([float(torch.nn.functional.cosine_similarity(a.double(), zero.double(), dim=0))
+                              for a in (acts, acts_rescaled)]),
+        "proj.overlap_zero": f32([overlap(a, zero) for a in (acts, acts_rescaled)]),
     }
 
 
@@ -111,7 +127,7 @@ def main():
             out[f"pursuit.{name}.k{k}.coefs"] = torch.tensor(coefs, dtype=torch.float32)
             out[f"pursuit.{name}.k{k}.fit"] = torch.tensor(fit, dtype=torch.float32)
     out.update(projections(v.float()))
-    meta = {"sets": json.dumps(SETS), "ks": json.dumps(KS), "top": json.dumps(TOP)}
+    meta = {"sets": json.dumps(SETS), "ks": json.dumps(KS), "top": json.dumps(TOP), "rescale": json.dumps(RESCALE)}
     save_file(out, os.path.join(SAE, "decompositions.safetensors"), metadata=meta)
     print("wrote", [float(out[f"pursuit.signed.k{k}.fit"].norm()) for k in KS], float(v.norm()))
 

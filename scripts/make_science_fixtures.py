@@ -14,6 +14,12 @@ For the contrastive pairs of tests/fixtures/pairs.jsonl, each text after the mod
   pairs.logprob_diff.blocks.{L}.hook_resid_pre F32 [m, n] log p(positive) - log p(negative), summed over each
                                                           text's tokens from the first one where the two differ,
                                                           with MULTS[i] x ab.caa.blocks.{L}.hook_resid_pre added
+a generation-level score (SCORE): greedy continuations of SCORE["prompts"] (at most SCORE["max_new_tokens"],
+stopping at EOS) with strength x ab.caa.blocks.{SCORE["layer"]}.hook_resid_pre added at every position, for
+each strength; concept = mean over prompts of the share of generated words (lower-cased runs of letters and
+digits) that are concept words (metadata score_concept: the first word steering produced, and "wedding");
+coherence = mean over all generated tokens of log p(token | prompt and tokens before it) unsteered:
+  score.tokens.{s}.{p} I64 [t]   score.concept F32 [strengths]   score.coherence F32 [strengths]
 and an ActAdd check (ACTADD): the position-aligned vector of a prompt pair at blocks.1.hook_resid_pre, the shorter
 prompt padded with space tokens, and the steered prompt's last-position logits at its top 20 tokens:
   actadd.vector F32 [k, d]   actadd.top_ids I64 [20]   actadd.top_logits F32 [20]
@@ -30,6 +36,8 @@ FIX = os.path.join(HERE, "..", "tests", "fixtures")
 MODELS = ["gpt2-tiny", "gpt2-tiny-bf16-prefixed", "pythia-tiny-f16-parallel", "pythia-tiny-f32-sequential"]
 MULTS = [-2.0, 0.0, 1.0, 3.0]
 ACTADD = {"positive": "Love", "negative": "Hate you", "prompt": "I think that you are", "coef": 2.0, "layer": 1}
+SCORE = {"prompts": ["I think that", "The weather today is"], "strengths": [0.0, 4.0, 8.0], "layer": 1,
+         "max_new_tokens": 8}
 
 
 def letter(answer):
@@ -94,7 +102,10 @@ def main():
                 out[f"ab.logit_diff.{hook}"] = torch.stack(rows).contiguous()
                 out[f"pairs.logprob_diff.{hook}"] = torch.stack(pair_rows).contiguous()
             out.update(actadd(model, blocks, tok, enc))
-        meta = {"multipliers": json.dumps(MULTS), "actadd": json.dumps(ACTADD)}
+            score, concept = steer_score(model, blocks, tok, enc, out[f"ab.caa.blocks.{SCORE['layer']}.hook_resid_pre"])
+            out.update(score)
+        meta = {"multipliers": json.dumps(MULTS), "actadd": json.dumps(ACTADD), "score": json.dumps(SCORE),
+                "score_concept": json.dumps(concept)}
         save_file(out, os.path.join(path, "science.safetensors"), metadata=meta)
         print("wrote", name, out["ab.logit_diff.blocks.1.hook_resid_pre"][:, 0].tolist())
 
@@ -110,6 +121,65 @@ def pair_logprob_diff(model, enc_bos, pair):
         return sum(logp[i - 1, ids[i]] for i in range(max(shared, 1), ids.numel()))
 
     return score(pos) - score(neg)
+
+
+def words(text):
+    out, word = [], ""
+    for c in text:
+        if c.isalnum():
+            word += c
+        elif word:
+            out.append(word.lower())
+            word = ""
+    return out + ([word.lower()] if word else [])
+
+
+def steer_score(model, blocks, tok, enc, v):
+    eos = model.config.eos_token_id
+    eos = set(eos if isinstance(eos, list) else [eos])
+    n_ctx = model.config.max_position_embeddings
+    steer = {"v": None}
+
+    def add(module, args, kwargs):
+        if args:
+            return (args[0] + steer["v"],) + tuple(args[1:]), kwargs
+        kwargs["hidden_states"] = kwargs["hidden_states"] + steer["v"]
+        return args, kwargs
+
+    gens = {}
+    handle = blocks[SCORE["layer"]].register_forward_pre_hook(add, with_kwargs=True)
+    for si, strength in enumerate(SCORE["strengths"]):
+        steer["v"] = strength * v
+        for pi, prompt in enumerate(SCORE["prompts"]):
+            ids = enc(prompt).tolist()
+            new = []
+            while len(new) < SCORE["max_new_tokens"] and len(ids) + len(new) <= n_ctx:
+                logits = model(torch.tensor([ids + new])).logits[0, -1]
+                new.append(int(logits.argmax()))
+                if new[-1] in eos:
+                    break
+            gens[(si, pi)] = (ids, new)
+    handle.remove()
+    concept = [words(tok.decode(gens[(len(SCORE["strengths"]) - 1, 0)][1]))[0], "wedding"]
+    out = {}
+    concept_scores, coherence = [], []
+    for si in range(len(SCORE["strengths"])):
+        total, count, shares = 0.0, 0, []
+        for pi in range(len(SCORE["prompts"])):
+            ids, new = gens[(si, pi)]
+            out[f"score.tokens.{si}.{pi}"] = torch.tensor(new, dtype=torch.int64)
+            full = (ids + new)[:n_ctx]
+            logp = torch.log_softmax(model(torch.tensor([full])).logits[0].double(), -1)
+            for i in range(len(ids), len(full)):
+                total += float(logp[i - 1, full[i]])
+                count += 1
+            w = words(tok.decode(new))
+            shares.append(sum(x in concept for x in w) / len(w) if w else 0.0)
+        concept_scores.append(sum(shares) / len(shares))
+        coherence.append(total / count)
+    out["score.concept"] = torch.tensor(concept_scores, dtype=torch.float32)
+    out["score.coherence"] = torch.tensor(coherence, dtype=torch.float32)
+    return out, concept
 
 
 def actadd(model, blocks, tok, enc):

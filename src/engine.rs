@@ -3,6 +3,7 @@
 //! requests report progress through events; once their caller says stop, they end at the next forward pass (the
 //! next token, for generation) with `Error::Cancelled`.
 
+use crate::analysis::bias::{VectorVsZero, vectors_vs_zero};
 use crate::analysis::features::{FeatureScore, NEUTRAL_PROMPT, ScoreOptions, feature_scores, features_promoting};
 use crate::analysis::side_effects::{SideEffects, side_effects};
 use crate::analysis::{DecomposeOptions, Decomposition, decompose};
@@ -22,6 +23,7 @@ use crate::steer::builtin::{CORPUS, DATASETS, PROMPTS, corpus_passages};
 use crate::steer::caa::caa_vector;
 use crate::steer::dataset::Dataset;
 use crate::steer::propensity::{LayerSweepRow, Probes, SteerabilityCurve, layer_sweep, steerability};
+use crate::steer::score::{ScoreSpec, StrengthScore, parse_concept, steer_score};
 use serde::{Deserialize, Serialize};
 use std::rc::Rc;
 
@@ -126,6 +128,22 @@ pub enum Request {
         #[serde(default)]
         edits: Vec<FeatureEdit>,
     },
+    /// CAA vectors of several datasets at the SAE's hook, each against encode(0) (Mayne et al.'s Table 1).
+    VectorsVsZero {
+        datasets: Vec<DatasetRef>,
+        #[serde(default = "ten")]
+        top: usize,
+    },
+    /// Generation-level scores: greedy continuations of each prompt (one a line) with `steering` × each strength,
+    /// and per strength the share of concept words (one a line) and the coherence under the unsteered model.
+    SteerScore {
+        steering: Steering,
+        prompts: String,
+        concept: String,
+        strengths: Vec<f32>,
+        #[serde(default = "eight")]
+        max_new_tokens: usize,
+    },
     /// Output/input scores and side effects of SAE features: `features`, or the `count` promoting a token.
     Features {
         #[serde(default)]
@@ -152,6 +170,9 @@ pub enum Request {
     },
 }
 
+fn eight() -> usize {
+    8
+}
 fn ten() -> usize {
     10
 }
@@ -186,6 +207,12 @@ pub enum Response {
     },
     Steerability {
         curve: SteerabilityCurve,
+    },
+    SteerScore {
+        scores: Vec<StrengthScore>,
+    },
+    VectorsVsZero {
+        rows: Vec<VectorVsZero>,
     },
     LayerSweep {
         rows: Vec<LayerSweepRow>,
@@ -348,6 +375,35 @@ impl Engine {
                 }
                 Ok(Response::GeneratedVariants { texts: decode(&out)?, tokens: out })
             }
+            Request::VectorsVsZero { datasets, top } => {
+                let (model, sae) = (model()?, self.sae()?);
+                let mut vectors = Vec::with_capacity(datasets.len());
+                for (i, d) in datasets.iter().enumerate() {
+                    model.report("a CAA vector per dataset", i, datasets.len());
+                    let pairs = load_dataset(d)?.pairs()?;
+                    let name = match d {
+                        DatasetRef::BuiltIn { file, .. } => file.clone(),
+                        DatasetRef::Inline { name, .. } => name.clone(),
+                    };
+                    vectors.push((name, caa_vector(model, &pairs, &sae.cfg.hook_name).await?));
+                }
+                Ok(Response::VectorsVsZero { rows: vectors_vs_zero(sae, &vectors, top).await? })
+            }
+            Request::SteerScore { steering, prompts, concept, strengths, max_new_tokens } => {
+                let model = model()?;
+                let (hook, direction) = self.direction(&steering).await?;
+                let prompts: Vec<String> =
+                    prompts.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect();
+                let spec = ScoreSpec {
+                    hook: &hook,
+                    direction: &direction,
+                    strengths: &strengths,
+                    prompts: &prompts,
+                    concept: &parse_concept(&concept)?,
+                    max_new_tokens,
+                };
+                Ok(Response::SteerScore { scores: steer_score(model, &spec).await? })
+            }
             Request::Caa { dataset, hook } => {
                 let pairs = load_dataset(&dataset)?.pairs()?;
                 let values = caa_vector(model()?, &pairs, &hook).await?;
@@ -407,6 +463,23 @@ impl Engine {
                 let scores = feature_scores(model, sae, &features, &opts).await?;
                 let side = side_effects(model, sae, &features, &corpus, &prompts, strength, lens_k).await?;
                 Ok(Response::Features { hook: sae.cfg.hook_name.clone(), scores, side_effects: side })
+            }
+        }
+    }
+
+    /// One steering as a [d_model] direction and its hook: a vector × its coefficient, or the features' decoder
+    /// rows × their strengths at the SAE's hook. Position-aligned (ActAdd) vectors have no single direction.
+    async fn direction(&self, steering: &Steering) -> Result<(String, Vec<f32>)> {
+        match steering {
+            Steering::Vector { hook, values, rows: None, coef } => {
+                Ok((hook.clone(), values.iter().map(|v| v * coef).collect()))
+            }
+            Steering::Vector { rows: Some(_), .. } => Err(Error::invalid(
+                "a position-aligned (ActAdd) vector has one row per position: score a [d_model] vector or features",
+            )),
+            Steering::Features { features } => {
+                let sae = self.sae()?;
+                Ok((sae.cfg.hook_name.clone(), sae.feature_direction(features).await?))
             }
         }
     }

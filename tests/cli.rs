@@ -96,6 +96,51 @@ fn generate_prints_the_greedy_continuation() {
     assert_eq!(String::from_utf8_lossy(&o.stdout), want);
 }
 
+/// steer-score: per strength, the concept share and coherence of greedy continuations, with every generation's
+/// token ids in the JSON; strength 0 is the plain greedy continuation (transformers' tokens); features steer too.
+#[test]
+fn steer_score_lists_each_strength_with_its_generations() {
+    let dir = scratch("steer-score");
+    let exp = Expected::load("gpt2-tiny");
+    let prompt = &exp.prompts()[0];
+    let model = model_dir("gpt2-tiny").display().to_string();
+    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let sv = dir.join("sv.safetensors").display().to_string();
+    let pairs = fixtures.join("pairs.jsonl").display().to_string();
+    let o = steerlab(&["caa", "--model", &model, "--pairs", &pairs, "--hook", "blocks.1.hook_resid_pre", "--out", &sv]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (prompts, concept, out) = (dir.join("prompts.txt"), dir.join("concept.txt"), dir.join("score.json"));
+    std::fs::write(&prompts, format!("{prompt}\n\nThe weather today is\n")).unwrap();
+    std::fs::write(&concept, "# wedding words\nwedding\nBride\n").unwrap();
+    let paths = [prompts.to_str().unwrap(), concept.to_str().unwrap(), out.to_str().unwrap()];
+    let common = ["--prompts", paths[0], "--concept", paths[1], "--strengths", "0,8", "--max-new-tokens", "8"];
+    let o =
+        steerlab(&[&["steer-score", "--model", &model, "--vector", &sv], &common[..], &["--json", paths[2]]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("mean log p per generated token"));
+    let j: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let strengths = j["strengths"].as_array().unwrap();
+    assert_eq!(strengths.len(), 2);
+    for s in strengths {
+        let coherence = s["coherence"].as_f64().unwrap();
+        assert!(coherence < 0.0 && coherence.is_finite(), "{s}");
+        assert!((0.0..=1.0).contains(&s["concept"].as_f64().unwrap()));
+        let gens = s["generations"].as_array().unwrap();
+        assert_eq!(gens.len(), 2, "blank lines are not prompts");
+        assert!(gens.iter().all(|g| g["prompt_tokens"].as_array().unwrap().len() > 1 && g["tokens"].is_array()));
+    }
+    let plain: Vec<u32> = serde_json::from_value(strengths[0]["generations"][0]["tokens"].clone()).unwrap();
+    assert_eq!(plain, exp.u32("p0.greedy")[..plain.len()], "strength 0 is the unsteered greedy continuation");
+    assert_ne!(strengths[0]["generations"], strengths[1]["generations"], "strength 8 changed nothing");
+
+    let sae = fixtures.join("saes/standard").display().to_string();
+    let o = steerlab(&[&["steer-score", "--model", &model, "--sae", &sae, "--feature", "3:4"], &common[..]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    std::fs::write(&concept, "two words\n").unwrap();
+    let o = steerlab(&[&["steer-score", "--model", &model, "--vector", &sv], &common[..]].concat());
+    assert!(stderr(&o).contains("concept word 1: \"two words\" is not one word"), "{}", stderr(&o));
+}
+
 #[test]
 fn bad_input_gives_clear_errors() {
     let dir = scratch("bad");
@@ -193,6 +238,7 @@ fn steerability_and_decompose_tell_the_same_story() {
     let dir = scratch("decompose");
     let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let ab = fixtures.join("ab.jsonl").display().to_string();
+    let pairs_other = fixtures.join("pairs.jsonl").display().to_string();
     let sae = fixtures.join("saes/standard").display().to_string();
     let model = model_dir("gpt2-tiny").display().to_string();
     let sv = dir.join("sv.safetensors").display().to_string();
@@ -214,7 +260,7 @@ fn steerability_and_decompose_tell_the_same_story() {
 
     let out = dir.join("decompose.json");
     let args = ["decompose", "--model", &model, "--sae", &sae, "--vector", &sv, "--eval", &ab, "--pairs", &ab, mults];
-    let edits = ["--keep", "3,7", "--remove", "3, 7"];
+    let edits = ["--keep", "3,7", "--remove", "3, 7", "--compare", &pairs_other];
     let o = steerlab(&[&args[..], &edits, &["--ks", "1,4", "--json", out.to_str().unwrap()]].concat());
     assert!(o.status.success(), "{}", stderr(&o));
     let stdout = String::from_utf8_lossy(&o.stdout);
@@ -227,6 +273,9 @@ fn steerability_and_decompose_tell_the_same_story() {
     assert_eq!(table[0]["method"], "steering vector");
     assert!((table[0]["cosine"].as_f64().unwrap() - 1.0).abs() < 1e-5);
     assert!((table[0]["steerability"].as_f64().unwrap() - steerability).abs() < 1e-6);
+    let vs_zero = d["vectors_vs_zero"].as_array().unwrap();
+    assert_eq!((vs_zero.len(), &vs_zero[1]["name"]), (2, &serde_json::json!(pairs_other)));
+    assert!(stdout.contains("Vectors against encode(0)"), "{stdout}");
     // vector, 2 edits, reconstruction, 2 top-k subsets, bias-corrected, 2 × 2 gradient pursuits
     assert_eq!(table.len(), 11);
     assert_eq!(

@@ -210,6 +210,13 @@ fn bad_requests_get_clear_errors() {
         json!({"op": "steerability", "eval": eval, "hook": "blocks.0.hook_resid_pre", "vector": [0.0], "multipliers": [0.0, 1.0]}),
     );
     assert!(error(&r).contains("pair 1: the positive and negative texts are the same tokens"), "{r}");
+    let values = vec![0.0f32; 64];
+    let actadd = json!({"kind": "vector", "hook": "blocks.0.hook_resid_pre", "values": values, "rows": 2, "coef": 1.0});
+    let (r, _) = ask(
+        &e,
+        json!({"op": "steer_score", "steering": actadd, "prompts": "Hi", "concept": "love", "strengths": [0.0, 1.0]}),
+    );
+    assert!(error(&r).contains("a position-aligned (ActAdd) vector has one row per position"), "{r}");
     let (r, _) = ask(
         &e,
         json!({"op": "generate", "prompt": "Hi", "steering": [{"kind": "vector", "hook": "blocks.0.hook_resid_pre", "values": [1.0, 2.0], "rows": null, "coef": 1.0}]}),

@@ -212,6 +212,67 @@ fn signed_projections_match_the_reference_on_an_untied_sae() {
     }
 }
 
+/// The default-component strips' extra marks (Mayne et al.'s Fig. 3): b_enc[f], and the feature's activation on
+/// the vector and on the rescaled vector, against sae-lens (scripts/make_decomposition_fixtures.py).
+#[test]
+fn default_components_carry_bias_and_activations() {
+    use steerlab::analysis::defaults::default_components;
+    use steerlab::model::weights::HostTensor;
+    let exp = Expected::from_file(&sae_dir("standard").join("decompositions.safetensors"));
+    let scale: f32 = serde_json::from_str(&exp.meta("rescale")).unwrap();
+    let v = exp.f32("vector");
+    let [bias, acts, rescaled] = ["b_enc", "acts", "acts_rescaled"].map(|k| exp.f32(&format!("proj.{k}")));
+    // Features that fire on the vector, on the rescaled vector only, and on neither.
+    let fires = |a: &[f32], f: usize| a[f] > 0.0;
+    let pick = |want: &dyn Fn(usize) -> bool| (0..acts.len()).find(|&f| want(f)).unwrap();
+    let features = [
+        pick(&|f| fires(&acts, f)),
+        pick(&|f| !fires(&acts, f) && fires(&rescaled, f)),
+        pick(&|f| !fires(&acts, f) && !fires(&rescaled, f)),
+    ];
+    let corpus = HostTensor::new(vec![1, v.len()], v.clone());
+    for (dev_name, device) in devices() {
+        let sae = Sae::from_dir(&sae_dir("standard"), &device).unwrap();
+        let d = pollster::block_on(default_components(&sae, &features, &corpus, None, None, &v, scale)).unwrap();
+        for c in &d {
+            let f = c.feature;
+            let got = [c.bias, c.activation, c.rescaled_activation];
+            let want = [bias[f], acts[f], rescaled[f]];
+            assert!(max_abs_diff(&got, &want) <= 1e-5, "feature {f} on {dev_name}: {got:?} vs {want:?}");
+            assert_eq!(c.scale, scale);
+        }
+    }
+}
+
+/// Vectors against encode(0) (Mayne et al.'s Table 1): the cosine of their encodings with encode(0) and the share
+/// of top features they share, against sae-lens's encodings (scripts/make_decomposition_fixtures.py).
+#[test]
+fn vectors_against_encode_zero_match_sae_lens() {
+    use steerlab::analysis::bias::vectors_vs_zero;
+    let exp = Expected::from_file(&sae_dir("standard").join("decompositions.safetensors"));
+    let (scale, top): (f32, usize) =
+        (serde_json::from_str(&exp.meta("rescale")).unwrap(), serde_json::from_str(&exp.meta("top")).unwrap());
+    let v = exp.f32("vector");
+    let vectors = [("v".to_string(), v.clone()), ("rescaled".to_string(), v.iter().map(|x| x * scale).collect())];
+    let (cos, overlap) = (exp.f32("proj.cos_zero"), exp.f32("proj.overlap_zero"));
+    for (dev_name, device) in devices() {
+        let sae = Sae::from_dir(&sae_dir("standard"), &device).unwrap();
+        let rows = pollster::block_on(vectors_vs_zero(&sae, &vectors, top)).unwrap();
+        for (i, r) in rows.iter().enumerate() {
+            assert_eq!(r.name, vectors[i].0);
+            assert!(
+                (r.cosine_with_zero - cos[i]).abs() <= 1e-5,
+                "{} on {dev_name}: {} vs {}",
+                r.name,
+                r.cosine_with_zero,
+                cos[i]
+            );
+            assert_eq!(r.top_k_overlap, overlap[i], "{} on {dev_name}", r.name);
+        }
+        assert!(rows[0].cosine_with_zero > rows[1].cosine_with_zero, "a longer vector moves away from encode(0)");
+    }
+}
+
 /// The diagnostics give the same numbers on every device (gradient pursuit's scatter and argmax included).
 #[test]
 fn decompose_agrees_across_devices() {

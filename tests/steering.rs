@@ -81,9 +81,65 @@ fn pair_log_prob_differences_match_transformers() {
                 for (m, (got, want)) in got.iter().zip(want.chunks(probes.len())).enumerate() {
                     for (i, (g, w)) in got.iter().zip(want).enumerate() {
                         let tol = 2e-3 * w.abs().max(1.0);
-                        assert!((g - w).abs() <= tol, "{name} {hook} on {dev_name}, ×{}, pair {i}: {g} vs {w}", mults[m]);
+                        assert!(
+                            (g - w).abs() <= tol,
+                            "{name} {hook} on {dev_name}, ×{}, pair {i}: {g} vs {w}",
+                            mults[m]
+                        );
                     }
                 }
+            }
+        }
+    }
+}
+
+/// Generation-level scores against transformers: the greedy continuations at each strength (token for token),
+/// the concept share of their words, and their coherence (mean log-probability per generated token, unsteered).
+#[test]
+fn steer_score_matches_transformers() {
+    use steerlab::steer::score::{ScoreSpec, steer_score};
+    #[derive(serde::Deserialize)]
+    struct Spec {
+        prompts: Vec<String>,
+        strengths: Vec<f32>,
+        layer: usize,
+        max_new_tokens: usize,
+    }
+    for (dev_name, device) in devices() {
+        for name in MODELS {
+            let exp = Expected::from_file(&model_dir(name).join("science.safetensors"));
+            let spec: Spec = serde_json::from_str(&exp.meta("score")).unwrap();
+            let concept: Vec<String> = serde_json::from_str(&exp.meta("score_concept")).unwrap();
+            let model = Model::from_dir(&model_dir(name), &device).unwrap();
+            let hook = format!("blocks.{}.hook_resid_pre", spec.layer);
+            let direction = exp.f32(&format!("ab.caa.{hook}"));
+            let run = ScoreSpec {
+                hook: &hook,
+                direction: &direction,
+                strengths: &spec.strengths,
+                prompts: &spec.prompts,
+                concept: &concept,
+                max_new_tokens: spec.max_new_tokens,
+            };
+            let got = pollster::block_on(steer_score(&model, &run)).unwrap();
+            let (want_concept, want_coherence) = (exp.f32("score.concept"), exp.f32("score.coherence"));
+            for (s, score) in got.iter().enumerate() {
+                assert_eq!(score.strength, spec.strengths[s]);
+                for (p, g) in score.generations.iter().enumerate() {
+                    assert_eq!(
+                        g.tokens,
+                        exp.u32(&format!("score.tokens.{s}.{p}")),
+                        "{name} on {dev_name}, ×{s} prompt {p}"
+                    );
+                }
+                assert!((score.concept - want_concept[s]).abs() <= 1e-6, "{name} on {dev_name}: concept at ×{s}");
+                let tol = 1e-3 * want_coherence[s].abs().max(1.0);
+                assert!(
+                    (score.coherence - want_coherence[s]).abs() <= tol,
+                    "{name} on {dev_name}: coherence at ×{s}: {} vs {}",
+                    score.coherence,
+                    want_coherence[s]
+                );
             }
         }
     }

@@ -70,6 +70,32 @@ pub async fn bias_dominance(sae: &Sae, sv: &[f32], scales: &[f32], k: usize) -> 
     })
 }
 
+/// One steering vector's row in a table of several against encode(0) (Mayne et al.'s Table 1).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct VectorVsZero {
+    pub name: String,
+    pub norm: f32,
+    /// cos(encode(SV), encode(0)).
+    pub cosine_with_zero: f32,
+    /// Share of encode(SV)'s top-k features that are also encode(0)'s.
+    pub top_k_overlap: f32,
+}
+
+/// Several named vectors against encode(0), each as it is (scale 1).
+pub async fn vectors_vs_zero(sae: &Sae, vectors: &[(String, Vec<f32>)], k: usize) -> Result<Vec<VectorVsZero>> {
+    let mut rows = Vec::with_capacity(vectors.len());
+    for (name, v) in vectors {
+        let b = bias_dominance(sae, v, &[1.0], k).await?;
+        rows.push(VectorVsZero {
+            name: name.clone(),
+            norm: crate::stats::norm(v),
+            cosine_with_zero: b.cosine_with_zero[0],
+            top_k_overlap: b.top_k_overlap[0],
+        });
+    }
+    Ok(rows)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

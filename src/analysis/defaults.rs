@@ -4,7 +4,7 @@
 
 use crate::device::read;
 use crate::error::Result;
-use crate::model::layers::{index_tensor, upload};
+use crate::model::layers::{index_tensor, row_tensor, upload};
 use crate::model::weights::HostTensor;
 use crate::sae::Sae;
 use crate::stats::mean;
@@ -27,6 +27,17 @@ pub struct DefaultComponent {
     pub negative: Option<Strip>,
     /// The steering vector's own projection.
     pub vector: f32,
+    /// The encoder bias b_enc[f]: what the pre-activation is before any input (Mayne et al.'s Fig. 3).
+    #[serde(default)]
+    pub bias: f32,
+    /// The feature's activation in encode(SV) and in encode(scale · SV), the vector rescaled to a typical
+    /// activation's norm (`scale`).
+    #[serde(default)]
+    pub activation: f32,
+    #[serde(default)]
+    pub rescaled_activation: f32,
+    #[serde(default)]
+    pub scale: f32,
 }
 
 pub async fn default_components(
@@ -36,6 +47,7 @@ pub async fn default_components(
     positive: Option<&HostTensor>,
     negative: Option<&HostTensor>,
     sv: &[f32],
+    scale: f32,
 ) -> Result<Vec<DefaultComponent>> {
     if features.is_empty() {
         return Ok(Vec::new());
@@ -56,6 +68,10 @@ pub async fn default_components(
         None => None,
     };
     let vector = project(&HostTensor::new(vec![1, sv.len()], sv.to_vec())).await?;
+    let bias = read(sae.b_enc.clone().select(0, index_tensor(features, &device))).await?.data;
+    let scaled: Vec<f32> = sv.iter().map(|v| v * scale).collect();
+    let acts = read(sae.encode(row_tensor(sv, &device))).await?.data;
+    let rescaled = read(sae.encode(row_tensor(&scaled, &device))).await?.data;
     Ok(features
         .iter()
         .enumerate()
@@ -65,6 +81,10 @@ pub async fn default_components(
             positive: pos.as_ref().map(|p| strip(&p[j])),
             negative: neg.as_ref().map(|n| strip(&n[j])),
             vector: vector[j][0],
+            bias: bias[j],
+            activation: acts[feature],
+            rescaled_activation: rescaled[feature],
+            scale,
         })
         .collect())
 }
@@ -88,7 +108,8 @@ mod tests {
         let neg = HostTensor::new(vec![2, 2], vec![-1.0, 4.0, -0.5, 4.0]);
         let corpus = HostTensor::new(vec![1, 2], vec![0.0, 3.0]);
         let sv = [2.0, 0.0];
-        let d = pollster::block_on(default_components(&sae, &[2, 0], &corpus, Some(&pos), Some(&neg), &sv)).unwrap();
+        let d =
+            pollster::block_on(default_components(&sae, &[2, 0], &corpus, Some(&pos), Some(&neg), &sv, 1.0)).unwrap();
         assert_eq!((d[0].feature, d[0].positive.as_ref().unwrap().mean, d[0].vector), (2, 4.0, 0.0));
         assert_eq!(d[0].negative.as_ref().unwrap().values, vec![4.0, 4.0]);
         assert_eq!((d[1].corpus.mean, d[1].vector), (0.0, 2.0));

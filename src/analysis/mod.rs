@@ -73,7 +73,8 @@ pub async fn decompose(model: &Model, sae: &Sae, sv: &[f32], opts: &DecomposeOpt
         }
         None => (None, None),
     };
-    let defaults = defaults::default_components(sae, &features, &corpus, pos.as_ref(), neg.as_ref(), sv).await?;
+    let (p, n) = (pos.as_ref(), neg.as_ref());
+    let defaults = defaults::default_components(sae, &features, &corpus, p, n, sv, typical).await?;
     let projections = projections::signed_projections(sae, sv, opts.top).await?;
     let mean = corpus::mean_row(&corpus);
     let eval = opts.eval.map(|probes| table::Eval { model, probes, multipliers: opts.multipliers });

@@ -33,6 +33,9 @@ pub struct TableRow {
     /// vector changed by hand rather than a decomposition of it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub edit: Option<EditMode>,
+    /// The row's vector [d_in], to steer with or export.
+    #[serde(default)]
+    pub vector: Vec<f32>,
 }
 
 /// Rows: the vector; the vector restricted to or without chosen features (`edits`); its SAE reconstruction
@@ -90,7 +93,8 @@ pub async fn steerability_table(
             let relative = s.zip(reference).map(|(s, r)| if r != 0.0 { s / r } else { f32::NAN });
             // Rows 1..=edits are the edits, in order.
             let edit = i.checked_sub(1).and_then(|e| edit_modes.get(e).copied());
-            TableRow { method, features, norm: norm(&v), cosine: cosine(&v, sv), steerability: s, relative, edit }
+            let (norm, cosine) = (norm(&v), cosine(&v, sv));
+            TableRow { method, features, norm, cosine, steerability: s, relative, edit, vector: v }
         })
         .collect())
 }

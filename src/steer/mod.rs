@@ -6,4 +6,5 @@ pub mod builtin;
 pub mod caa;
 pub mod dataset;
 pub mod propensity;
+pub mod score;
 pub mod vector;

@@ -107,16 +107,6 @@ pub enum Measure {
     PairLogProbDiff,
 }
 
-impl Measure {
-    /// What the difference is, for plot axes and printed tables.
-    pub fn describe(self) -> &'static str {
-        match self {
-            Self::AbLogitDiff => "logit difference, matching − other answer",
-            Self::PairLogProbDiff => "log-probability difference, positive − negative text",
-        }
-    }
-}
-
 impl Probes {
     /// Tokenises held-out data of either kind.
     pub fn prepare(model: &Model, data: &Dataset) -> Result<Self> {
@@ -186,34 +176,49 @@ impl Probes {
                 Ok(read(logit_diffs(net, normed, &positions, &items)).await?.data)
             }
             Self::Pairs(pairs) => {
-                let [_, s, d] = normed.dims();
-                // Each scored token: the flat [row * seq + position] it is predicted from, and its id.
-                let (mut from, mut ids, mut owner) = (Vec::new(), Vec::new(), Vec::new());
-                for (b, &r) in which.iter().enumerate() {
-                    let p = &pairs[r / 2];
-                    let tokens = if r % 2 == 0 { &p.positive } else { &p.negative };
-                    for (pos, &id) in tokens.iter().enumerate().skip(p.from) {
-                        from.push(b * s + pos - 1);
-                        ids.push(id as i64);
-                        owner.push(b);
-                    }
-                }
-                let mut sums = vec![0.0f32; which.len()];
-                if from.is_empty() {
-                    return Ok(sums);
-                }
-                let (n, rows, device) = (from.len(), which.len(), normed.device());
-                let at = normed.reshape([rows * s, d]).select(0, index_tensor(&from, &device)); // [n, d]
-                let log_probs = activation::log_softmax(net.vocab_logits(at), 1); // [n, vocab]
-                let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [n, 1]), &device);
-                let picked = read(log_probs.gather(1, ids).reshape([n])).await?.data;
-                for (&b, v) in owner.iter().zip(picked) {
-                    sums[b] += v;
-                }
-                Ok(sums)
+                let texts: Vec<(&[u32], usize)> = which
+                    .iter()
+                    .map(|&r| {
+                        let p = &pairs[r / 2];
+                        (if r % 2 == 0 { p.positive.as_slice() } else { p.negative.as_slice() }, p.from)
+                    })
+                    .collect();
+                text_log_probs(net, normed, &texts).await
             }
         }
     }
+}
+
+/// Σ log p(token | the tokens before it) over each row's tokens from position `from` (≥ 1) on: ln_final's output
+/// of the rows [rows, seq, d] and each row's (tokens, from) → [rows]. Only the scored positions are unembedded.
+pub(crate) async fn text_log_probs(
+    net: &Transformer,
+    normed: Tensor<3>,
+    texts: &[(&[u32], usize)],
+) -> Result<Vec<f32>> {
+    let [rows, s, d] = normed.dims();
+    // Each scored token: the flat [row * seq + position] it is predicted from, and its id.
+    let (mut from, mut ids, mut owner) = (Vec::new(), Vec::new(), Vec::new());
+    for (b, &(tokens, start)) in texts.iter().enumerate() {
+        for (pos, &id) in tokens.iter().enumerate().skip(start.max(1)) {
+            from.push(b * s + pos - 1);
+            ids.push(id as i64);
+            owner.push(b);
+        }
+    }
+    let mut sums = vec![0.0f32; texts.len()];
+    if from.is_empty() {
+        return Ok(sums);
+    }
+    let (n, device) = (from.len(), normed.device());
+    let at = normed.reshape([rows * s, d]).select(0, index_tensor(&from, &device)); // [n, d]
+    let log_probs = activation::log_softmax(net.vocab_logits(at), 1); // [n, vocab]
+    let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [n, 1]), &device);
+    let picked = read(log_probs.gather(1, ids).reshape([n])).await?.data;
+    for (&b, v) in owner.iter().zip(picked) {
+        sums[b] += v;
+    }
+    Ok(sums)
 }
 /// One item's propensity.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]

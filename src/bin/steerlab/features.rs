@@ -120,7 +120,11 @@ fn print_report(r: &Report) {
         );
     }
     let se = &r.side_effects;
-    println!("\nSide effects of steering with each feature at strength {:.3} (after Duan 2026)", se.strength);
+    println!(
+        "\nSide effects of steering with each feature at strength {:.3} (our own measures after Duan 2026, whose \
+         formulas are not public)",
+        se.strength
+    );
     println!(
         "   {:>8} {:>8} {:>6} {:>8} {:>8} {:>8} {:>9} | {:>9} {:>8} {:>8} {:>10}",
         "feature", "max cos", "neigh", "firing", "mean act", "co-act", "footprint", "effect", "std", "cv", "collateral"

@@ -39,6 +39,8 @@ mod fetch;
 mod science;
 #[cfg(not(target_arch = "wasm32"))]
 mod serve;
+#[cfg(not(target_arch = "wasm32"))]
+mod steer_score;
 
 #[cfg(not(target_arch = "wasm32"))]
 mod cli {
@@ -144,8 +146,12 @@ mod cli {
             #[arg(long, default_value = "cpu")]
             device: DeviceChoice,
         },
-        /// Propensity on held-out A/B items against the steering multiplier, for a vector or a CAA layer sweep.
+        /// Propensity on held-out A/B items or pairs against the steering multiplier, for a vector or a CAA layer
+        /// sweep.
         Steerability(crate::science::SteerabilityArgs),
+        /// Generation-level scores of a vector or SAE features: greedy continuations at each strength, their share
+        /// of concept words and their coherence under the unsteered model.
+        SteerScore(crate::steer_score::SteerScoreArgs),
         /// The SAE diagnostics of a steering vector (Mayne et al. 2024), as tables and JSON.
         Decompose(crate::science::DecomposeArgs),
         /// Score SAE features for steering (output / input scores) and their side effects.
@@ -331,6 +337,7 @@ mod cli {
                 Ok(())
             }
             Cmd::Steerability(args) => crate::science::steerability_cmd(args),
+            Cmd::SteerScore(args) => crate::steer_score::run(args),
             Cmd::Decompose(args) => crate::science::decompose_cmd(args),
             Cmd::Features(args) => crate::features::run(args),
             Cmd::Bench(args) => crate::bench::run(args),

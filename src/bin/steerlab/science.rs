@@ -159,6 +159,10 @@ pub struct DecomposeArgs {
     /// A table row of the vector minus what these features carry (the vector less that fit); repeat for more.
     #[arg(long)]
     remove: Vec<String>,
+    /// Contrastive pairs (or A/B items) of another behaviour: its CAA vector at the SAE's hook joins a table of
+    /// vectors against encode(0) (Mayne et al.'s Table 1); repeat for more.
+    #[arg(long)]
+    compare: Vec<PathBuf>,
     /// Also write everything as JSON.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -167,10 +171,12 @@ pub struct DecomposeArgs {
 }
 
 pub fn decompose_cmd(a: DecomposeArgs) -> Result<()> {
+    use steerlab::analysis::bias::vectors_vs_zero;
     use steerlab::analysis::{DecomposeOptions, decompose};
     use steerlab::sae::Sae;
     use steerlab::sae::edit::{EditMode, FeatureEdit, parse_features};
     use steerlab::steer::builtin::{CORPUS, corpus_passages};
+    use steerlab::steer::caa::caa_vector;
 
     let device = pollster::block_on(init_device(a.device))?;
     let model = Model::from_dir(&a.model, &device)?;
@@ -202,11 +208,28 @@ pub fn decompose_cmd(a: DecomposeArgs) -> Result<()> {
         top: a.top,
         edits: &edits,
     };
-    let d =
-        pollster::block_on(decompose(&model, &sae, sv.single(&a.vector.display().to_string(), "decompose")?, &opts))?;
+    let values = sv.single(&a.vector.display().to_string(), "decompose")?;
+    let d = pollster::block_on(decompose(&model, &sae, values, &opts))?;
     print_decomposition(&d);
+    let mut vectors = vec![(a.vector.display().to_string(), values.to_vec())];
+    for path in &a.compare {
+        let pairs = load_dataset(path)?.pairs()?;
+        vectors.push((path.display().to_string(), pollster::block_on(caa_vector(&model, &pairs, &sae.cfg.hook_name))?));
+    }
+    let vs_zero = pollster::block_on(vectors_vs_zero(&sae, &vectors, a.top))?;
+    if !a.compare.is_empty() {
+        println!(
+            "\nVectors against encode(0) (top-{} overlap: share of encode(SV)'s top features that encode(0) has)",
+            a.top
+        );
+        println!("   {:>9} {:>16} {:>15}  vector", "‖SV‖", "cos with enc(0)", "top-k overlap");
+        for r in &vs_zero {
+            println!("   {:>9.3} {:>16.3} {:>15.2}  {}", r.norm, r.cosine_with_zero, r.top_k_overlap, r.name);
+        }
+    }
     if let Some(path) = &a.json {
-        let value = serde_json::to_value(&d).map_err(|e| Error::invalid(e.to_string()))?;
+        let mut value = serde_json::to_value(&d).map_err(|e| Error::invalid(e.to_string()))?;
+        value["vectors_vs_zero"] = serde_json::to_value(&vs_zero).map_err(|e| Error::invalid(e.to_string()))?;
         write_json(path, &value)?;
     }
     Ok(())

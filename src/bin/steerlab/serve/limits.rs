@@ -173,6 +173,20 @@ impl Limits {
                 }
                 sweep("top features", *top)
             }
+            Request::VectorsVsZero { datasets, top } => {
+                sweep("datasets", datasets.len())?;
+                datasets.iter().try_for_each(|d| dataset("a dataset", d))?;
+                sweep("top features", *top)
+            }
+            Request::SteerScore { steering: s, prompts, concept, strengths, max_new_tokens } => {
+                steering(std::slice::from_ref(s))?;
+                typed("the prompts", prompts)?;
+                prompts.lines().try_for_each(|p| text("a prompt", p))?;
+                typed("the concept words", concept)?;
+                sweep("strengths", strengths.len())?;
+                strengths.iter().try_for_each(|st| size("strength", *st))?;
+                generation(&GenerateOptions { max_new_tokens: *max_new_tokens, ..Default::default() })
+            }
             Request::Features { features, count, lens_k, prompt, amplification, strength, corpus, prompts, .. } => {
                 text("the prompt", prompt.as_deref().unwrap_or_default())?;
                 if let Some(c) = corpus {
