@@ -29,10 +29,12 @@ pub struct Experiment {
     pub prompt: String,
     pub max_new_tokens: usize,
     /// What else the link recomputes once it opens (left out of links that had none of it, so older links and
-    /// newer ones without results read the same): the multiplier sweep, the SAE diagnostics, and the scores of
-    /// the features promoting this token.
+    /// newer ones without results read the same): the multiplier sweep, the layer sweep, the SAE diagnostics,
+    /// and the scores of the features promoting this token.
     #[serde(skip_serializing_if = "is_false")]
     pub sweep: bool,
+    #[serde(skip_serializing_if = "is_false")]
+    pub layer_sweep: bool,
     #[serde(skip_serializing_if = "is_false")]
     pub diagnostics: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -55,6 +57,7 @@ impl Default for Experiment {
             prompt: "I think that".into(),
             max_new_tokens: 24,
             sweep: false,
+            layer_sweep: false,
             diagnostics: false,
             features: None,
         }
@@ -156,6 +159,7 @@ mod tests {
             },
             prompt: "Ünïcode & spaces / slashes?".into(),
             sweep: true,
+            layer_sweep: true,
             diagnostics: true,
             features: Some(" love".into()),
             ..Default::default()

@@ -348,6 +348,22 @@ fn actadd_and_feature_steering() {
     let k = v.rows.expect("an ActAdd vector is position-aligned");
     assert_eq!((v.values.len(), v.hook()), (k * 32, Some(hook)));
 
+    // decompose takes it summed over its positions, and sets each position's row against encode(0).
+    let sae = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/saes/standard");
+    let out = dir.join("actadd-decompose.json");
+    let (sae, out_s) = (sae.display().to_string(), out.display().to_string());
+    let o = steerlab(&["decompose", "--model", &model, "--sae", &sae, "--vector", &sv, "--ks", "1", "--json", &out_s]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains(&format!("An ActAdd vector of {k} positions")));
+    let d: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let rows = d["vectors_vs_zero"].as_array().unwrap();
+    assert_eq!(rows.len(), 1 + k);
+    let summed: Vec<f32> = (0..32).map(|j| (0..k).map(|i| v.values[i * 32 + j]).sum()).collect();
+    let norm = |x: &[f32]| x.iter().map(|v| v * v).sum::<f32>().sqrt();
+    assert!((rows[0]["norm"].as_f64().unwrap() as f32 - norm(&summed)).abs() < 1e-5);
+    assert!((d["vector_norm"].as_f64().unwrap() as f32 - norm(&summed)).abs() < 1e-5);
+    assert!((rows[1]["norm"].as_f64().unwrap() as f32 - norm(&v.values[..32])).abs() < 1e-5);
+
     let trace = |extra: &[&str]| {
         let out = dir.join("t.safetensors").display().to_string();
         let mut args = vec!["trace", "--model", &model, "--prompt", "I think that you are", "--out", &out];

@@ -68,7 +68,7 @@ pub async fn default_components(
         None => None,
     };
     let vector = project(&HostTensor::new(vec![1, sv.len()], sv.to_vec())).await?;
-    let bias = read(sae.b_enc.clone().select(0, index_tensor(features, &device))).await?.data;
+    let bias = read(sae.b_enc.clone()).await?.data; // [d_sae]: small, and read whole
     let scaled: Vec<f32> = sv.iter().map(|v| v * scale).collect();
     let acts = read(sae.encode(row_tensor(sv, &device))).await?.data;
     let rescaled = read(sae.encode(row_tensor(&scaled, &device))).await?.data;
@@ -81,7 +81,7 @@ pub async fn default_components(
             positive: pos.as_ref().map(|p| strip(&p[j])),
             negative: neg.as_ref().map(|n| strip(&n[j])),
             vector: vector[j][0],
-            bias: bias[j],
+            bias: bias[feature],
             activation: acts[feature],
             rescaled_activation: rescaled[feature],
             scale,

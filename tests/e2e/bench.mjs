@@ -109,7 +109,7 @@ const f = (ms) => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(1)
 console.log(`median of ${runs} runs after a warm-up; the forward pass reads a prompt of about the token count ` +
   "shown after the model; first token and decode (15 tokens) continue \"I think that\"");
 const widths = [14, 27, 10, 10, 16, 14, 13, 13, 0];
-console.log(["browser", "model, tokens", "engine on", "load", "CAA (12 pairs)", "forward pass", "first token", "decode",
+console.log(["browser", "model, tokens", "engine on", "load", "CAA (24 pairs)", "forward pass", "first token", "decode",
   "steerability flow (layers)"].map((h, i) => h.padEnd(widths[i])).join(""));
 for (const [name, label, r] of rows) {
   console.log([name, label, r.device, f(r.load), f(r.caa), f(r.pass), f(r.ttft), `${r.decode.toFixed(1)} tok/s`,

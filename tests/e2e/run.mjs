@@ -39,6 +39,12 @@ async function lab(browser, url, name, expectFallback) {
   await page.screenshot({ path: join(shots, `${name}-ready.png`), fullPage: true });
 
   step = "compute a CAA vector";
+  // The CPU pass takes the love/hate pairs, measured by their texts' log-probabilities (a whole-vocabulary
+  // readout per token); SwiftShader's emulated WebGPU takes the A/B items, whose readout is two logits an item.
+  const [dataset, measure] = expectFallback
+    ? ["love-hate.jsonl", "log-probability difference of the positive text"]
+    : ["corrigibility-ab.json", "logit difference of the matching answer"];
+  await page.getByLabel("Dataset", { exact: true }).selectOption(dataset);
   await page.getByRole("button", { name: "Compute vector" }).click();
   await page.getByText(/Vector at blocks\.1\.hook_resid_pre: mean of \d+ pairs/).waitFor({ timeout: TIMEOUT });
   step = "generate with and without it";
@@ -55,15 +61,28 @@ async function lab(browser, url, name, expectFallback) {
   const steered = await page.getByTestId("steered").textContent();
   check(plain !== steered, `${name}: steering changed nothing ("${plain}")`);
 
+  step = "score the steered text: concept words and coherence per strength";
+  await page.getByLabel("Prompts to score").fill("I think that\nMy friend told me");
+  await page.getByLabel("Strengths").fill("0, 8");
+  await page.getByRole("button", { name: "Score generations" }).click();
+  await page.getByTestId("text-scores").waitFor({ timeout: TIMEOUT });
+  await page.waitForFunction(idle("Score generations"), null, { timeout: TIMEOUT });
+  const scoreRows = await page.getByTestId("text-scores").locator("tr").allTextContents();
+  check(scoreRows.length === 3 && scoreRows.slice(1).every((r) => r.startsWith("steering vector") && /-\d+\.\d\d/.test(r)),
+    `${name}: text scores ${scoreRows.join(" | ")}`);
+  check(await page.getByTestId("plot-concept-coherence").count() === 1, `${name}: no concept-coherence plot`);
+
   step = "sweep multipliers";
   await page.getByRole("button", { name: "Sweep multipliers" }).click();
   await page.getByTestId("plot-steerability").locator("svg circle").first().waitFor({ timeout: TIMEOUT });
   check(await page.getByTestId("plot-steerability").locator("svg circle").count() === 7, `${name}: not 7 multipliers`);
-  const mismatch = await page.getByTestId("eval-mismatch").textContent();
-  check(mismatch.includes("love-hate.jsonl, a different behaviour"), `${name}: no data mismatch note: "${mismatch}"`);
+  // A vector is measured on its own dataset's held-out third (love/hate pairs on love/hate pairs), and says so.
+  const data = await page.getByTestId("eval-data").textContent();
+  check(data.includes(measure) && data.includes(`held-out third of ${dataset}`),
+    `${name}: the steerability does not say its data: "${data}"`);
   step = "a running sweep shows itself, only its Stop is enabled, and Stop stops it";
-  await page.waitForFunction(idle("Sweep layers (CAA from A/B training items)"), null, { timeout: TIMEOUT });
-  await page.getByRole("button", { name: "Sweep layers (CAA from A/B training items)" }).click();
+  await page.waitForFunction(idle("Sweep layers"), null, { timeout: TIMEOUT });
+  await page.getByRole("button", { name: "Sweep layers" }).click();
   await page.getByTestId("running-sweep").filter({ hasText: "Sweeping layers" }).waitFor({ timeout: TIMEOUT });
   check(await page.getByRole("button", { name: "Stop the sweep" }).isEnabled(), `${name}: the sweep's Stop is disabled`);
   for (const other of ["Stop the diagnostics", "Stop scoring", "Stop generating"]) {
@@ -78,12 +97,12 @@ async function lab(browser, url, name, expectFallback) {
   }, null, { timeout: TIMEOUT })).jsonValue();
   check(ended === "stopped" || expectFallback, `${name}: Stop did not stop the sweep (${ended})`);
   check(await page.getByTestId("running-sweep").count() === 0, `${name}: the stopped sweep still shows as running`);
-  step = "sweep layers on the built-in A/B items";
-  await page.waitForFunction(idle("Sweep layers (CAA from A/B training items)"), null, { timeout: TIMEOUT });
-  await page.getByRole("button", { name: "Sweep layers (CAA from A/B training items)" }).click();
+  step = "sweep layers on the vector's own dataset";
+  await page.waitForFunction(idle("Sweep layers"), null, { timeout: TIMEOUT });
+  await page.getByRole("button", { name: "Sweep layers" }).click();
   await page.getByTestId("plot-steerability-by-layer").locator("svg circle").first().waitFor({ timeout: TIMEOUT });
   check(await page.getByTestId("plot-steerability-by-layer").locator("svg circle").count() === 3, `${name}: not 3 layers`);
-  check((await page.getByTestId("sweep-data").textContent()).includes("corrigibility-ab.json"), `${name}: the sweep does not say its data`);
+  check((await page.getByTestId("sweep-data").textContent()).includes(`training two thirds of ${dataset}`), `${name}: the sweep does not say its data`);
   await page.screenshot({ path: join(shots, `${name}-steered.png`), fullPage: true });
 
   // The engine batches every flow (items x multipliers x vectors in a few passes), so the diagnostics and feature
@@ -92,18 +111,41 @@ async function lab(browser, url, name, expectFallback) {
   await diagnostics(page, name);
   console.log(`  ${name}: diagnostics, feature scores and the lesson in ${((Date.now() - diagnosed) / 1000).toFixed(0)} s`);
   check(errors.length === 0, `${name}: page errors: ${errors.join("; ")}`);
-  // The whole page at a phone's and a projector's size (Large text on), for a reader to check layouts.
-  if (expectFallback) {
-    step = "section links";
-  await page.getByRole("navigation", { name: "Sections" }).getByRole("link", { name: "4 · Decompose" }).click();
-  await page.waitForFunction(() => {
-    const top = document.getElementById("decompose").getBoundingClientRect().top;
-    return top >= 0 && top < window.innerHeight / 2;
-  }, null, { timeout: 10000 });
-  check(!page.url().includes("#decompose"), `${name}: a section link replaced the URL's fragment`);
-  step = "phone and projector layouts";
-    await page.setViewportSize({ width: 390, height: 844 });
-    await page.screenshot({ path: join(shots, "phone.png"), fullPage: true });
+  // Every view at a desktop's, a phone's and a projector's size (Large text on), for a reader to check layouts.
+  if (expectFallback) await layouts(page, name);
+  await page.close();
+  console.log(`ok ${name} (${((Date.now() - started) / 1000).toFixed(0)} s): ${device}`);
+}
+
+const SECTIONS = [["model", "Model"], ["steer", "1 · Vector"], ["generate", "2 · Generate"],
+  ["steerability", "3 · Steerability"], ["decompose", "4 · Decompose"], ["features", "5 · Features"]];
+
+/// The section links at each size: each brings its section into view below or beside the lesson, which stays in
+/// view, and marks itself current; a screenshot of each view. Wide screens put the lesson beside the sections.
+async function layouts(page, name) {
+  const sizes = [["desktop", 1280, 800, false], ["phone", 390, 844, false], ["projector", 1920, 1080, true]];
+  for (const [size, width, height, large] of sizes) {
+    step = `${size} layout`;
+    await page.setViewportSize({ width, height });
+    if (large) await page.getByLabel("Large text").check();
+    const beside = await page.evaluate(() =>
+      document.getElementById("lesson").getBoundingClientRect().right <= document.getElementById("steer").getBoundingClientRect().left);
+    check(beside === (size !== "phone"), `${name}: at ${size} size the lesson is ${beside ? "beside" : "above"} the sections`);
+    for (const [id, text] of SECTIONS) {
+      step = `${size}: the ${text} link`;
+      await page.getByRole("navigation", { name: "Sections" }).getByRole("link", { name: text, exact: true }).click();
+      await page.waitForFunction((id) => {
+        const top = document.getElementById(id).getBoundingClientRect().top;
+        const lesson = document.getElementById("lesson").getBoundingClientRect();
+        return top >= 0 && top < window.innerHeight * 0.7 && lesson.top >= -1 && lesson.top < window.innerHeight / 2;
+      }, id, { timeout: 10000 });
+      const current = page.getByRole("navigation", { name: "Sections" }).locator("a[aria-current=true]");
+      await page.waitForFunction((text) =>
+        document.querySelector("nav.section-links a[aria-current=true]")?.textContent === text, text, { timeout: 5000 })
+        .catch(async () => check(false, `${name}: at ${size} size "${text}" is not marked current (${await current.textContent()})`));
+      await page.screenshot({ path: join(shots, `view-${size}-${id}.png`) });
+    }
+    check(!page.url().includes("#features"), `${name}: a section link replaced the URL's fragment`);
     const [overflow, wide] = await page.evaluate(() => {
       const w = window.innerWidth;
       const offenders = [...document.querySelectorAll("main *")].filter((e) => e.getBoundingClientRect().right > w + 1)
@@ -111,18 +153,16 @@ async function lab(browser, url, name, expectFallback) {
         .slice(0, 5).map((e) => `${e.tagName.toLowerCase()}.${e.className}:${Math.round(e.getBoundingClientRect().right)}`);
       return [document.documentElement.scrollWidth - w, offenders];
     });
-    check(overflow <= 2, `${name}: the page is ${overflow} px wider than a phone: ${wide.join(", ")}`);
-    await page.setViewportSize({ width: 1920, height: 1080 });
-    await page.getByLabel("Large text").check();
-    await page.screenshot({ path: join(shots, "projector.png"), fullPage: true });
-    await page.getByLabel("Large text").uncheck();
+    check(overflow <= 2, `${name}: at ${size} size the page is ${overflow} px wider than the window: ${wide.join(", ")}`);
+    await page.screenshot({ path: join(shots, `${size}.png`), fullPage: true });
+    if (large) await page.getByLabel("Large text").uncheck();
   }
-  await page.close();
-  console.log(`ok ${name} (${((Date.now() - started) / 1000).toFixed(0)} s): ${device}`);
 }
 
 async function diagnostics(page, name) {
-  step = "decompose the vector with the SAE";
+  step = "decompose the vector with the SAE, with two feature edits";
+  await page.getByLabel("Keep only features").fill("3, 7");
+  await page.getByLabel("Remove features").fill("3, 7");
   await page.waitForFunction(idle("Run the diagnostics"), null, { timeout: TIMEOUT });
   await page.getByRole("button", { name: "Run the diagnostics" }).click();
   // While they run, the panel says what runs and how far its stage is (rows done of the stage's total).
@@ -138,7 +178,19 @@ async function diagnostics(page, name) {
     check(await page.getByTestId(`plot-${plot}`).count() === 1, `${name}: no ${plot} plot`);
   }
   const rows = await page.getByTestId("table").locator("tr").count();
-  check(rows >= 4, `${name}: the steerability table has ${rows} rows`);
+  check(rows >= 6, `${name}: the steerability table has ${rows} rows`);
+  const methods = await page.getByTestId("table").locator("tr td:first-child").allTextContents();
+  check(methods[1] === "SV restricted to features 3, 7" && methods[2] === "SV minus features 3, 7",
+    `${name}: the edits are not rows of the table: ${methods.join(" | ")}`);
+  const defaultRows = await page.getByTestId("defaults-table").locator("tr").count();
+  check(defaultRows >= 2, `${name}: no encoder bias and activations beside the default components`);
+  if (name === "cpu-fallback") {
+    step = "every built-in behaviour's vector against encode(0)";
+    await page.getByRole("button", { name: "Compare every built-in behaviour" }).click();
+    await page.getByTestId("vectors-vs-zero").waitFor({ timeout: TIMEOUT });
+    const behaviours = await page.getByTestId("vectors-vs-zero").locator("tr td:first-child").allTextContents();
+    check(behaviours.length === 4 && behaviours.includes("wedding.jsonl"), `${name}: behaviours ${behaviours.join(", ")}`);
+  }
   await page.getByTestId("plot-norms").scrollIntoViewIfNeeded();
   await page.screenshot({ path: join(shots, `${name}-decompose.png`), fullPage: true });
 
@@ -154,6 +206,29 @@ async function diagnostics(page, name) {
   await page.getByRole("button", { name: /^Steer with #/ }).click();
   await page.waitForFunction(() => (document.querySelector("[data-testid=feature-steered]")?.textContent.length ?? 0)
     > "I think that".length + 5, null, { timeout: TIMEOUT });
+  if (name === "cpu-fallback") {
+    step = "score the text of the vector, its reconstruction, the best decomposition and the chosen feature";
+    await page.waitForFunction(idle("Score generations"), null, { timeout: TIMEOUT });
+    await page.getByRole("button", { name: "Score generations" }).click();
+    await page.waitForFunction(() => {
+      const rows = [...document.querySelectorAll("[data-testid=text-scores] tr td:first-child")].map((td) => td.textContent);
+      return new Set(rows).size === 4;
+    }, null, { timeout: TIMEOUT });
+    const compared = [...new Set(await page.getByTestId("text-scores").locator("tr td:first-child").allTextContents())];
+    check(compared.includes("SAE reconstruction") && compared.some((c) => c.startsWith("feature #")),
+      `${name}: text scores compare ${compared.join(", ")}`);
+  }
+  step = "steer with several features at once";
+  const one = await page.getByTestId("feature-steered").textContent();
+  await page.getByLabel("Several features").fill("3:40, 7:-40");
+  await page.waitForFunction(idle("Steer with these features"), null, { timeout: TIMEOUT });
+  await page.getByRole("button", { name: "Steer with these features" }).click();
+  await page.waitForFunction((one) => {
+    const t = document.querySelector("[data-testid=feature-steered]")?.textContent ?? "";
+    return t !== one && t.length > "I think that".length + 5;
+  }, one, { timeout: TIMEOUT });
+  await page.waitForFunction(idle("Steer with these features"), null, { timeout: TIMEOUT });
+  await page.getByLabel("Several features").fill("");
   await page.getByTestId("scores").scrollIntoViewIfNeeded();
   await page.screenshot({ path: join(shots, `${name}-features.png`), fullPage: true });
 
@@ -190,7 +265,8 @@ async function diagnostics(page, name) {
   }, null, { timeout: TIMEOUT });
   check(await page.locator("#lesson").isVisible(), `${name}: the lesson card left the screen`);
   const box = await page.locator("#lesson").boundingBox();
-  check(box && box.y <= 1, `${name}: the lesson card is not pinned at the top (y = ${box?.y})`);
+  // Pinned at the top above the sections, or beside them in the sidebar below the section links.
+  check(box && box.y >= -1 && box.y < 900 / 3, `${name}: the lesson card is not pinned in view (y = ${box?.y})`);
   for (let i = 1; i < 9; i++) await page.getByRole("button", { name: "Previous" }).click();
   await page.getByRole("button", { name: "Next" }).click();
   await page.getByLabel("Large text").check();
@@ -220,8 +296,8 @@ async function exports(page) {
   step = "export the sweep as CSV and its plot as SVG and PNG";
   const steerability = page.getByRole("region", { name: "Steerability" });
   const csv = (await saved(page, steerability.getByRole("button", { name: "CSV" }).first())).bytes.toString().trim().split("\n");
-  check(csv[0] === "vector,hook,multiplier,mean_logit_diff,mean_p_matching,steerability", `CSV header ${csv[0]}`);
-  check(csv.length === 8 && csv.slice(1).every((r) => r.split(",").length === 6 && !r.includes("NaN")), `CSV rows ${csv}`);
+  check(csv[0] === "vector,hook,measure,multiplier,mean_difference,mean_p_matching,steerability", `CSV header ${csv[0]}`);
+  check(csv.length === 8 && csv.slice(1).every((r) => r.split(",").length === 7 && !r.includes("NaN")), `CSV rows ${csv}`);
   const plot = page.getByTestId("plot-steerability");
   const svg = await saved(page, plot.getByRole("button", { name: "SVG" }));
   check(svg.name === "steerability.svg" && svg.bytes.toString().startsWith("<svg"), `SVG ${svg.name}`);
@@ -337,9 +413,9 @@ async function hub(browser, url) {
     await page.getByLabel("Dataset", { exact: true }).selectOption("typed");
     await page.getByLabel("Your pairs").fill(items.map((i) => JSON.stringify(i)).join("\n"));
     await page.getByRole("button", { name: "Compute vector" }).click();
-    await page.getByText(/Vector at blocks\.1\.hook_resid_pre: mean of 4 pairs from your A\/B items/).waitFor({ timeout: 60000 });
+    await page.getByText(/Vector at blocks\.1\.hook_resid_pre: mean of 4 pairs from the training two thirds of your A\/B items/).waitFor({ timeout: 60000 });
     await page.getByRole("button", { name: "Sweep multipliers" }).click();
-    await page.getByText(/Steerability -?\d+\.\d+ .* on held-out third of your A\/B items/).waitFor({ timeout: TIMEOUT });
+    await page.getByText(/Steerability -?\d+\.\d+ .* on the held-out third of your A\/B items/).waitFor({ timeout: TIMEOUT });
     await page.screenshot({ path: join(shots, "local-files.png"), fullPage: true });
     console.log("ok hub mirror, stop, cache, dropped files, typed A/B items");
   } catch (e) {
@@ -359,12 +435,15 @@ async function permalinks(browser, url) {
   await page.getByLabel("Prompt", { exact: true }).fill("Hello there");
   await page.getByLabel("Multiplier", { exact: true }).fill("2.5");
   await page.getByLabel("Dataset", { exact: true }).selectOption("wedding.jsonl");
-  // Results the link must bring back: a multiplier sweep, the diagnostics and feature scores.
+  // Results the link must bring back: a multiplier sweep, a layer sweep, the diagnostics and feature scores.
   await page.getByTestId("loaded").filter({ hasText: /and random SAE/ }).waitFor({ timeout: TIMEOUT });
   await page.getByRole("button", { name: "Compute vector" }).click();
   await page.waitForFunction(idle("Sweep multipliers"), null, { timeout: TIMEOUT });
   await page.getByRole("button", { name: "Sweep multipliers" }).click();
   await page.getByTestId("plot-steerability").waitFor({ timeout: TIMEOUT });
+  await page.waitForFunction(idle("Sweep layers"), null, { timeout: TIMEOUT });
+  await page.getByRole("button", { name: "Sweep layers" }).click();
+  await page.getByTestId("plot-steerability-by-layer").waitFor({ timeout: TIMEOUT });
   await page.waitForFunction(idle("Run the diagnostics"), null, { timeout: TIMEOUT });
   await page.getByRole("button", { name: "Run the diagnostics" }).click();
   await page.getByTestId("plot-norms").waitFor({ timeout: TIMEOUT });
@@ -393,8 +472,11 @@ async function permalinks(browser, url) {
     const el = document.querySelector("[data-testid=steered]");
     return el && el.textContent.length > "Hello there".length + 5;
   }, null, { timeout: TIMEOUT });
-  step = "the link recomputes its sweep, diagnostics and feature scores";
-  for (const id of ["plot-steerability", "plot-norms", "scores"]) await again.getByTestId(id).waitFor({ timeout: TIMEOUT });
+  step = "the link recomputes its sweeps, diagnostics and feature scores";
+  for (const id of ["plot-steerability", "plot-steerability-by-layer", "plot-norms", "scores"]) {
+    await again.getByTestId(id).waitFor({ timeout: TIMEOUT });
+  }
+  check((await again.getByTestId("sweep-data").textContent()).includes("wedding.jsonl"), "the restored sweep used other data");
   await again.screenshot({ path: join(shots, "permalink-restored.png"), fullPage: true });
 
   for (const [fragment, says] of [["#x1.not*base64", "could not be opened"], ["#x99.AAAA", "newer steerlab"]]) {
@@ -565,6 +647,12 @@ async function helper(browser, url) {
     await page.waitForFunction((b) => { const t = document.querySelector("[data-testid=steered]")?.textContent ?? "";
       return t !== b && t.length > "I think that".length + 3; }, before, { timeout: TIMEOUT });
     await page.waitForFunction(idle("Generate"), null, { timeout: TIMEOUT });
+    step = "a layer sweep names where Gemma Scope's resid_post SAE sits among block inputs";
+    await page.getByRole("button", { name: "Sweep layers" }).click();
+    const hooks = await page.getByTestId("sweep-hooks").textContent({ timeout: TIMEOUT });
+    check(hooks.includes("blocks.1.hook_resid_post") && hooks.includes("same stream as blocks.2.hook_resid_pre"),
+      `the sweep does not map the SAE's hook: "${hooks}"`);
+    await page.waitForFunction(idle("Sweep layers"), null, { timeout: TIMEOUT });
     await page.screenshot({ path: join(shots, "helper-gemma.png"), fullPage: true });
     console.log("ok native helper");
   } catch (e) {

@@ -68,6 +68,9 @@ fn App() -> impl IntoView {
         steered: RwSignal::new(String::new()),
         curve: RwSignal::new(None),
         decomposition: RwSignal::new(None),
+        layers: RwSignal::new(None),
+        keep: RwSignal::new(String::new()),
+        remove: RwSignal::new(String::new()),
     };
     exp.set_dataset(&start.dataset);
 
@@ -75,7 +78,7 @@ fn App() -> impl IntoView {
     // experiment once its model (and SAE) are in.
     let recompute = StoredValue::new(linked);
     let start_hook = start.hook.clone();
-    let (restore_sweep, restore_diagnostics) = (start.sweep, start.diagnostics);
+    let (restore_sweep, restore_layers, restore_diagnostics) = (start.sweep, start.layer_sweep, start.diagnostics);
     let restore_features = start.features.clone();
     let wants_sae = start.sae.is_some();
     let features = expect_context::<page::features::FeatureState>();
@@ -92,6 +95,9 @@ fn App() -> impl IntoView {
                 generate(exp);
                 if restore_sweep {
                     page::steer::sweep_multipliers(exp);
+                }
+                if restore_layers && let Some(m) = lab.model.get_untracked() {
+                    page::steer::sweep_layers(exp, m.n_layers);
                 }
                 let at_sae = lab.sae.get_untracked().map(|(_, h)| h) == exp.vector.get_untracked().map(|v| v.hook);
                 if restore_diagnostics && at_sae {
@@ -124,6 +130,7 @@ fn App() -> impl IntoView {
             multiplier: exp.multiplier.get_untracked(),
             prompt: exp.prompt.get_untracked(),
             sweep: exp.curve.with_untracked(|c| c.is_some()),
+            layer_sweep: exp.layers.with_untracked(|l| l.is_some()),
             diagnostics: exp.decomposition.with_untracked(|d| d.is_some()),
             features: expect_features.scored_token(),
             ..Experiment::default()
@@ -156,17 +163,6 @@ fn App() -> impl IntoView {
                 </div>
                 <button on:click=share>"Share"</button>
             </header>
-            // The page's sections, one click away (the lesson card stays pinned above them).
-            <nav class="sections" aria-label="Sections">
-                {[("model", "Model"), ("steer", "1 · Vector"), ("generate", "2 · Generate"), ("steerability", "3 · Steerability"),
-                  ("decompose", "4 · Decompose"), ("features", "5 · Features")].into_iter().map(|(id, text)| {
-                    view! { <a href=format!("#{id}") on:click=move |ev| {
-                        // Scroll without touching the URL's fragment, which holds a shared experiment.
-                        ev.prevent_default();
-                        page::lessons::scroll_to(id);
-                    }>{text}</a> }
-                }).collect_view()}
-            </nav>
             {move || {
                 let (class, text) = match lab.status.get() {
                     Status::Info(t) => ("status", t),
@@ -184,11 +180,20 @@ fn App() -> impl IntoView {
                 </p>
             })}
             <page::models::RealModelBanner />
-            <page::lessons::Lessons exp=exp large=large />
-            <ModelPanel start=entry start_revision=start.revision.clone() start_sae=start.sae.clone() />
-            <SteerView exp=exp />
-            <DecomposeView exp=exp />
-            <page::features::FeaturesView />
+            // Wide screens: the section links and the lesson in a sidebar beside the sections; narrow ones: the
+            // links in a row and the lesson card pinned above the sections (style.css).
+            <div class="layout">
+                <aside class="side">
+                    <page::lessons::SectionLinks />
+                    <page::lessons::Lessons exp=exp large=large />
+                </aside>
+                <div class="sections">
+                    <ModelPanel start=entry start_revision=start.revision.clone() start_sae=start.sae.clone() />
+                    <SteerView exp=exp />
+                    <DecomposeView exp=exp />
+                    <page::features::FeaturesView />
+                </div>
+            </div>
         </main>
     }
     .into_any()

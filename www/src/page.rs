@@ -8,5 +8,6 @@ pub mod gpu;
 pub mod helper;
 pub mod lessons;
 pub mod models;
+pub mod score;
 pub mod steer;
 pub mod widgets;

@@ -53,7 +53,7 @@ pub fn table_reading(table: &[TableRow]) -> Option<String> {
     let rec = table.iter().find(|r| r.method == "SAE reconstruction")?.relative?;
     let best = table
         .iter()
-        .filter(|r| r.method != "steering vector" && r.method != "SAE reconstruction")
+        .filter(|r| r.method != "steering vector" && r.method != "SAE reconstruction" && r.edit.is_none())
         .filter_map(|r| Some((r.relative?, r)))
         .max_by(|a, b| a.0.total_cmp(&b.0));
     let mut text = format!("Here {}", kept("the SAE reconstruction", rec));
@@ -66,6 +66,9 @@ pub fn table_reading(table: &[TableRow]) -> Option<String> {
         text += &format!(" The best other decomposition, {}", kept(&row.method, b));
         text += if b < 0.2 || b <= rec + 0.2 {
             ": no decomposition here does much better than the reconstruction."
+        } else if b >= 0.5 && row.method.contains("signed") {
+            ": the dictionary's directions can carry the steering, though signed coefficients on an overcomplete \
+             dictionary rebuild almost any vector, so this does not show that its features mean the behaviour."
         } else if b >= 0.5 {
             ": a better encoding of the same dictionary recovers much of the steering."
         } else {
@@ -112,7 +115,17 @@ mod tests {
     use steerlab::analysis::defaults::Strip;
 
     fn row(method: &str, relative: Option<f32>) -> TableRow {
-        TableRow { method: method.into(), features: None, norm: 1.0, cosine: 1.0, steerability: relative, relative }
+        let (norm, cosine) = (1.0, 1.0);
+        TableRow {
+            method: method.into(),
+            features: None,
+            norm,
+            cosine,
+            steerability: relative,
+            relative,
+            edit: None,
+            vector: vec![],
+        }
     }
 
     #[test]
@@ -125,12 +138,18 @@ mod tests {
             t.contains("gp steers the other way (-55%") && t.contains("no decomposition here does much better"),
             "{t}"
         );
-        let kept = [row("steering vector", Some(1.0)), row("SAE reconstruction", Some(0.1)), row("signed", Some(0.8))];
+        let kept = [row("steering vector", Some(1.0)), row("SAE reconstruction", Some(0.1)), row("top 4", Some(0.8))];
         let t = table_reading(&kept).unwrap();
-        assert!(
-            t.contains("keeps 10%") && t.contains("signed keeps 80% of the vector's steerability: a better"),
-            "{t}"
-        );
+        assert!(t.contains("keeps 10%") && t.contains("top 4 keeps 80% of the vector's steerability: a better"), "{t}");
+        // Signed pursuit on an overcomplete dictionary can rebuild almost anything: the reading says so.
+        let signed = [kept[0].clone(), kept[1].clone(), row("gradient pursuit (signed), k = 64", Some(0.9))];
+        let t = table_reading(&signed).unwrap();
+        assert!(t.contains("does not show that its features mean the behaviour"), "{t}");
+        // A feature edit is the vector changed by hand, not a decomposition: the reading leaves it out.
+        let mut edit = row("SV minus feature 3", Some(0.9));
+        edit.edit = Some(steerlab::sae::edit::EditMode::Remove);
+        let t = table_reading(&[lost[0].clone(), lost[1].clone(), edit]).unwrap();
+        assert!(!t.contains("SV minus"), "{t}");
         assert!(table_reading(&[row("SAE reconstruction", None)]).is_none());
     }
 
@@ -142,6 +161,10 @@ mod tests {
             positive: None,
             negative: None,
             vector,
+            bias: 0.0,
+            activation: 0.0,
+            rescaled_activation: 0.0,
+            scale: 1.0,
         };
         assert!(defaults_reading(&[c(0.1), c(0.2), c(12.0)]).unwrap().starts_with("For 2 of these 3 features"));
         assert!(defaults_reading(&[c(11.0), c(12.0), c(0.0)]).unwrap().contains("for only 1 of these 3"));

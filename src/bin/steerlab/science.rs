@@ -132,7 +132,8 @@ pub struct DecomposeArgs {
     /// SAELens directory (cfg.json, sae_weights.safetensors) reading the vector's hook.
     #[arg(long)]
     sae: PathBuf,
-    /// Steering vector (safetensors `steering_vector`), read at the SAE's hook.
+    /// Steering vector (safetensors `steering_vector`), read at the SAE's hook; an ActAdd vector ([k, d_model]) is
+    /// decomposed summed over its positions, and each position's row is set against encode(0).
     #[arg(long)]
     vector: PathBuf,
     /// Held-out A/B items or contrastive pairs: adds steerability to the table.
@@ -208,16 +209,31 @@ pub fn decompose_cmd(a: DecomposeArgs) -> Result<()> {
         top: a.top,
         edits: &edits,
     };
-    let values = sv.single(&a.vector.display().to_string(), "decompose")?;
-    let d = pollster::block_on(decompose(&model, &sae, values, &opts))?;
+    // An ActAdd vector ([k, d_model], one row per position) is decomposed summed over its positions, as one
+    // vector added at every position; each position's own row is set against encode(0) below.
+    let d_in = sae.cfg.d_in;
+    let positions: Vec<(String, Vec<f32>)> = match sv.rows {
+        Some(_) => sv.values.chunks(d_in).enumerate().map(|(i, r)| (format!("position {i}"), r.to_vec())).collect(),
+        None => Vec::new(),
+    };
+    let summed: Vec<f32> = match sv.rows {
+        Some(_) => (0..d_in).map(|j| positions.iter().map(|(_, r)| r.get(j).copied().unwrap_or(0.0)).sum()).collect(),
+        None => sv.values.clone(),
+    };
+    if let Some(k) = sv.rows {
+        println!("An ActAdd vector of {k} positions: the diagnostics below decompose their sum.\n");
+    }
+    let d = pollster::block_on(decompose(&model, &sae, &summed, &opts))?;
     print_decomposition(&d);
-    let mut vectors = vec![(a.vector.display().to_string(), values.to_vec())];
+    let name = if sv.rows.is_some() { "summed over positions" } else { "the vector" };
+    let mut vectors = vec![(name.to_string(), summed.clone())];
+    vectors.extend(positions);
     for path in &a.compare {
         let pairs = load_dataset(path)?.pairs()?;
         vectors.push((path.display().to_string(), pollster::block_on(caa_vector(&model, &pairs, &sae.cfg.hook_name))?));
     }
     let vs_zero = pollster::block_on(vectors_vs_zero(&sae, &vectors, a.top))?;
-    if !a.compare.is_empty() {
+    if vectors.len() > 1 {
         println!(
             "\nVectors against encode(0) (top-{} overlap: share of encode(SV)'s top features that encode(0) has)",
             a.top

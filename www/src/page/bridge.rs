@@ -47,6 +47,8 @@ impl Job {
             Request::LayerSweep { .. } => ("sweep", "Sweeping layers (a vector per layer)"),
             Request::Decompose { .. } => ("decompose", "Running the diagnostics"),
             Request::Features { .. } => ("features", "Scoring features"),
+            Request::SteerScore { .. } => ("score", "Scoring generations"),
+            Request::VectorsVsZero { .. } => ("decompose", "Comparing the behaviours' vectors with encode(0)"),
         })
     }
 
@@ -144,6 +146,11 @@ thread_local! {
 
 fn bridge() -> Rc<Bridge> {
     BRIDGE.with(|b| b.borrow().clone()).expect("the bridge starts before any view")
+}
+
+/// The lab's state, for code that runs outside a component (event handlers, callbacks).
+pub fn lab() -> Lab {
+    bridge().lab
 }
 
 fn post(worker: &Worker, msg: &ToWorker, files: &[web_sys::File]) {

@@ -10,19 +10,10 @@ use leptos::prelude::*;
 use steerlab::analysis::features::FeatureScore;
 use steerlab::analysis::side_effects::SideEffects;
 use steerlab::engine::{Reply, Request, Response, Steering};
+use steerlab::sae::edit::{parse_feature_strengths, parse_features};
 
 fn opt(v: Option<f32>) -> String {
     v.map_or("—".into(), |v| format!("{v:.2}"))
-}
-
-/// Feature ids typed as `12, 345 7`.
-fn parse_ids(text: &str) -> Result<Vec<usize>, String> {
-    text.split([',', ' '])
-        .filter(|t| !t.trim().is_empty())
-        .map(|t| {
-            t.trim().trim_start_matches('#').parse::<usize>().map_err(|_| format!("\"{t}\" is not a feature number"))
-        })
-        .collect()
 }
 
 /// The features panel's state, shared with the lesson (whose last step scores features and steers with the best).
@@ -33,6 +24,8 @@ pub struct FeatureState {
     result: RwSignal<Option<(Vec<FeatureScore>, SideEffects)>>,
     chosen: RwSignal<Option<usize>>,
     strength: RwSignal<f32>,
+    /// Several features to steer with at once, typed `12:8, 345:-4`; when set, they steer instead of `chosen`.
+    several: RwSignal<String>,
     prompt: RwSignal<String>,
     plain: RwSignal<String>,
     steered: RwSignal<String>,
@@ -46,6 +39,7 @@ impl FeatureState {
             result: RwSignal::new(None),
             chosen: RwSignal::new(None),
             strength: RwSignal::new(8.0),
+            several: RwSignal::new(String::new()),
             prompt: RwSignal::new("I think that".to_string()),
             plain: RwSignal::new(String::new()),
             steered: RwSignal::new(String::new()),
@@ -72,9 +66,9 @@ impl FeatureState {
         let (features, promoting) = if typed.trim().is_empty() {
             (vec![], Some(token.get_untracked()))
         } else {
-            match parse_ids(&typed) {
+            match parse_features(&typed) {
                 Ok(f) => (f, None),
-                Err(e) => return lab.status.set(bridge::Status::Error(e)),
+                Err(e) => return lab.status.set(bridge::Status::Error(e.to_string())),
             }
         };
         result.set(None);
@@ -104,10 +98,24 @@ impl FeatureState {
         });
     }
 
-    /// Generates with and without the chosen feature, side by side.
+    /// The feature chosen to steer with, and its strength.
+    pub fn chosen_feature(self) -> Option<(usize, f32)> {
+        self.chosen.get_untracked().map(|f| (f, self.strength.get_untracked()))
+    }
+
+    /// Generates with and without the typed features (else the chosen one), side by side.
     pub fn steer(self) {
-        let Some(f) = self.chosen.get_untracked() else { return };
-        let steering = vec![Steering::Features { features: vec![(f, self.strength.get_untracked())] }];
+        let typed = self.several.get_untracked();
+        let features = if typed.trim().is_empty() {
+            let Some(f) = self.chosen.get_untracked() else { return };
+            vec![(f, self.strength.get_untracked())]
+        } else {
+            match parse_feature_strengths(&typed) {
+                Ok(f) => f,
+                Err(e) => return bridge::lab().status.set(bridge::Status::Error(e.to_string())),
+            }
+        };
+        let steering = vec![Steering::Features { features }];
         side_by_side("features", self.prompt.get_untracked(), Some(steering), self.plain, self.steered);
     }
 }
@@ -116,7 +124,7 @@ impl FeatureState {
 pub fn FeaturesView() -> impl IntoView {
     let lab = expect_context::<Lab>();
     let state = expect_context::<FeatureState>();
-    let FeatureState { token, ids, result, chosen, strength, prompt, plain, steered } = state;
+    let FeatureState { token, ids, result, chosen, strength, several, prompt, plain, steered } = state;
     let link = move |feature| neuronpedia(&lab, feature);
     let ready = move || lab.idle() && lab.sae.get().is_some();
     let score = move |_| state.score(lab, || {});
@@ -194,8 +202,15 @@ pub fn FeaturesView() -> impl IntoView {
                     on:input=move |ev| prompt.set(event_target_value(&ev)) />
                 <label>"Strength " <input type="number" step="1" aria-label="Strength" prop:value=move || format!("{:.2}", strength.get())
                     on:input=move |ev| if let Ok(s) = event_target_value(&ev).parse() { strength.set(s) } /></label>
-                <button on:click=steer disabled=move || !ready() || chosen.get().is_none()>
-                    {move || chosen.get().map_or("Steer with a feature".into(), |f| format!("Steer with #{f}"))}</button>
+                <label>"or several at once " <input type="text" class="short" aria-label="Several features"
+                    placeholder="12:8, 345:-4" prop:value=move || several.get()
+                    on:input=move |ev| several.set(event_target_value(&ev)) /></label>
+                <button on:click=steer disabled=move || !ready() || (chosen.get().is_none() && several.get().trim().is_empty())>
+                    {move || match (several.get().trim().is_empty(), chosen.get()) {
+                        (false, _) => "Steer with these features".to_string(),
+                        (true, Some(f)) => format!("Steer with #{f}"),
+                        (true, None) => "Steer with a feature".into(),
+                    }}</button>
             </div>
             {move || (!plain.get().is_empty()).then(|| view! {
                 <div class="columns">

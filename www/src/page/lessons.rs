@@ -52,9 +52,10 @@ const STEPS: [Step; 9] = [
     },
     Step {
         title: "How much it steers",
-        text: "Steerability is the slope of the behaviour's propensity (the logit difference between the answer \
-               that shows the behaviour and the one that does not) against the multiplier, on held-out A/B \
-               questions (Tan et al. 2024).",
+        text: "Steerability is the slope of the behaviour's propensity against the multiplier (Tan et al. 2024), \
+               on the third of the dataset the vector was not built from. For love vs hate pairs, propensity is how \
+               much more likely the model finds the loving text than the hateful one; for A/B questions, the logit \
+               difference between the answer that shows the behaviour and the one that does not.",
         action: Action::Sweep,
         target: "steerability",
         reading: None,
@@ -113,14 +114,59 @@ const STEPS: [Step; 9] = [
     },
 ];
 
-/// Brings `id` into view just below the lesson card, which stays pinned at the top of the window.
+/// Brings `id` into view: just below the lesson card where it is pinned at the top of the window (narrow
+/// screens), at the top where the lesson sits beside the sections (wide ones).
 pub fn scroll_to(id: &str) {
     use wasm_bindgen::JsCast;
     if let Some(el) = document().get_element_by_id(id) {
         el.scroll_into_view();
         let card = document().get_element_by_id("lesson").and_then(|c| c.dyn_into::<web_sys::HtmlElement>().ok());
-        let pinned = card.map_or(0, |c| c.offset_height());
-        window().scroll_by_with_x_and_y(0.0, -(pinned as f64 + 12.0));
+        let pinned = card.filter(|c| c.get_bounding_client_rect().right() > el.get_bounding_client_rect().left());
+        window().scroll_by_with_x_and_y(0.0, -(pinned.map_or(0, |c| c.offset_height()) as f64 + 12.0));
+    }
+}
+
+/// The page's sections, with the one in view marked.
+const SECTIONS: [(&str, &str); 6] = [
+    ("model", "Model"),
+    ("steer", "1 · Vector"),
+    ("generate", "2 · Generate"),
+    ("steerability", "3 · Steerability"),
+    ("decompose", "4 · Decompose"),
+    ("features", "5 · Features"),
+];
+
+/// Links to the page's sections, one click away; the section being read is marked (aria-current).
+#[component]
+pub fn SectionLinks() -> impl IntoView {
+    let current = RwSignal::new("model");
+    // The section being read: the last whose top has reached the top of the window (below the lesson card where
+    // it is pinned there); at the end of the page, the last one in view.
+    let update = move || {
+        let top = |id: &str| document().get_element_by_id(id).map(|el| el.get_bounding_client_rect());
+        let (Some(lesson), Some(first)) = (top("lesson"), top("model")) else { return };
+        let pinned = if lesson.right() > first.left() { lesson.bottom().max(0.0) } else { 0.0 };
+        let height = window().inner_height().ok().and_then(|h| h.as_f64()).unwrap_or(800.0);
+        let root = document().document_element();
+        let at_end =
+            root.is_some_and(|r| window().scroll_y().unwrap_or(0.0) + height >= r.scroll_height() as f64 - 2.0);
+        let line = if at_end { height } else { pinned + 48.0 };
+        let passed = SECTIONS.iter().rev().find(|(id, _)| top(id).is_some_and(|r| r.top() < line));
+        current.set(passed.map_or("model", |(id, _)| id));
+    };
+    let listener = window_event_listener(leptos::ev::scroll, move |_| update());
+    on_cleanup(move || listener.remove());
+    view! {
+        <nav class="section-links" aria-label="Sections">
+            {SECTIONS.into_iter().map(|(id, text)| view! {
+                <a href=format!("#{id}") aria-current=move || (current.get() == id).then_some("true")
+                    on:click=move |ev| {
+                        // Scroll without touching the URL's fragment, which holds a shared experiment.
+                        ev.prevent_default();
+                        scroll_to(id);
+                    }>{text}</a>
+            }).collect_view()}
+        </nav>
     }
 }
 

@@ -1,5 +1,6 @@
 //! Steering: a CAA vector from a built-in dataset or typed pairs at a layer, generation with and without it side
-//! by side (streaming), and steerability sweeps over multipliers and layers on held-out A/B items.
+//! by side (streaming), and steerability sweeps over multipliers and layers on the held-out third of the vector's
+//! own dataset (A/B items by their answers' logit difference, pairs by their texts' log-probability difference).
 
 use super::bridge::{self, Lab, Msg};
 use super::export;
@@ -8,18 +9,16 @@ use leptos::prelude::*;
 use steerlab::engine::{DatasetRef, Event, Part, Reply, Request, Response, Steering};
 use steerlab::model::generate::GenerateOptions;
 use steerlab::steer::dataset::Dataset;
-use steerlab::steer::propensity::{LayerSweepRow, SteerabilityCurve};
+use steerlab::steer::propensity::{LayerSweepRow, Measure, SteerabilityCurve};
 use steerlab_www::plot::{Series, line_chart};
 
-/// Built-in datasets the page offers: (file, label).
+/// Built-in datasets the page offers: (file, label). Each trains on two thirds and is measured on the rest.
 pub const DATASETS: [(&str, &str); 4] = [
     ("love-hate.jsonl", "love vs hate (pairs)"),
     ("anger-calm.jsonl", "anger vs calm (pairs)"),
     ("wedding.jsonl", "weddings (pairs)"),
-    ("corrigibility-ab.json", "corrigibility (A/B items, training part)"),
+    ("corrigibility-ab.json", "corrigibility (A/B items)"),
 ];
-/// The A/B items steerability is measured on: the held-out part of the built-in corrigibility set.
-pub const EVAL_FILE: &str = "corrigibility-ab.json";
 const TYPED: &str = "typed";
 pub const MULTIPLIERS: [f32; 7] = [-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0];
 
@@ -29,7 +28,15 @@ pub struct Vector {
     pub hook: String,
     pub values: Vec<f32>,
     pub count: usize,
-    /// What it was computed from, and the held-out A/B items its steerability is measured on.
+    /// What it was computed from, and the held-out part of the same data its steerability is measured on.
+    pub train: DatasetRef,
+    pub eval: DatasetRef,
+}
+
+/// A layer sweep's rows and the data its vectors were built from and measured on.
+#[derive(Clone, PartialEq)]
+pub struct LayerSweep {
+    pub rows: Vec<LayerSweepRow>,
     pub train: DatasetRef,
     pub eval: DatasetRef,
 }
@@ -47,39 +54,37 @@ pub struct Exp {
     /// The generated continuations, unsteered and steered.
     pub plain: RwSignal<String>,
     pub steered: RwSignal<String>,
-    /// The last multiplier sweep and SAE decomposition of the vector.
+    /// The last multiplier sweep and SAE decomposition of the vector, and the last layer sweep.
     pub curve: RwSignal<Option<SteerabilityCurve>>,
+    pub layers: RwSignal<Option<LayerSweep>>,
+    /// Feature edits the diagnostics add as table rows: features to keep only, and to remove (typed ids).
+    pub keep: RwSignal<String>,
+    pub remove: RwSignal<String>,
     pub decomposition: RwSignal<Option<steerlab::analysis::Decomposition>>,
 }
 
 impl Exp {
-    /// Typed A/B items train on two thirds and are measured on the held-out third, as the built-in set is.
-    fn typed_ab(&self) -> bool {
-        self.dataset.get_untracked() == TYPED && Dataset::holds_ab_items(&self.typed.get_untracked())
-    }
-
-    fn typed(&self, part: Option<Part>) -> DatasetRef {
-        let name = if part.is_some() { "your A/B items" } else { "your pairs" };
-        DatasetRef::Inline { name: name.into(), text: self.typed.get_untracked(), part }
-    }
-
-    pub fn dataset_ref(&self) -> DatasetRef {
+    /// Every dataset trains on two thirds and is measured on the held-out third (every third record), so the
+    /// numbers below come from data the vector never saw, of its own behaviour.
+    fn part(&self, part: Part) -> DatasetRef {
         match self.dataset.get_untracked().as_str() {
-            TYPED => self.typed(self.typed_ab().then_some(Part::Train)),
-            f if f == EVAL_FILE => DatasetRef::BuiltIn { file: f.into(), part: Some(Part::Train) },
-            f => DatasetRef::built_in(f),
+            TYPED => {
+                let text = self.typed.get_untracked();
+                let name = if Dataset::holds_ab_items(&text) { "your A/B items" } else { "your pairs" };
+                DatasetRef::Inline { name: name.into(), text, part: Some(part) }
+            }
+            f => DatasetRef::BuiltIn { file: f.into(), part: Some(part) },
         }
     }
 
-    /// The held-out A/B items steerability is measured on: the typed ones when they are A/B items, else the
-    /// built-in corrigibility set's.
-    pub fn eval_ref(&self) -> DatasetRef {
-        if self.typed_ab() { self.typed(Some(Part::Test)) } else { built_in_ab(Part::Test) }
+    /// What the vector (and each layer of a layer sweep) is built from.
+    pub fn dataset_ref(&self) -> DatasetRef {
+        self.part(Part::Train)
     }
 
-    /// The A/B items a layer sweep trains its CAA vectors on.
-    pub fn train_ab_ref(&self) -> DatasetRef {
-        if self.typed_ab() { self.typed(Some(Part::Train)) } else { built_in_ab(Part::Train) }
+    /// What steerability is measured on: the held-out third of the same data.
+    pub fn eval_ref(&self) -> DatasetRef {
+        self.part(Part::Test)
     }
 
     pub fn set_dataset(&self, d: &DatasetRef) {
@@ -100,38 +105,45 @@ impl Exp {
     }
 }
 
-fn built_in_ab(part: Part) -> DatasetRef {
-    DatasetRef::BuiltIn { file: EVAL_FILE.into(), part: Some(part) }
+/// Where an SAE reading a block's output sits in a sweep over block inputs: blocks.N.hook_resid_post (Gemma
+/// Scope's layer_N) is the same stream as blocks.N+1.hook_resid_pre.
+fn resid_post_note(sae_hook: &str) -> Option<String> {
+    let n: usize = sae_hook.strip_prefix("blocks.")?.strip_suffix(".hook_resid_post")?.parse().ok()?;
+    Some(format!(
+        "The sweep adds each vector at blocks.L.hook_resid_pre, a block's input. The loaded SAE reads {sae_hook}, \
+         block {n}'s output (Gemma Scope's layer_{n}), which is the same stream as blocks.{}.hook_resid_pre: \
+         layer {} here.",
+        n + 1,
+        n + 1
+    ))
 }
 
-/// Whether a vector trained on `d` was built from A/B items (the built-in A/B set, or typed items, which are
-/// split into parts) rather than from contrastive pairs of another behaviour.
-fn trained_on_ab(d: &DatasetRef) -> bool {
-    match d {
-        DatasetRef::BuiltIn { file, .. } => file == EVAL_FILE,
-        DatasetRef::Inline { part, .. } => part.is_some(),
+/// The difference a curve averages, in a plot axis's words.
+fn measure_axis(m: Measure) -> &'static str {
+    match m {
+        Measure::AbLogitDiff => "mean logit diff",
+        Measure::PairLogProbDiff => "mean log-prob diff",
     }
 }
 
-/// Said beside a steerability measured on A/B items of another behaviour than the vector's own.
-fn mismatch_note(v: &Vector) -> Option<String> {
-    (!trained_on_ab(&v.train)).then(|| {
-        format!(
-            "This vector was built from {}, a different behaviour from the A/B items it is measured on ({}): the \
-             slope shows how much it moves those answers, not how well it steers its own behaviour. Build the vector \
-             from A/B items (the corrigibility set, or your own typed items) to measure the same behaviour.",
-            dataset_label(&v.train),
-            dataset_label(&v.eval)
-        )
-    })
+/// What a steerability number is a slope of, and on what, in a sentence's words.
+pub fn measure_words(m: Measure) -> &'static str {
+    match m {
+        Measure::AbLogitDiff => "logit difference of the matching answer over the other, per unit multiplier",
+        Measure::PairLogProbDiff => {
+            "log-probability difference of the positive text over the negative, per unit multiplier"
+        }
+    }
 }
 
 /// Names a dataset for notes and plot titles.
 pub fn dataset_label(d: &DatasetRef) -> String {
     match d {
-        DatasetRef::BuiltIn { file, part: Some(Part::Test) } => format!("held-out items of {file}"),
+        DatasetRef::BuiltIn { file, part: Some(Part::Test) } => format!("the held-out third of {file}"),
+        DatasetRef::BuiltIn { file, part: Some(Part::Train) } => format!("the training two thirds of {file}"),
         DatasetRef::BuiltIn { file, .. } => file.clone(),
-        DatasetRef::Inline { name, part: Some(Part::Test), .. } => format!("held-out third of {name}"),
+        DatasetRef::Inline { name, part: Some(Part::Test), .. } => format!("the held-out third of {name}"),
+        DatasetRef::Inline { name, part: Some(Part::Train), .. } => format!("the training two thirds of {name}"),
         DatasetRef::Inline { name, .. } => name.clone(),
     }
 }
@@ -191,7 +203,7 @@ pub fn side_by_side(
     });
 }
 
-/// Propensity on the held-out A/B items against the multiplier, for the current vector.
+/// Propensity on the vector's held-out data against the multiplier.
 pub fn sweep_multipliers(exp: Exp) {
     let Some(v) = exp.vector.get_untracked() else { return };
     exp.curve.set(None);
@@ -201,6 +213,25 @@ pub fn sweep_multipliers(exp: Exp) {
             && let Response::Steerability { curve } = *r
         {
             exp.curve.set(Some(curve));
+        }
+    });
+}
+
+/// CAA vectors at every layer from the dataset's training part, each measured on its held-out part.
+pub fn sweep_layers(exp: Exp, n_layers: usize) {
+    exp.layers.set(None);
+    let (train, eval) = (exp.dataset_ref(), exp.eval_ref());
+    let req = Request::LayerSweep {
+        train: train.clone(),
+        eval: eval.clone(),
+        layers: (0..n_layers).collect(),
+        multipliers: MULTIPLIERS.to_vec(),
+    };
+    bridge::run(req, move |msg| {
+        if let Msg::Reply(Reply::Ok(r)) = msg
+            && let Response::LayerSweep { rows } = *r
+        {
+            exp.layers.set(Some(LayerSweep { rows, train: train.clone(), eval: eval.clone() }));
         }
     });
 }
@@ -216,9 +247,14 @@ fn curve_csv(rows: &[(String, &SteerabilityCurve)]) -> String {
     let mut out = Vec::new();
     for (name, c) in rows {
         for i in 0..c.multipliers.len() {
+            let measure = match c.measure {
+                Measure::AbLogitDiff => "ab_logit_diff",
+                Measure::PairLogProbDiff => "pair_log_prob_diff",
+            };
             out.push(vec![
                 name.clone(),
                 c.hook.clone(),
+                measure.into(),
                 c.multipliers[i].to_string(),
                 c.mean_logit_diff[i].to_string(),
                 c.mean_p_matching[i].to_string(),
@@ -226,7 +262,8 @@ fn curve_csv(rows: &[(String, &SteerabilityCurve)]) -> String {
             ]);
         }
     }
-    export::csv(&["vector", "hook", "multiplier", "mean_logit_diff", "mean_p_matching", "steerability"], &out)
+    let header = ["vector", "hook", "measure", "multiplier", "mean_difference", "mean_p_matching", "steerability"];
+    export::csv(&header, &out)
 }
 
 #[component]
@@ -234,23 +271,9 @@ pub fn SteerView(exp: Exp) -> impl IntoView {
     let lab = expect_context::<Lab>();
     let (plain, steered) = (exp.plain, exp.steered);
     let curve = exp.curve;
-    let sweep = RwSignal::new(None::<Vec<LayerSweepRow>>);
     let n_layers = move || lab.model.get().map_or(1, |m| m.n_layers);
     let idle = move || lab.idle();
 
-    let sweep_layers = move |_| {
-        sweep.set(None);
-        let layers = (0..n_layers()).collect();
-        let (train, eval) = (exp.train_ab_ref(), exp.eval_ref());
-        let req = Request::LayerSweep { train, eval, layers, multipliers: MULTIPLIERS.to_vec() };
-        bridge::run(req, move |msg| {
-            if let Msg::Reply(Reply::Ok(r)) = msg
-                && let Response::LayerSweep { rows } = *r
-            {
-                sweep.set(Some(rows));
-            }
-        });
-    };
     let save_vector = move |_| {
         if let Some(v) = exp.vector.get_untracked() {
             let model = lab.model.get_untracked().map(|m| m.label).unwrap_or_default();
@@ -330,44 +353,48 @@ pub fn SteerView(exp: Exp) -> impl IntoView {
                 <div><h3>{move || format!("Steered (× {})", exp.multiplier.get())}</h3>
                     <pre class="output" data-testid="steered"><b>{move || exp.prompt.get()}</b>{move || steered.get()}</pre></div>
             </div>
+            <super::score::ScoreView exp=exp />
         </section>
         <section class="panel" aria-label="Steerability" id="steerability">
             <h2>"3. Steerability"</h2>
             <super::widgets::RandomWeightsNote />
-            <p class="explain">"Propensity is the mean logit difference between the answer that matches the behaviour and \
-                the one that does not, on held-out A/B items (the held-out third of A/B items you typed, else of the \
-                built-in corrigibility set); steerability is its slope against the multiplier (Tan et al. 2024)."</p>
+            <p class="explain">"Propensity is measured on the held-out third of the vector's own dataset, which the \
+                vector never saw. On A/B items it is the mean logit difference between the answer that matches the \
+                behaviour and the one that does not; on pairs, how much more likely the model finds the positive text \
+                than the negative one (log p(positive) − log p(negative), from the first word where they differ). \
+                Steerability is its slope against the multiplier (Tan et al. 2024)."</p>
             <div class="row">
                 <button on:click=move |_| sweep_multipliers(exp) disabled=move || !idle() || exp.vector.get().is_none()>"Sweep multipliers"</button>
-                <button on:click=sweep_layers disabled=move || !idle()>"Sweep layers (CAA from A/B training items)"</button>
+                <button on:click=move |_| sweep_layers(exp, n_layers()) disabled=move || !idle()>"Sweep layers"</button>
                 {stop_button("Stop the sweep", "sweep")}
             </div>
             {move || curve.get().map(|c| {
-                let svg = line_chart(&format!("Propensity vs multiplier at {}", c.hook), "multiplier", "mean logit diff",
+                let svg = line_chart(&format!("Propensity vs multiplier at {}", c.hook), "multiplier", measure_axis(c.measure),
                     &[curve_series("steering vector", &c)]);
                 let csv = curve_csv(&[("steering vector".into(), &c)]);
-                let mismatch = exp.vector.get_untracked().as_ref().and_then(mismatch_note);
                 view! {
-                    <p class="note">{format!("Steerability {:.3} (logit diff per unit multiplier) on {}; {:.0}% of items anti-steerable.",
-                        c.steerability, exp.vector.get_untracked().map_or_else(String::new, |v| dataset_label(&v.eval)),
+                    <p class="note" data-testid="eval-data">{format!("Steerability {:.3} ({}) on {}, which the vector \
+                        was not built from; {:.0}% of items anti-steerable.",
+                        c.steerability, measure_words(c.measure),
+                        exp.vector.get_untracked().map_or_else(String::new, |v| dataset_label(&v.eval)),
                         100.0 * c.anti_steerable_fraction)}</p>
-                    {mismatch.map(|m| view! { <p class="note warn-note" data-testid="eval-mismatch">{m}</p> })}
                     <Plot svg=svg name="steerability".into() />
                     <button class="small" on:click=move |_| export::download("steerability.csv", "text/csv", csv.as_bytes())>"CSV"</button>
                 }
             })}
-            {move || sweep.get().map(|rows| {
+            {move || exp.layers.get().map(|LayerSweep { rows, train: sweep_train, eval: sweep_eval }| {
                 let slope = Series { label: "steerability".into(),
                     points: rows.iter().map(|r| (r.layer as f64, r.curve.steerability as f64)).collect() };
                 let svg = line_chart("Steerability by layer (CAA at blocks.L.hook_resid_pre)", "layer", "steerability", &[slope]);
                 let curves: Vec<Series> = rows.iter().map(|r| curve_series(&format!("L{}", r.layer), &r.curve)).collect();
-                let per_layer = line_chart("Propensity vs multiplier, per layer", "multiplier", "mean logit diff", &curves);
+                let axis = rows.first().map_or("mean logit diff", |r| measure_axis(r.curve.measure));
+                let per_layer = line_chart("Propensity vs multiplier, per layer", "multiplier", axis, &curves);
                 let named: Vec<(String, &SteerabilityCurve)> = rows.iter().map(|r| (format!("layer {}", r.layer), &r.curve)).collect();
                 let csv = curve_csv(&named);
                 view! {
-                    <p class="note" data-testid="sweep-data">{format!("Each layer's vector is built here from {} and \
-                        measured on {} — not from the vector above, whose dataset may be another behaviour.",
-                        dataset_label(&exp.train_ab_ref()), dataset_label(&exp.eval_ref()))}</p>
+                    <p class="note" data-testid="sweep-data">{format!("Each layer's vector is built from {} and \
+                        measured on {}, as the vector above is.", dataset_label(&sweep_train), dataset_label(&sweep_eval))}</p>
+                    {lab.sae.get().and_then(|(_, hook)| resid_post_note(&hook)).map(|t| view! { <p class="note" data-testid="sweep-hooks">{t}</p> })}
                     <Plot svg=svg name="steerability-by-layer".into() />
                     <Plot svg=per_layer name="propensity-per-layer".into() />
                     <button class="small" on:click=move |_| export::download("layer-sweep.csv", "text/csv", csv.as_bytes())>"CSV"</button>
