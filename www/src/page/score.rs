@@ -63,7 +63,7 @@ pub fn ScoreView(exp: Exp) -> impl IntoView {
         // What to compare: the vector, then (with diagnostics) its SAE reconstruction and the best other row, then
         // the chosen feature at the features panel's strength.
         let mut runs = vec![("steering vector".to_string(), v.values.clone())];
-        if let Some(d) = exp.decomposition.get_untracked() {
+        if let Some(d) = exp.decomposition.get_untracked().filter(|d| d.hook == v.hook) {
             if let Some(r) = d.table.iter().find(|r| r.method == "SAE reconstruction") {
                 runs.push((r.method.clone(), r.vector.clone()));
             }
