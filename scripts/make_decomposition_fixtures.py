@@ -21,7 +21,9 @@ tests/fixtures/saes/standard/decompositions.safetensors holds the vector v (row 
   excluded) and that cosine (proj.partner_cosines); for the default-component strips, sae-lens's b_enc
   (proj.b_enc) and its encoding of RESCALE x v (proj.acts_rescaled); against encode(0), for v and RESCALE x v:
   the cosine of the encodings (proj.cos_zero [2]) and the share of the encoding's top-TOP active features that
-  encode(0)'s top-TOP active features hold (proj.overlap_zero [2]).
+  encode(0)'s top-TOP active features hold (proj.overlap_zero [2]); for each (negative feature, partner), their
+  mean sae-lens activations over probes rows 2-3 as positive prompts and rows 4-5 as negative ones
+  (proj.partner_on_positive, proj.partner_on_negative [m, 2]).
 """
 import json
 import os
@@ -68,7 +70,7 @@ def overlap(acts, zero):
     return len(mine & top(zero)) / max(len(mine), 1)
 
 
-def projections(v):
+def projections(v, probes):
     from sae_lens import SAE
 
     sae = SAE.load_from_disk(SAE_DIR, device="cpu")
@@ -95,6 +97,10 @@ def projections(v):
         partners.append(g)
         cosines.append(float(cos[g, f]))
     f32 = lambda t: torch.as_tensor(t, dtype=torch.float32).contiguous()
+    pairs = [[f, g] for f, g in zip(negative_features, partners)]
+    with torch.no_grad():
+        on = lambda rows: torch.stack([sae.encode(rows).mean(0)[p] for p in pairs])
+        on_positive, on_negative = on(probes[2:4]), on(probes[4:6])
     return {
         "proj.encoder": f32(x @ w_enc), "proj.decoder": f32(decoder), "proj.pre": f32(pre), "proj.acts": f32(acts),
         "proj.negative_share": f32([negative / total]),
@@ -104,6 +110,7 @@ def projections(v):
         "proj.cos_zero": f32([float(torch.nn.functional.cosine_similarity(a.double(), zero.double(), dim=0))
                               for a in (acts, acts_rescaled)]),
         "proj.overlap_zero": f32([overlap(a, zero) for a in (acts, acts_rescaled)]),
+        "proj.partner_on_positive": f32(on_positive), "proj.partner_on_negative": f32(on_negative),
     }
 
 
@@ -126,7 +133,8 @@ def main():
             coefs, fit = steps[k]
             out[f"pursuit.{name}.k{k}.coefs"] = torch.tensor(coefs, dtype=torch.float32)
             out[f"pursuit.{name}.k{k}.fit"] = torch.tensor(fit, dtype=torch.float32)
-    out.update(projections(v.float()))
+    probes = load_file(os.path.join(SAE, "expected.safetensors"))["probes"]
+    out.update(projections(v.float(), probes))
     meta = {"sets": json.dumps(SETS), "ks": json.dumps(KS), "top": json.dumps(TOP), "rescale": json.dumps(RESCALE)}
     save_file(out, os.path.join(SAE, "decompositions.safetensors"), metadata=meta)
     print("wrote", [float(out[f"pursuit.signed.k{k}.fit"].norm()) for k in KS], float(v.norm()))

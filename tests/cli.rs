@@ -273,6 +273,9 @@ fn steerability_and_decompose_tell_the_same_story() {
     assert_eq!(table[0]["method"], "steering vector");
     assert!((table[0]["cosine"].as_f64().unwrap() - 1.0).abs() < 1e-5);
     assert!((table[0]["steerability"].as_f64().unwrap() - steerability).abs() < 1e-6);
+    // Given the pairs, each partner pair says what it fires on over their positive and negative prompts.
+    let partners = d["projections"]["partners"].as_array().unwrap();
+    assert!(!partners.is_empty() && partners.iter().all(|q| q["on_positive"].as_array().is_some_and(|a| a.len() == 2)));
     let vs_zero = d["vectors_vs_zero"].as_array().unwrap();
     assert_eq!((vs_zero.len(), &vs_zero[1]["name"]), (2, &serde_json::json!(pairs_other)));
     assert!(stdout.contains("Vectors against encode(0)"), "{stdout}");

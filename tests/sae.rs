@@ -175,10 +175,12 @@ fn gradient_pursuit_matches_an_independent_reference() {
 
 /// Signed projections and anti-aligned partners on an untied SAE (W_enc ≠ W_decᵀ), against sae-lens's encoding
 /// and float64 projections (scripts/make_decomposition_fixtures.py): encoder and decoder projections,
-/// pre-activations, activations, the negative share, and each negative feature's partner and cosine.
+/// pre-activations, activations, the negative share, each negative feature's partner and cosine, and what each
+/// pair fires on over positive and negative prompts.
 #[test]
 fn signed_projections_match_the_reference_on_an_untied_sae() {
-    use steerlab::analysis::projections::signed_projections;
+    use steerlab::analysis::projections::{partner_activations, signed_projections};
+    use steerlab::model::weights::HostTensor;
     let exp = Expected::from_file(&sae_dir("standard").join("decompositions.safetensors"));
     let top: usize = serde_json::from_str(&exp.meta("top")).unwrap();
     let v = exp.f32("vector");
@@ -209,6 +211,18 @@ fn signed_projections_match_the_reference_on_an_untied_sae() {
         for q in &p.partners {
             assert!((q.partner_activation - acts[q.partner]).abs() <= 1e-5 && q.fires == (acts[q.partner] > 0.0));
         }
+        // What each pair fires on in real activations: probes rows 2-3 stand for positive prompts, 4-5 negative.
+        let probes = Expected::from_file(&sae_dir("standard").join("expected.safetensors")).f32("probes");
+        let rows =
+            |r: std::ops::Range<usize>| HostTensor::new(vec![r.len(), 32], probes[r.start * 32..r.end * 32].to_vec());
+        let mut p = p;
+        pollster::block_on(partner_activations(&sae, &mut p, &rows(2..4), &rows(4..6))).unwrap();
+        let on =
+            |q: &steerlab::analysis::projections::Partner| [q.on_positive.unwrap(), q.on_negative.unwrap()].concat();
+        let got: Vec<f32> = p.partners.iter().flat_map(on).collect();
+        let (pos, neg) = (exp.f32("proj.partner_on_positive"), exp.f32("proj.partner_on_negative"));
+        let want: Vec<f32> = pos.chunks(2).zip(neg.chunks(2)).flat_map(|(a, b)| [a, b].concat()).collect();
+        assert!(max_abs_diff(&got, &want) <= 1e-5, "partner activations on prompts, {dev_name}");
     }
 }
 

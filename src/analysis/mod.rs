@@ -75,7 +75,10 @@ pub async fn decompose(model: &Model, sae: &Sae, sv: &[f32], opts: &DecomposeOpt
     };
     let (p, n) = (pos.as_ref(), neg.as_ref());
     let defaults = defaults::default_components(sae, &features, &corpus, p, n, sv, typical).await?;
-    let projections = projections::signed_projections(sae, sv, opts.top).await?;
+    let mut projections = projections::signed_projections(sae, sv, opts.top).await?;
+    if let (Some(p), Some(n)) = (&pos, &neg) {
+        projections::partner_activations(sae, &mut projections, p, n).await?;
+    }
     let mean = corpus::mean_row(&corpus);
     let eval = opts.eval.map(|probes| table::Eval { model, probes, multipliers: opts.multipliers });
     let table = table::steerability_table(sae, sv, &mean, opts.ks, opts.edits, eval, &|| model.check_stop()).await?;

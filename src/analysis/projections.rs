@@ -5,7 +5,8 @@
 use super::top_indices;
 use crate::device::read;
 use crate::error::Result;
-use crate::model::layers::{index_tensor, row_tensor};
+use crate::model::layers::{index_tensor, row_tensor, upload};
+use crate::model::weights::HostTensor;
 use crate::sae::Sae;
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -32,6 +33,12 @@ pub struct Partner {
     pub partner_activation: f32,
     /// The partner fires in encode(SV).
     pub fires: bool,
+    /// Mean activations of (the feature, its partner) on the positive and on the negative prompts the vector came
+    /// from, when they are given (Mayne et al.'s Fig. 4, left): what each fires on in real activations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_positive: Option<[f32; 2]>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_negative: Option<[f32; 2]>,
 }
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -78,6 +85,8 @@ pub async fn signed_projections(sae: &Sae, sv: &[f32], top: usize) -> Result<Sig
                 cosine: col[partner],
                 partner_activation: acts[partner],
                 fires: acts[partner] > 0.0,
+                on_positive: None,
+                on_negative: None,
             });
         }
     }
@@ -86,6 +95,31 @@ pub async fn signed_projections(sae: &Sae, sv: &[f32], top: usize) -> Result<Sig
         negative_share: if total > 0.0 { (negative / total) as f32 } else { 0.0 },
         partners,
     })
+}
+
+/// Fills each partner pair's mean activations on the positive and negative prompts ([n, d_in] activations at the
+/// SAE's hook, read at the token CAA reads).
+pub async fn partner_activations(
+    sae: &Sae,
+    p: &mut SignedProjections,
+    positive: &HostTensor,
+    negative: &HostTensor,
+) -> Result<()> {
+    if p.partners.is_empty() {
+        return Ok(());
+    }
+    let device = sae.w_dec.device();
+    let features: Vec<usize> = p.partners.iter().flat_map(|q| [q.feature, q.partner]).collect();
+    let means = async |x: &HostTensor| -> Result<Vec<f32>> {
+        let acts = sae.encode(upload::<2>(x.clone(), &device)).select(1, index_tensor(&features, &device)); // [n, 2m]
+        Ok(read(acts.mean_dim(0)).await?.data) // [1, 2m]
+    };
+    let (pos, neg) = (means(positive).await?, means(negative).await?);
+    for (j, q) in p.partners.iter_mut().enumerate() {
+        q.on_positive = Some([pos[2 * j], pos[2 * j + 1]]);
+        q.on_negative = Some([neg[2 * j], neg[2 * j + 1]]);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

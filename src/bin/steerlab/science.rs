@@ -324,6 +324,12 @@ fn print_decomposition(d: &steerlab::analysis::Decomposition) {
             if q.fires { "fires" } else { "stays off" },
             q.partner_activation
         );
+        if let (Some([fp, gp]), Some([fn_, gn])) = (q.on_positive, q.on_negative) {
+            println!(
+                "     on the positive prompts: feature {fp:.3}, partner {gp:.3}; on the negative: feature {fn_:.3}, \
+                 partner {gn:.3}"
+            );
+        }
     }
 
     println!("\n5. Steerability of the vector and its decompositions");

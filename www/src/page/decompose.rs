@@ -184,11 +184,14 @@ fn projections_view(d: &Decomposition, link: impl Fn(usize) -> Option<String> + 
                 decoder points the opposite way fire instead.", 100.0 * p.negative_share, dropped.len())}</p>
             <Plot svg=proj name="projections".into() />
             <table data-testid="partners">
-                <tr><th>"feature"</th><th>"SV along it"</th><th>"partner"</th><th>"cosine"</th><th>"partner fires at"</th></tr>
+                <tr><th>"feature"</th><th>"SV along it"</th><th>"partner"</th><th>"cosine"</th><th>"partner fires at"</th>
+                    <th>"on positive prompts (feature / partner)"</th><th>"on negative prompts (feature / partner)"</th></tr>
                 {p.partners.iter().map(|x| view! {
                     <tr><td>{feature_link(x.feature, link(x.feature))}</td><td class="num">{format!("{:.3}", x.decoder)}</td>
                     <td>{feature_link(x.partner, link(x.partner))}</td><td class="num">{format!("{:.3}", x.cosine)}</td>
-                    <td class="num">{if x.fires { format!("{:.3}", x.partner_activation) } else { "does not fire".into() }}</td></tr>
+                    <td class="num">{if x.fires { format!("{:.3}", x.partner_activation) } else { "does not fire".into() }}</td>
+                    <td class="num">{x.on_positive.map_or("—".into(), |[f, g]| format!("{f:.2} / {g:.2}"))}</td>
+                    <td class="num">{x.on_negative.map_or("—".into(), |[f, g]| format!("{f:.2} / {g:.2}"))}</td></tr>
                 }).collect_view()}
             </table>
         </div>
