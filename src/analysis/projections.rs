@@ -8,6 +8,7 @@ use crate::error::Result;
 use crate::model::layers::{index_tensor, row_tensor, upload};
 use crate::model::weights::HostTensor;
 use crate::sae::Sae;
+use burn::tensor::{Tensor, TensorData};
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Projection {
@@ -47,6 +48,11 @@ pub struct SignedProjections {
     pub top: Vec<Projection>,
     /// Share of Σ decoder-projection² (over every feature) that is negative.
     pub negative_share: f32,
+    /// Its null: the 2.5th and 97.5th percentiles of the same share for random directions (seeded Gaussian). Their
+    /// mean is exactly 0.5 for any dictionary (r and −r are equally likely and their shares sum to 1), so only this
+    /// spread says whether the vector's share is unusual.
+    #[serde(default)]
+    pub negative_share_null: [f32; 2],
     pub partners: Vec<Partner>,
 }
 
@@ -93,8 +99,37 @@ pub async fn signed_projections(sae: &Sae, sv: &[f32], top: usize) -> Result<Sig
     Ok(SignedProjections {
         top: top_indices(&decoder, top, f32::abs).into_iter().map(row).collect(),
         negative_share: if total > 0.0 { (negative / total) as f32 } else { 0.0 },
+        negative_share_null: negative_share_null(&unit, sv.len()).await?,
         partners,
     })
+}
+
+/// Random directions the null is drawn from, and how many go through one pass.
+const NULL_SAMPLES: usize = 2000;
+const NULL_CHUNK: usize = 250;
+
+/// The 2.5th and 97.5th percentiles of the negative share of `NULL_SAMPLES` seeded Gaussian directions
+/// (Box–Muller) on the unit decoder [d_sae, d_in]; only each direction's share comes back.
+async fn negative_share_null(unit: &Tensor<2>, d_in: usize) -> Result<[f32; 2]> {
+    use rand::{RngExt, SeedableRng, rngs::StdRng};
+    let mut rng = StdRng::seed_from_u64(0);
+    let mut gaussian = || {
+        let (u, v): (f64, f64) = (rng.random::<f64>().max(f64::MIN_POSITIVE), rng.random::<f64>());
+        ((-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()) as f32
+    };
+    let device = unit.device();
+    let mut shares = Vec::with_capacity(NULL_SAMPLES);
+    for _ in 0..NULL_SAMPLES / NULL_CHUNK {
+        let r: Vec<f32> = (0..NULL_CHUNK * d_in).map(|_| gaussian()).collect();
+        let r = Tensor::<2>::from_data(TensorData::new(r, [NULL_CHUNK, d_in]), &device);
+        let p = r.matmul(unit.clone().transpose()); // [chunk, d_sae]
+        let negative = p.clone().clamp_max(0.0);
+        let share = (negative.clone() * negative).sum_dim(1) / (p.clone() * p).sum_dim(1).clamp_min(1e-30); // [chunk, 1]
+        shares.extend(read(share).await?.data);
+    }
+    shares.sort_by(f32::total_cmp);
+    let at = |q: f64| shares[((q * (shares.len() - 1) as f64).round() as usize).min(shares.len() - 1)];
+    Ok([at(0.025), at(0.975)])
 }
 
 /// Fills each partner pair's mean activations on the positive and negative prompts ([n, d_in] activations at the
@@ -138,5 +173,18 @@ mod tests {
         let partner = p.partners.iter().find(|q| q.feature == 0).unwrap();
         assert_eq!((partner.partner, partner.cosine, partner.fires), (1, -1.0, true));
         assert_eq!(partner.partner_activation, 2.0);
+    }
+
+    #[test]
+    fn the_null_matches_its_distribution_for_random_directions() {
+        // Decoder rows e0, −e0, e1. For r = (a, b), exactly one of a, −a is negative, so the share is
+        // cos²θ / (1 + cos²θ) when b > 0 and 1 / (1 + cos²θ) when b < 0, θ = atan(|b| / |a|) uniform: the 2.5th
+        // and 97.5th percentiles are those at θ = 0.95 · π/2.
+        let sae = hand_built("standard", "");
+        let p = pollster::block_on(signed_projections(&sae, &[-2.0, 0.0], 3)).unwrap();
+        let c2 = (0.95 * std::f32::consts::FRAC_PI_2).cos().powi(2);
+        let (lo, hi) = (c2 / (1.0 + c2), 1.0 / (1.0 + c2));
+        let [got_lo, got_hi] = p.negative_share_null;
+        assert!((got_lo - lo).abs() < 0.004 && (got_hi - hi).abs() < 0.004, "{got_lo} {got_hi} vs {lo} {hi}");
     }
 }

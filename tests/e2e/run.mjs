@@ -182,6 +182,8 @@ async function diagnostics(page, name) {
   const methods = await page.getByTestId("table").locator("tr td:first-child").allTextContents();
   check(methods[1] === "SV restricted to features 3, 7" && methods[2] === "SV minus features 3, 7",
     `${name}: the edits are not rows of the table: ${methods.join(" | ")}`);
+  check(/a random direction: 50% on average, between \d+% and \d+%/.test(await page.getByTestId("negative-share").textContent()),
+    `${name}: the negative share has no null`);
   const partnerHead = await page.getByTestId("partners").locator("tr").first().textContent();
   check(partnerHead.includes("on positive prompts"), `${name}: partners do not show the prompts' activations`);
   const defaultRows = await page.getByTestId("defaults-table").locator("tr").count();

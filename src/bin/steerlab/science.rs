@@ -296,9 +296,13 @@ fn print_decomposition(d: &steerlab::analysis::Decomposition) {
     }
 
     let p = &d.projections;
+    let [lo, hi] = p.negative_share_null;
     println!(
-        "\n4. Signed projections on decoder directions ({:.0}% of the squared projection is negative)",
-        100.0 * p.negative_share
+        "\n4. Signed projections on decoder directions ({:.0}% of the squared projection is negative; random \
+         directions: 50% on average, {:.0}–{:.0}% for 95% of them)",
+        100.0 * p.negative_share,
+        100.0 * lo,
+        100.0 * hi
     );
     println!("   {:>8} {:>10} {:>10} {:>10} {:>10}  ", "feature", "decoder", "encoder", "pre-act", "act");
     for r in &p.top {

@@ -179,9 +179,11 @@ fn projections_view(d: &Decomposition, link: impl Fn(usize) -> Option<String> + 
     view! {
         <div class="diagnostic" id="projections">
             <h3>"Signed projections and anti-aligned partners"</h3>
-            <p class="explain">{format!("{:.0}% of the vector's squared projection onto decoder directions is negative. \
+            <p class="explain" data-testid="negative-share">{format!("{:.0}% of the vector's squared projection onto decoder \
+                directions is negative (a random direction: 50% on average, between {:.0}% and {:.0}% for 95% of them). \
                 ReLU cannot express a negative coefficient: {} of these features are dropped, and features whose \
-                decoder points the opposite way fire instead.", 100.0 * p.negative_share, dropped.len())}</p>
+                decoder points the opposite way fire instead.", 100.0 * p.negative_share, 100.0 * p.negative_share_null[0],
+                100.0 * p.negative_share_null[1], dropped.len())}</p>
             <Plot svg=proj name="projections".into() />
             <table data-testid="partners">
                 <tr><th>"feature"</th><th>"SV along it"</th><th>"partner"</th><th>"cosine"</th><th>"partner fires at"</th>
