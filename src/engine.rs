@@ -392,8 +392,7 @@ impl Engine {
             Request::SteerScore { steering, prompts, concept, strengths, max_new_tokens } => {
                 let model = model()?;
                 let (hook, direction) = self.direction(&steering).await?;
-                let prompts: Vec<String> =
-                    prompts.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect();
+                let prompts = corpus_passages(&prompts);
                 let spec = ScoreSpec {
                     hook: &hook,
                     direction: &direction,
@@ -493,9 +492,9 @@ impl Engine {
                 Steering::Vector { hook, values, rows: Some(_), coef } => {
                     aligned_intervention(model, hook, values, *coef, 0)?
                 }
-                Steering::Features { features } => {
-                    let sae = self.sae()?;
-                    intervention(model, &sae.cfg.hook_name, &sae.feature_direction(features).await?, 1.0, 0)?
+                Steering::Features { .. } => {
+                    let (hook, direction) = self.direction(s).await?;
+                    intervention(model, &hook, &direction, 1.0, 0)?
                 }
             });
         }

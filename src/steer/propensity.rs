@@ -154,7 +154,7 @@ impl Probes {
     fn read_bytes(&self, model: &Model, seq: usize) -> usize {
         match self {
             Self::Ab(_) => 0,
-            Self::Pairs(_) => 2 * seq * model.cfg().vocab_size * 4,
+            Self::Pairs(_) => log_prob_read_bytes(model, seq),
         }
     }
 
@@ -187,6 +187,12 @@ impl Probes {
             }
         }
     }
+}
+
+/// What `text_log_probs` needs per row of `seq` tokens in one buffer: the whole vocabulary's logits and their
+/// log-softmax at each position.
+pub(crate) fn log_prob_read_bytes(model: &Model, seq: usize) -> usize {
+    2 * seq * model.cfg().vocab_size * 4
 }
 
 /// Σ log p(token | the tokens before it) over each row's tokens from position `from` (≥ 1) on: ln_final's output

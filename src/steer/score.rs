@@ -6,7 +6,7 @@
 //! - coherence: the mean, over every token generated at that strength, of log p(token | prompt and the tokens
 //!   before it) under the unsteered model; how fluent the text still is to the model it came from.
 
-use super::propensity::text_log_probs;
+use super::propensity::{log_prob_read_bytes, text_log_probs};
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::model::batch::Batch;
@@ -138,9 +138,8 @@ pub async fn steer_score(model: &Model, spec: &ScoreSpec<'_>) -> Result<Vec<Stre
 /// Σ log p(token | the tokens before it) over each text's tokens from `from` on, unsteered, in chunked passes.
 async fn unsteered_log_probs(model: &Model, texts: &[(Vec<u32>, usize)]) -> Result<Vec<f32>> {
     let lens: Vec<usize> = texts.iter().map(|(t, _)| t.len()).collect();
-    let vocab = model.cfg().vocab_size;
     let mut out = Vec::with_capacity(texts.len());
-    for rows in model.chunks(&lens, |seq| 2 * seq * vocab * 4) {
+    for rows in model.chunks(&lens, |seq| log_prob_read_bytes(model, seq)) {
         model.report("reading the generations unsteered", rows.start, texts.len());
         let chunk = &texts[rows];
         let batch = Batch::new(&chunk.iter().map(|(t, _)| t.as_slice()).collect::<Vec<_>>())?;

@@ -218,12 +218,8 @@ mod cli {
                 });
             }
             if let Some(dir) = &self.sae {
-                let sae = Sae::from_dir(dir, &device)?;
-                sae.check_fits(model.cfg())?;
-                let features =
-                    self.feature.iter().map(|f| crate::science::parse_feature(f)).collect::<Result<Vec<_>>>()?;
-                let direction = pollster::block_on(sae.feature_direction(&features))?;
-                steering.push(intervention(&model, &sae.cfg.hook_name, &direction, 1.0, 0)?);
+                let (hook, direction) = crate::science::feature_direction(dir, &self.feature, &model, &device)?;
+                steering.push(intervention(&model, &hook, &direction, 1.0, 0)?);
             }
             Ok((model, tokens, steering))
         }

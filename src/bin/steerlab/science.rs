@@ -113,6 +113,20 @@ pub fn parse_feature(text: &str) -> Result<(usize, f32)> {
     steerlab::sae::edit::parse_feature_strength(text).map_err(|e| Error::invalid(format!("--feature {e}")))
 }
 
+/// What `--sae DIR --feature INDEX:STRENGTH ...` adds: the SAE's hook and Σ strength × decoder row, checked
+/// against the model.
+pub fn feature_direction(
+    dir: &Path,
+    features: &[String],
+    model: &Model,
+    device: &burn::tensor::Device,
+) -> Result<(String, Vec<f32>)> {
+    let sae = steerlab::sae::Sae::from_dir(dir, device)?;
+    sae.check_fits(model.cfg())?;
+    let features = features.iter().map(|f| parse_feature(f)).collect::<Result<Vec<_>>>()?;
+    Ok((sae.cfg.hook_name.clone(), pollster::block_on(sae.feature_direction(&features))?))
+}
+
 pub fn load_vector(path: &Path) -> Result<SteeringVector> {
     SteeringVector::from_safetensors(&read_bytes(path)?, &path.display().to_string())
 }

@@ -1,12 +1,12 @@
 //! `steerlab steer-score`: generation-level scores of a steering vector or of SAE features (src/steer/score.rs).
 
-use crate::science::{load_vector, parse_feature, vector_hook, write_json};
+use crate::science::{feature_direction, load_vector, vector_hook, write_json};
 use clap::Args;
 use std::path::PathBuf;
 use steerlab::device::{DeviceChoice, init_device};
 use steerlab::files::read_text;
 use steerlab::model::Model;
-use steerlab::sae::Sae;
+use steerlab::steer::builtin::corpus_passages;
 use steerlab::steer::score::{ScoreSpec, parse_concept, steer_score};
 use steerlab::{Error, Result};
 
@@ -51,16 +51,10 @@ pub fn run(a: SteerScoreArgs) -> Result<()> {
             let hook = vector_hook(&sv, a.hook.as_deref(), path)?;
             (hook, sv.single(&path.display().to_string(), "steer-score")?.to_vec())
         }
-        (None, Some(dir)) => {
-            let sae = Sae::from_dir(dir, &device)?;
-            sae.check_fits(model.cfg())?;
-            let features = a.feature.iter().map(|f| parse_feature(f)).collect::<Result<Vec<_>>>()?;
-            (sae.cfg.hook_name.clone(), pollster::block_on(sae.feature_direction(&features))?)
-        }
+        (None, Some(dir)) => feature_direction(dir, &a.feature, &model, &device)?,
         (None, None) => return Err(Error::invalid("give --vector or --sae with --feature")),
     };
-    let prompts: Vec<String> =
-        read_text(&a.prompts)?.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect();
+    let prompts = corpus_passages(&read_text(&a.prompts)?);
     let concept = parse_concept(&read_text(&a.concept)?)
         .map_err(|e| Error::file(a.concept.display().to_string(), e.to_string()))?;
     let spec = ScoreSpec {
