@@ -5,6 +5,7 @@
 
 use crate::analysis::bias::{VectorVsZero, vectors_vs_zero};
 use crate::analysis::features::{FeatureScore, NEUTRAL_PROMPT, ScoreOptions, feature_scores, features_promoting};
+use crate::analysis::population::{Population, PopulationOptions, population};
 use crate::analysis::side_effects::{SideEffects, side_effects};
 use crate::analysis::{DecomposeOptions, Decomposition, decompose};
 use crate::error::{Error, Result};
@@ -144,6 +145,29 @@ pub enum Request {
         #[serde(default = "eight")]
         max_new_tokens: usize,
     },
+    /// Arad et al.'s scores over a sample of `sample` features (all when at least d_sae) and the steering success,
+    /// judged by text, of the `top` features by output score, by input score and at random.
+    Population {
+        sample: usize,
+        #[serde(default)]
+        seed: u64,
+        #[serde(default = "five")]
+        top: usize,
+        /// Strengths as multiples of the median activation norm at the hook.
+        strengths: Vec<f32>,
+        /// Prompts to steer, one a line (default: the built-in prompts).
+        #[serde(default)]
+        prompts: Option<String>,
+        /// Background passages, one a line (default: the built-in corpus).
+        #[serde(default)]
+        corpus: Option<String>,
+        #[serde(default = "ten_f")]
+        amplification: f32,
+        #[serde(default = "twenty")]
+        lens_k: usize,
+        #[serde(default = "twelve")]
+        max_new_tokens: usize,
+    },
     /// Output/input scores and side effects of SAE features: `features`, or the `count` promoting a token.
     Features {
         #[serde(default)]
@@ -170,6 +194,9 @@ pub enum Request {
     },
 }
 
+fn five() -> usize {
+    5
+}
 fn eight() -> usize {
     8
 }
@@ -178,6 +205,9 @@ fn ten() -> usize {
 }
 fn ten_f() -> f32 {
     10.0
+}
+fn twelve() -> usize {
+    12
 }
 fn twenty() -> usize {
     20
@@ -224,6 +254,9 @@ pub enum Response {
         hook: String,
         scores: Vec<FeatureScore>,
         side_effects: SideEffects,
+    },
+    Population {
+        population: Population,
     },
 }
 
@@ -438,6 +471,33 @@ impl Engine {
                     edits: &edits,
                 };
                 Ok(Response::Decomposition { decomposition: decompose(model, sae, &vector, &opts).await? })
+            }
+            Request::Population {
+                sample,
+                seed,
+                top,
+                strengths,
+                prompts,
+                corpus,
+                amplification,
+                lens_k,
+                max_new_tokens,
+            } => {
+                let (model, sae) = (model()?, self.sae()?);
+                let corpus = corpus_passages(corpus.as_deref().unwrap_or(CORPUS));
+                let prompts = corpus_passages(prompts.as_deref().unwrap_or(PROMPTS));
+                let scores =
+                    ScoreOptions { prompt: NEUTRAL_PROMPT, amplification, lens_k, corpus: &corpus, max_examples: 100 };
+                let opts = PopulationOptions {
+                    sample,
+                    seed,
+                    scores,
+                    top,
+                    prompts: &prompts,
+                    strengths: &strengths,
+                    max_new_tokens,
+                };
+                Ok(Response::Population { population: population(model, sae, &opts).await? })
             }
             Request::Features {
                 features,

@@ -455,3 +455,56 @@ fn features_scores_and_side_effects() {
     let o = run(&["--features", "0", "--prompts", empty.to_str().unwrap()]);
     assert!(stderr(&o).contains("empty.txt: no non-empty line"), "{}", stderr(&o));
 }
+
+/// `steerlab population` scores a sample of features at each SAE given, compares the groups' steering, writes
+/// one JSON entry per layer, and names bad requests.
+#[test]
+fn population_at_several_layers() {
+    let dir = scratch("population");
+    let model = model_dir("gpt2-tiny").display().to_string();
+    let saes = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/saes");
+    let (standard, topk) = (saes.join("standard").display().to_string(), saes.join("topk").display().to_string());
+    let json = dir.join("p.json").display().to_string();
+    let prompts = dir.join("prompts.txt");
+    std::fs::write(&prompts, "I think that\nMy friend\n").unwrap();
+    let p = prompts.to_str().unwrap();
+    let base = ["population", "--model", model.as_str(), "--prompts", p, "--max-new-tokens", "4"];
+    let run = |extra: &[&str]| steerlab(&[&base[..], extra].concat());
+    let o = run(&["--sae", &standard, "--sae", &topk, "--sample", "40", "--top", "2", "--json", &json]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(out.matches("Feature population at blocks.1.hook_resid_pre").count(), 2, "{out}");
+    assert!(out.contains("40 of 96 features scored") && out.contains("mean success: by output score"), "{out}");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let layers = v.as_array().unwrap();
+    assert_eq!(layers.len(), 2);
+    for p in layers {
+        assert_eq!(p["points"].as_array().unwrap().len(), 40);
+        let groups = p["groups"].as_array().unwrap();
+        assert_eq!(groups.len(), 3);
+        // The output group is the sample's top two by output score.
+        let mut scores: Vec<f64> =
+            p["points"].as_array().unwrap().iter().map(|x| x["output_score"].as_f64().unwrap()).collect();
+        scores.sort_by(|a, b| b.total_cmp(a));
+        let top: Vec<f64> =
+            groups[0]["features"].as_array().unwrap().iter().map(|f| f["output_score"].as_f64().unwrap()).collect();
+        assert_eq!(top, scores[..2].to_vec());
+        for g in groups {
+            for f in g["features"].as_array().unwrap() {
+                assert_eq!(f["strengths"].as_array().unwrap().len(), 3);
+                assert!((0.0..=1.0).contains(&f["success"].as_f64().unwrap()), "{f}");
+            }
+        }
+    }
+    // Scores only.
+    let o = run(&["--sae", &standard, "--sample", "5", "--top", "0"]);
+    assert!(o.status.success() && !String::from_utf8_lossy(&o.stdout).contains("mean success"), "{}", stderr(&o));
+    for (extra, msg) in [
+        (&["--sae", &standard, "--sample", "0"][..], "sample at least one feature"),
+        (&["--sae", &standard, "--strengths", "0,1"], "non-zero finite multiples"),
+        (&["--sample", "3"], "--sae"),
+    ] {
+        let o = run(extra);
+        assert!(!o.status.success() && stderr(&o).contains(msg), "{extra:?}: {}", stderr(&o));
+    }
+}

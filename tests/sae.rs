@@ -416,3 +416,84 @@ fn side_effects_agree_across_devices() {
         assert!(close, "{:?} vs {cpu:?}", flat(other));
     }
 }
+
+/// Arad et al.'s scores across every feature of the SAE, how often both are high, and the steering success
+/// (judged by text) of the top features by each score, against the same computed with transformers and sae-lens
+/// (scripts/make_population_fixtures.py).
+#[test]
+fn feature_population_matches_the_reference() {
+    use steerlab::analysis::population::{GROUPS, Population};
+    use steerlab::engine::{Engine, Request, Response};
+    let exp = Expected::from_file(&sae_dir("standard").join("population.safetensors"));
+    let prompts: Vec<String> = serde_json::from_str(&exp.meta("prompts")).unwrap();
+    let strengths: Vec<f32> = serde_json::from_str(&exp.meta("strengths")).unwrap();
+    let top: usize = exp.meta("top").parse().unwrap();
+    let close = |a: f32, b: f32, tol: f32| (a - b).abs() <= tol * b.abs().max(1.0);
+    for (dev_name, device) in devices() {
+        let mut engine = Engine::default();
+        engine.set_model(Model::from_dir(&model_dir("gpt2-tiny"), &device).unwrap());
+        engine.set_sae(Sae::from_dir(&sae_dir("standard"), &device).unwrap()).unwrap();
+        let request = Request::Population {
+            sample: 10_000, // more than d_sae: every feature
+            seed: 1,
+            top,
+            strengths: strengths.clone(),
+            prompts: Some(prompts.join("\n")),
+            corpus: None,
+            amplification: 10.0,
+            lens_k: 20,
+            max_new_tokens: exp.meta("max_new_tokens").parse().unwrap(),
+        };
+        let Response::Population { population: p } =
+            pollster::block_on(engine.handle(request, steerlab::engine::never(), &mut |_| {})).unwrap()
+        else {
+            panic!("a population response")
+        };
+        let p: Population = p;
+        assert_eq!(p.points.iter().map(|x| x.feature).collect::<Vec<_>>(), (0..p.d_sae).collect::<Vec<_>>());
+        let outputs: Vec<f32> = p.points.iter().map(|x| x.output_score).collect();
+        let d = rel_diff(&outputs, &exp.f32("output_score"));
+        assert!(d <= 1e-3, "output scores on {dev_name} differ by {d}");
+        let inputs = exp.f32("input_score");
+        assert!(p.points.iter().zip(&inputs).all(|(x, &w)| match x.input_score {
+            Some(i) => (i - w).abs() <= 1e-6,
+            None => w.is_nan(),
+        }));
+
+        let c = &p.cooccurrence;
+        assert_eq!(c.scored, inputs.iter().filter(|v| !v.is_nan()).count());
+        assert!(close(c.spearman.unwrap(), exp.f32("spearman")[0], 1e-4), "spearman {:?}", c.spearman);
+        let q = exp.f32("q75");
+        assert!(close(c.output_q75, q[0], 1e-3) && close(c.input_q75, q[1], 1e-6), "q75 {c:?} vs {q:?}");
+        let shares = [c.high_output, c.high_input, c.high_both, c.expected_both];
+        assert_eq!(shares.to_vec(), exp.f32("shares"), "shares above the 75th percentile on {dev_name}");
+        assert!(close(p.median_norm, exp.f32("median_norm")[0], 1e-5));
+        assert!(close(p.unsteered_coherence, exp.f32("unsteered_coherence")[0], 1e-4));
+
+        // The groups: top by output, top by input, then random features of the sample.
+        assert_eq!(p.groups.iter().map(|g| g.name.as_str()).collect::<Vec<_>>(), GROUPS);
+        let ids = |g: usize| p.groups[g].features.iter().map(|f| f.feature as u32).collect::<Vec<_>>();
+        assert_eq!(ids(0), exp.u32("top_output"), "top features by output score on {dev_name}");
+        assert_eq!(ids(1), exp.u32("top_input"), "top features by input score on {dev_name}");
+        let random = ids(2);
+        assert_eq!(random.len(), top);
+        assert!(random.iter().all(|&f| (f as usize) < p.d_sae));
+        let (concept, coherence) = (exp.f32("concept"), exp.f32("coherence"));
+        let (success, base) = (exp.f32("success"), exp.f32("unsteered_concept"));
+        let s = strengths.len();
+        for g in &p.groups {
+            for f in &g.features {
+                let i = f.feature;
+                assert!(close(f.unsteered_concept, base[i], 1e-5), "unsteered concept of #{i}");
+                for (j, st) in f.strengths.iter().enumerate() {
+                    assert!(close(st.strength, strengths[j] * p.median_norm, 1e-6));
+                    assert!(close(st.concept, concept[i * s + j], 1e-5), "concept of #{i} at {j} on {dev_name}");
+                    assert!(close(st.coherence, coherence[i * s + j], 1e-3), "coherence of #{i} at {j}");
+                }
+                assert!(close(f.success, success[i], 1e-3), "success of #{i}: {} vs {}", f.success, success[i]);
+            }
+            let mean = g.features.iter().map(|f| success[f.feature]).sum::<f32>() / g.features.len() as f32;
+            assert!(close(g.mean_success, mean, 1e-3), "{} mean success", g.name);
+        }
+    }
+}

@@ -393,6 +393,14 @@ fn helper_refuses_absurd_sizes_fast_and_frees_the_slots_of_clients_that_left() {
             r#"{"op":"generate","prompt":"Hi","steering":[{"kind":"features","features":[[1,1e12]]}]}"#.to_string(),
             "feature strength 1000000000000 is outside",
         ),
+        (
+            r#"{"op":"population","sample":96,"top":100,"strengths":[0.5,1]}"#.to_string(),
+            "600 steered rows (3 groups × top × strengths) in one request; this helper takes at most 256",
+        ),
+        (
+            r#"{"op":"population","sample":96,"strengths":[1],"max_new_tokens":100000}"#.to_string(),
+            "(--max-new-tokens)",
+        ),
     ];
     for (body, says) in &refusals {
         expect(&h.post("/v1/run", body), 422, says);

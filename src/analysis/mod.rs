@@ -1,6 +1,7 @@
 //! The diagnostics of Mayne et al. 2024 ("Can sparse autoencoders be used to decompose and interpret
 //! steering vectors?"): why an SAE's reconstruction of a steering vector loses its steering behaviour, and
-//! which SAE features steer well (`features`: Arad et al. 2025; `side_effects`: Duan 2026). Each function
+//! which SAE features steer well (`features`: Arad et al. 2025, `population`: the same across many features;
+//! `side_effects`: Duan 2026). Each function
 //! returns plain data that the CLI prints and the browser plots; `decompose` runs the five diagnostics.
 
 pub mod bias;
@@ -8,6 +9,7 @@ pub mod corpus;
 pub mod defaults;
 pub mod features;
 pub mod norms;
+pub mod population;
 pub mod projections;
 pub mod side_effects;
 pub mod table;

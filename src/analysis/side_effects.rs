@@ -26,7 +26,7 @@ use crate::model::hooks::{HookPoint, Hooks, RowAdd, RowSteering};
 use crate::model::layers::{index_tensor, row_tensor, upload};
 use crate::model::transformer::{Input, Transformer};
 use crate::sae::Sae;
-use crate::stats::mean;
+use crate::stats::{mean, spearman};
 use burn::tensor::{Int, Tensor, TensorData, activation};
 
 /// |cosine| from which another decoder row counts as a neighbour.
@@ -314,54 +314,10 @@ async fn collateral(sae: &Sae, u: &Unsteered, row: &[f32], strength: f32, f: usi
     Ok(if shares.is_empty() { 0.0 } else { mean(shares) })
 }
 
-/// Spearman's rank correlation (average ranks for ties); None for fewer than three points or a constant side.
-pub fn spearman(xs: &[f32], ys: &[f32]) -> Option<f32> {
-    if xs.len() < 3 || xs.len() != ys.len() {
-        return None;
-    }
-    let (rx, ry) = (ranks(xs), ranks(ys));
-    let (mx, my) = (mean(rx.iter().copied()), mean(ry.iter().copied()));
-    let (mut sxy, mut sxx, mut syy) = (0.0f64, 0.0f64, 0.0f64);
-    for (x, y) in rx.iter().zip(&ry) {
-        let (dx, dy) = ((x - mx) as f64, (y - my) as f64);
-        sxy += dx * dy;
-        sxx += dx * dx;
-        syy += dy * dy;
-    }
-    (sxx > 0.0 && syy > 0.0).then(|| (sxy / (sxx * syy).sqrt()) as f32)
-}
-
-fn ranks(v: &[f32]) -> Vec<f32> {
-    let mut idx: Vec<usize> = (0..v.len()).collect();
-    idx.sort_by(|&a, &b| v[a].total_cmp(&v[b]));
-    let mut out = vec![0.0; v.len()];
-    let mut i = 0;
-    while i < idx.len() {
-        let mut j = i;
-        while j + 1 < idx.len() && v[idx[j + 1]] == v[idx[i]] {
-            j += 1;
-        }
-        for &k in &idx[i..=j] {
-            out[k] = (i + j) as f32 / 2.0;
-        }
-        i = j + 1;
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::sae::tests::hand_built;
-
-    #[test]
-    fn spearman_ranks_with_ties() {
-        assert_eq!(spearman(&[1.0, 2.0, 3.0, 4.0], &[10.0, 20.0, 30.0, 45.0]), Some(1.0));
-        assert_eq!(spearman(&[1.0, 2.0, 3.0], &[3.0, 2.0, 1.0]), Some(-1.0));
-        assert_eq!(spearman(&[1.0, 1.0, 1.0], &[3.0, 2.0, 1.0]), None);
-        assert_eq!(spearman(&[1.0, 2.0], &[1.0, 2.0]), None);
-        assert_eq!(ranks(&[5.0, 1.0, 5.0, 2.0]), vec![2.5, 0.0, 2.5, 1.0]);
-    }
 
     /// Features 0 and 1 of the hand-built SAE are anti-aligned (|cos| = 1), feature 2 stands alone.
     #[test]

@@ -11,10 +11,12 @@ use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::model::batch::Batch;
 use crate::model::generate::{GenerateOptions, generate_rows};
-use crate::model::hooks::{HookPoint, Hooks};
+use crate::model::hooks::{HookPoint, Hooks, RowAdd, RowSteering};
+use crate::model::layers::upload;
 use crate::model::sampling::Sampling;
 use crate::model::transformer::Input;
-use crate::steer::apply::intervention;
+use crate::model::weights::HostTensor;
+use burn::tensor::Tensor;
 use std::collections::HashSet;
 
 /// What a steer-score run generates and measures.
@@ -79,41 +81,104 @@ pub fn concept_share(text: &str, concept: &HashSet<String>) -> f32 {
 
 /// Generates from every prompt at every strength and scores each strength.
 pub async fn steer_score(model: &Model, spec: &ScoreSpec<'_>) -> Result<Vec<StrengthScore>> {
-    if spec.prompts.is_empty() {
-        return Err(Error::invalid("no prompts to generate from"));
-    }
-    if spec.strengths.is_empty() || spec.strengths.iter().any(|s| !s.is_finite()) {
+    if spec.strengths.is_empty() {
         return Err(Error::invalid("strengths must be a non-empty list of finite numbers"));
     }
-    if spec.max_new_tokens == 0 {
+    let concept: HashSet<String> = spec.concept.iter().map(|w| w.to_lowercase()).collect();
+    let rows: Vec<Option<(usize, f32)>> = spec.strengths.iter().map(|&s| Some((0, s))).collect();
+    let generated =
+        generate_scored(model, spec.hook, &[spec.direction.to_vec()], &rows, spec.prompts, spec.max_new_tokens).await?;
+    Ok(generated
+        .into_iter()
+        .zip(spec.strengths)
+        .map(|(g, &strength)| StrengthScore {
+            strength,
+            concept: mean_concept_share(&g.generations, &concept),
+            coherence: g.coherence,
+            generations: g.generations,
+        })
+        .collect())
+}
+
+/// The continuations of one row spec across the prompts, and their coherence.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Generated {
+    /// One per prompt, in order.
+    pub generations: Vec<Generation>,
+    /// Mean log-probability per generated token under the unsteered model.
+    pub coherence: f32,
+}
+
+/// The mean over generations of the share of their words in `concept`.
+pub fn mean_concept_share(generations: &[Generation], concept: &HashSet<String>) -> f32 {
+    let n = generations.len().max(1) as f32;
+    generations.iter().map(|g| concept_share(&g.text, concept)).sum::<f32>() / n
+}
+
+/// Most continuations decoded together in one batch (each holds its own KV cache row).
+const MAX_GENERATION_ROWS: usize = 32;
+
+/// Greedy continuations of every prompt for each of `rows`: `Some((i, s))` adds s × directions[i] at `hook` at
+/// every position, `None` (or strength 0) leaves the model alone. A prompt's rows decode together (in batches of
+/// at most `MAX_GENERATION_ROWS`); every continuation is then read once by the unsteered model for coherence.
+pub async fn generate_scored(
+    model: &Model,
+    hook: &str,
+    directions: &[Vec<f32>],
+    rows: &[Option<(usize, f32)>],
+    prompts: &[String],
+    max_new_tokens: usize,
+) -> Result<Vec<Generated>> {
+    if prompts.is_empty() {
+        return Err(Error::invalid("no prompts to generate from"));
+    }
+    if rows.is_empty() || rows.iter().flatten().any(|(_, s)| !s.is_finite()) {
+        return Err(Error::invalid("strengths must be a non-empty list of finite numbers"));
+    }
+    if max_new_tokens == 0 {
         return Err(Error::invalid("max_new_tokens must be at least 1"));
     }
-    HookPoint::parse(spec.hook, model.cfg().n_layers)?;
-    let concept: HashSet<String> = spec.concept.iter().map(|w| w.to_lowercase()).collect();
-    let n = spec.strengths.len();
-    let options =
-        GenerateOptions { max_new_tokens: spec.max_new_tokens, sampling: Sampling::default(), stop_at_eos: true };
-    // One intervention, scaled per batch row: row r is steered × strengths[r].
-    let mut steer = intervention(model, spec.hook, spec.direction, 1.0, 0)?;
-    steer.rows = Some(spec.strengths.to_vec());
-    let mut per_strength: Vec<Vec<Generation>> = vec![Vec::new(); n];
-    for (i, prompt) in spec.prompts.iter().enumerate() {
-        model.report("generating, prompt by prompt", i, spec.prompts.len());
+    if rows.iter().flatten().any(|&(i, _)| i >= directions.len()) {
+        return Err(Error::invalid("a generation row names a direction that is not there"));
+    }
+    let point = HookPoint::parse(hook, model.cfg().n_layers)?;
+    let d = model.cfg().d_model;
+    if let Some(v) = directions.iter().find(|v| v.len() != d) {
+        return Err(Error::invalid(format!("steering vector has {} dims but the model's d_model is {d}", v.len())));
+    }
+    let options = GenerateOptions { max_new_tokens, sampling: Sampling::default(), stop_at_eos: true };
+    // [directions, d_model]; one zero row when every row is unsteered.
+    let vectors = match directions.len() {
+        0 => Tensor::<2>::zeros([1, d], &model.net.device),
+        n => upload(HostTensor::new(vec![n, d], directions.concat()), &model.net.device),
+    };
+    let mut per_row: Vec<Vec<Generation>> = vec![Vec::new(); rows.len()];
+    for (i, prompt) in prompts.iter().enumerate() {
+        model.report("generating, prompt by prompt", i, prompts.len());
         model.check_stop()?;
         let prompt_tokens = model.encode_prompt(prompt).map_err(|e| e.in_record("prompt", i))?;
-        let mut hooks = Hooks { interventions: vec![steer.clone()], ..Default::default() };
-        let rows =
-            generate_rows(model, &prompt_tokens, n, &mut hooks, &options, |_| model.check_stop().is_ok()).await?;
-        model.check_stop()?;
-        for (s, tokens) in rows.into_iter().enumerate() {
-            let text = model.tokenizer.decode(&tokens)?;
-            per_strength[s].push(Generation { prompt_tokens: prompt_tokens.clone(), tokens, text });
+        for start in (0..rows.len()).step_by(MAX_GENERATION_ROWS) {
+            let part = &rows[start..(start + MAX_GENERATION_ROWS).min(rows.len())];
+            let steering = RowSteering {
+                hook: point,
+                vectors: vectors.clone(),
+                rows: part.iter().map(|r| r.map(|(vector, coef)| RowAdd { vector, coef, from_pos: 0 })).collect(),
+            };
+            let mut hooks = Hooks { rows: vec![steering], ..Default::default() };
+            let out =
+                generate_rows(model, &prompt_tokens, part.len(), &mut hooks, &options, |_| model.check_stop().is_ok())
+                    .await?;
+            model.check_stop()?;
+            for (r, tokens) in out.into_iter().enumerate() {
+                let text = model.tokenizer.decode(&tokens)?;
+                per_row[start + r].push(Generation { prompt_tokens: prompt_tokens.clone(), tokens, text });
+            }
         }
     }
     // Coherence: every generation read once by the unsteered model, batched. A last token generated when the
     // context was full has no room to be read at: it is left out.
     let n_ctx = model.cfg().n_ctx;
-    let texts: Vec<(Vec<u32>, usize)> = per_strength
+    let texts: Vec<(Vec<u32>, usize)> = per_row
         .iter()
         .flatten()
         .map(|g| {
@@ -123,16 +188,18 @@ pub async fn steer_score(model: &Model, spec: &ScoreSpec<'_>) -> Result<Vec<Stre
         })
         .collect();
     let sums = unsteered_log_probs(model, &texts).await?;
-    let mut out = Vec::with_capacity(n);
-    for (s, gens) in per_strength.into_iter().enumerate() {
-        let (sums, texts) = (&sums[s * gens.len()..(s + 1) * gens.len()], &texts[s * gens.len()..(s + 1) * gens.len()]);
-        let count: usize = texts.iter().map(|(t, from)| t.len() - from).sum();
-        let total: f64 = sums.iter().map(|&x| x as f64).sum();
-        let coherence = if count == 0 { 0.0 } else { (total / count as f64) as f32 };
-        let concept_mean = gens.iter().map(|g| concept_share(&g.text, &concept)).sum::<f32>() / gens.len() as f32;
-        out.push(StrengthScore { strength: spec.strengths[s], concept: concept_mean, coherence, generations: gens });
-    }
-    Ok(out)
+    let n = prompts.len();
+    Ok(per_row
+        .into_iter()
+        .enumerate()
+        .map(|(r, generations)| {
+            let (sums, texts) = (&sums[r * n..(r + 1) * n], &texts[r * n..(r + 1) * n]);
+            let count: usize = texts.iter().map(|(t, from)| t.len() - from).sum();
+            let total: f64 = sums.iter().map(|&x| x as f64).sum();
+            let coherence = if count == 0 { 0.0 } else { (total / count as f64) as f32 };
+            Generated { generations, coherence }
+        })
+        .collect())
 }
 
 /// Σ log p(token | the tokens before it) over each text's tokens from `from` on, unsteered, in chunked passes.

@@ -7,10 +7,8 @@ use steerlab::analysis::features::{FeatureScore, NEUTRAL_PROMPT};
 use steerlab::analysis::side_effects::SideEffects;
 use steerlab::device::{DeviceChoice, init_device};
 use steerlab::engine::{Engine, Request, Response};
-use steerlab::files::read_text;
 use steerlab::model::Model;
 use steerlab::sae::Sae;
-use steerlab::steer::builtin::corpus_passages;
 use steerlab::{Error, Result};
 
 #[derive(Args)]
@@ -66,15 +64,7 @@ pub fn run(a: FeaturesArgs) -> Result<()> {
     let mut engine = Engine::default();
     engine.set_model(Model::from_dir(&a.model, &device)?);
     engine.set_sae(Sae::from_dir(&a.sae, &device)?)?;
-    // A file with no passage is named here; the engine would only say the list is empty.
-    let lines = |path: &Option<PathBuf>| -> Result<Option<String>> {
-        let Some(p) = path else { return Ok(None) };
-        let text = read_text(p)?;
-        if corpus_passages(&text).is_empty() {
-            return Err(Error::file(p.display().to_string(), "no non-empty line"));
-        }
-        Ok(Some(text))
-    };
+    let lines = |path: &Option<PathBuf>| path.as_deref().map(crate::science::passages_file).transpose();
     let request = Request::Features {
         features: a.features.clone(),
         promoting: a.promoting.clone(),

@@ -36,6 +36,8 @@ mod features;
 #[cfg(not(target_arch = "wasm32"))]
 mod fetch;
 #[cfg(not(target_arch = "wasm32"))]
+mod population;
+#[cfg(not(target_arch = "wasm32"))]
 mod science;
 #[cfg(not(target_arch = "wasm32"))]
 mod serve;
@@ -156,6 +158,9 @@ mod cli {
         Decompose(crate::science::DecomposeArgs),
         /// Score SAE features for steering (output / input scores) and their side effects.
         Features(crate::features::FeaturesArgs),
+        /// Arad et al.'s scores across a sample of features at one or more layers, and how the top features by
+        /// output score steer text against the top ones by input score and random ones.
+        Population(crate::population::PopulationArgs),
         /// Time GPT-2 small's forward pass (random weights) against PyTorch on this machine.
         Bench(crate::bench::BenchArgs),
         /// Serve the engine to the browser lab over HTTP on 127.0.0.1 (heavier models, the native GPU), guarded
@@ -336,6 +341,7 @@ mod cli {
             Cmd::SteerScore(args) => crate::steer_score::run(args),
             Cmd::Decompose(args) => crate::science::decompose_cmd(args),
             Cmd::Features(args) => crate::features::run(args),
+            Cmd::Population(args) => crate::population::run(args),
             Cmd::Bench(args) => crate::bench::run(args),
             Cmd::Serve(args) => crate::serve::run(args),
             Cmd::Fetch(args) => crate::fetch::run(args),

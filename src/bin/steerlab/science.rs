@@ -131,6 +131,16 @@ pub fn load_vector(path: &Path) -> Result<SteeringVector> {
     SteeringVector::from_safetensors(&read_bytes(path)?, &path.display().to_string())
 }
 
+/// A file of passages or prompts, one a line, as text; a file with none is named here (the engine would only
+/// say the list is empty).
+pub fn passages_file(path: &Path) -> Result<String> {
+    let text = read_text(path)?;
+    if steerlab::steer::builtin::corpus_passages(&text).is_empty() {
+        return Err(Error::file(path.display().to_string(), "no non-empty line"));
+    }
+    Ok(text)
+}
+
 pub fn write_json(path: &Path, value: &serde_json::Value) -> Result<()> {
     let text = serde_json::to_string_pretty(value).map_err(|e| Error::invalid(e.to_string()))?;
     std::fs::write(path, text).map_err(|e| Error::file(path.display().to_string(), e))?;

@@ -47,6 +47,7 @@ impl Job {
             Request::LayerSweep { .. } => ("sweep", "Sweeping layers (a vector per layer)"),
             Request::Decompose { .. } => ("decompose", "Running the diagnostics"),
             Request::Features { .. } => ("features", "Scoring features"),
+            Request::Population { .. } => ("population", "Scoring a population of features"),
             Request::SteerScore { .. } => ("score", "Scoring generations"),
             Request::VectorsVsZero { .. } => ("decompose", "Comparing the behaviours' vectors with encode(0)"),
         })

@@ -187,6 +187,26 @@ impl Limits {
                 strengths.iter().try_for_each(|st| size("strength", *st))?;
                 generation(&GenerateOptions { max_new_tokens: *max_new_tokens, ..Default::default() })
             }
+            Request::Population { top, strengths, prompts, corpus, amplification, lens_k, max_new_tokens, .. } => {
+                // The sample is bounded by the SAE's width; the steering comparison decodes 3 × top × strengths
+                // rows a prompt.
+                if let Some(c) = corpus {
+                    typed("the corpus", c)?;
+                }
+                if let Some(p) = prompts {
+                    typed("the prompts", p)?;
+                    p.lines().try_for_each(|p| text("a prompt", p))?;
+                }
+                sweep("strengths", strengths.len())?;
+                strengths.iter().try_for_each(|st| size("strength", *st))?;
+                sweep(
+                    "steered rows (3 groups × top × strengths)",
+                    top.saturating_mul(3).saturating_mul(strengths.len()),
+                )?;
+                sweep("logit-lens tokens", *lens_k)?;
+                size("amplification", *amplification)?;
+                generation(&GenerateOptions { max_new_tokens: *max_new_tokens, ..Default::default() })
+            }
             Request::Features { features, count, lens_k, prompt, amplification, strength, corpus, prompts, .. } => {
                 text("the prompt", prompt.as_deref().unwrap_or_default())?;
                 if let Some(c) = corpus {
