@@ -233,6 +233,23 @@ async function diagnostics(page, name) {
   }, one, { timeout: TIMEOUT });
   await page.waitForFunction(idle("Steer with these features"), null, { timeout: TIMEOUT });
   await page.getByLabel("Several features").fill("");
+
+  step = "score a population of features: the input × output plane and the groups' steered text";
+  await page.getByLabel("Sample size").fill("24");
+  await page.getByLabel("Top per group").fill("2");
+  await page.getByLabel("Multiples of the median norm").fill("0.5");
+  await page.waitForFunction(idle("Score a population"), null, { timeout: TIMEOUT });
+  await page.getByRole("button", { name: "Score a population" }).click();
+  await page.getByTestId("population-groups").waitFor({ timeout: TIMEOUT });
+  const groupRows = await page.getByTestId("population-groups").locator("tr td:first-child").allTextContents();
+  check(groupRows.join(",") === "output score,output score,input score,input score,random,random",
+    `${name}: population groups ${groupRows.join(", ")}`);
+  const popReading = await page.getByTestId("population-reading").textContent();
+  check(popReading.startsWith("At blocks.1.hook_resid_pre") && popReading.includes("independent scores would give"),
+    `${name}: population reading "${popReading}"`);
+  check(await page.getByTestId("plot-population").locator("circle").count() >= 2, `${name}: an empty input × output plane`);
+  await page.getByTestId("plot-population").scrollIntoViewIfNeeded();
+  await page.screenshot({ path: join(shots, `${name}-population.png`), fullPage: true });
   await page.getByTestId("scores").scrollIntoViewIfNeeded();
   await page.screenshot({ path: join(shots, `${name}-features.png`), fullPage: true });
 
@@ -311,10 +328,13 @@ async function exports(page) {
 
   step = "export the diagnostics and the feature scores as JSON";
   for (const [region, key] of [["Decompose", "table"], ["Features", "scores"]]) {
-    const json = await saved(page, page.getByRole("region", { name: region }).getByRole("button", { name: "JSON" }));
-    const parsed = JSON.parse(json.bytes.toString());
-    check(typeof parsed === "object" && Object.keys(parsed).length > 0, `${region} JSON is empty`);
+    const button = page.getByRole("region", { name: region }).getByRole("button", { name: "JSON", exact: true });
+    const parsed = JSON.parse((await saved(page, button)).bytes.toString());
+    check(Array.isArray(parsed[key]) && parsed[key].length > 0, `${region} JSON has no ${key}`);
   }
+  const population = JSON.parse((await saved(page, page.getByRole("button", { name: "Population as JSON" }))).bytes.toString());
+  check(population.length === 1 && population[0].points.length === 24 && population[0].groups.length === 3,
+    "the population JSON holds one layer's 24 points and 3 groups");
 }
 
 // A hub mirror on another origin: a catalogue model at a chosen revision downloads with progress, loads its SAE,

@@ -8,6 +8,7 @@ pub mod gpu;
 pub mod helper;
 pub mod lessons;
 pub mod models;
+pub mod population;
 pub mod score;
 pub mod steer;
 pub mod widgets;

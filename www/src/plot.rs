@@ -1,6 +1,7 @@
 //! Plots as SVG text: the page shows them inline and exports the same text as .svg (or draws it to a canvas for
 //! .png). Line charts (steerability curves), histograms with marked values (activation norms vs the vector),
-//! grouped bars (encode(SV) vs encode(0), signed projections) and strip plots (default components).
+//! grouped bars (encode(SV) vs encode(0), signed projections), strip plots (default components) and scatter plots
+//! (a population of features by input and output score).
 //! Non-finite values are left out rather than breaking the axes.
 
 use std::fmt::Write;
@@ -342,6 +343,53 @@ pub fn strip_plot(
     s + "</svg>"
 }
 
+/// Points only, one colour per series (earlier series drawn first, so later, smaller ones sit on top), with dashed
+/// threshold lines at `x_line` and `y_line` (e.g. the 75th percentile of each score).
+pub fn scatter(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series],
+    x_line: Option<f64>,
+    y_line: Option<f64>,
+) -> String {
+    let all = || series.iter().flat_map(|s| s.points.iter().copied()).filter(|(x, y)| x.is_finite() && y.is_finite());
+    let xs: Vec<f64> = x_line.into_iter().collect();
+    let ys: Vec<f64> = y_line.into_iter().collect();
+    let (x, xt) = Axis::fit(all().map(|p| p.0), &xs, LEFT, W - RIGHT);
+    let (y, yt) = Axis::fit(all().map(|p| p.1), &ys, H - BOTTOM, TOP);
+    let mut s = frame(title, x_label, y_label, &y, &yt);
+    x_ticks(&mut s, &x, &xt);
+    axes(&mut s);
+    let dashed = |s: &mut String, (x1, y1, x2, y2): (f64, f64, f64, f64)| {
+        let _ = write!(
+            s,
+            r##"<line x1="{x1:.1}" x2="{x2:.1}" y1="{y1:.1}" y2="{y2:.1}" stroke="#9aa1b2" stroke-dasharray="5 3"/>"##
+        );
+    };
+    if let Some(v) = x_line.filter(|v| v.is_finite()) {
+        dashed(&mut s, (x.px(v), TOP, x.px(v), H - BOTTOM));
+    }
+    if let Some(v) = y_line.filter(|v| v.is_finite()) {
+        dashed(&mut s, (LEFT, y.px(v), W - RIGHT, y.px(v)));
+    }
+    for (i, series) in series.iter().enumerate() {
+        let c = COLOURS[i % COLOURS.len()];
+        let r = if i == 0 { 2.5 } else { 4.0 };
+        for &(a, b) in series.points.iter().filter(|(a, b)| a.is_finite() && b.is_finite()) {
+            let t = esc(&format!("{} · {x_label} {}, {y_label} {}", series.label, label(a), label(b)));
+            let _ = write!(
+                s,
+                r#"<circle cx="{:.1}" cy="{:.1}" r="{r}" fill="{c}" fill-opacity="0.7"><title>{t}</title></circle>"#,
+                x.px(a),
+                y.px(b)
+            );
+        }
+    }
+    legend(&mut s, &series.iter().map(|s| s.label.as_str()).collect::<Vec<_>>(), None);
+    s + "</svg>"
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -387,6 +435,16 @@ mod tests {
         assert!(e.ends_with("</svg>") && !e.contains("NaN") && !e.contains("inf"));
         let c = line_chart("flat", "x", "y", &[Series { label: "a".into(), points: vec![(1.0, 5.0), (2.0, 5.0)] }]);
         assert!(!c.contains("NaN"));
+    }
+
+    #[test]
+    fn scatter_draws_points_and_threshold_lines() {
+        let all = Series { label: "sample".into(), points: vec![(0.0, 0.1), (0.5, f64::NAN), (1.0, 0.3)] };
+        let top = Series { label: "top".into(), points: vec![(1.0, 0.3)] };
+        let s = scatter("population", "input", "output", &[all, top], Some(0.25), Some(0.2));
+        assert_eq!(count(&s, "<circle"), 3);
+        assert_eq!(count(&s, "stroke-dasharray"), 2);
+        assert!(s.contains("top · input 1, output 0.3"));
     }
 
     #[test]

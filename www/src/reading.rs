@@ -5,6 +5,7 @@
 use steerlab::analysis::bias::BiasDominance;
 use steerlab::analysis::defaults::DefaultComponent;
 use steerlab::analysis::norms::NormHistogram;
+use steerlab::analysis::population::Population;
 use steerlab::analysis::table::TableRow;
 
 /// How the vector's norm compares with the activations the SAE was trained on.
@@ -109,6 +110,41 @@ pub fn defaults_reading(defaults: &[DefaultComponent]) -> Option<String> {
     })
 }
 
+/// What a feature population shows: whether high input and high output scores go together, and whether the
+/// features picked by output score steered better than those picked by input score and random ones (Arad et al.
+/// 2025 found both: rare overlap, and a 2–3× gain).
+pub fn population_reading(p: &Population) -> String {
+    let c = &p.cooccurrence;
+    let overlap = if c.high_both < c.expected_both {
+        format!(
+            "{:.1}% of the features score high on both, fewer than the {:.1}% that independent scores would give: \
+             features that fire on their tokens are mostly not the ones that promote them",
+            100.0 * c.high_both,
+            100.0 * c.expected_both
+        )
+    } else {
+        format!(
+            "{:.1}% of the features score high on both, no fewer than the {:.1}% that independent scores would give: \
+             here the two scores do not pick different features",
+            100.0 * c.high_both,
+            100.0 * c.expected_both
+        )
+    };
+    let mean = |name: &str| p.groups.iter().find(|g| g.name == name).map(|g| g.mean_success);
+    let steering = match (mean("output score"), mean("input score"), mean("random")) {
+        (Some(out), Some(inp), Some(rnd)) if out > inp.max(rnd) => format!(
+            " Picked by output score, features steered best (mean success {out:.2}, against {inp:.2} by input score \
+             and {rnd:.2} at random)."
+        ),
+        (Some(out), Some(inp), Some(rnd)) => format!(
+            " Here picking by output score did not steer best (mean success {out:.2}, against {inp:.2} by input \
+             score and {rnd:.2} at random)."
+        ),
+        _ => String::new(),
+    };
+    format!("At {}, {overlap}.{steering}", p.hook)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,6 +187,43 @@ mod tests {
         let t = table_reading(&[lost[0].clone(), lost[1].clone(), edit]).unwrap();
         assert!(!t.contains("SV minus"), "{t}");
         assert!(table_reading(&[row("SAE reconstruction", None)]).is_none());
+    }
+
+    #[test]
+    fn the_population_is_read_for_either_outcome() {
+        use steerlab::analysis::population::{Cooccurrence, Group};
+        let p = |both: f32, means: [f32; 3]| Population {
+            hook: "blocks.6.hook_resid_pre".into(),
+            d_sae: 100,
+            points: vec![],
+            cooccurrence: Cooccurrence {
+                scored: 100,
+                spearman: Some(-0.1),
+                output_q75: 0.01,
+                input_q75: 0.2,
+                high_output: 0.25,
+                high_input: 0.25,
+                high_both: both,
+                expected_both: 0.0625,
+            },
+            median_norm: 50.0,
+            unsteered_coherence: -3.0,
+            groups: ["output score", "input score", "random"]
+                .iter()
+                .zip(means)
+                .map(|(n, m)| Group { name: n.to_string(), features: vec![], mean_success: m })
+                .collect(),
+        };
+        let t = population_reading(&p(0.01, [0.3, 0.1, 0.05]));
+        assert!(
+            t.starts_with("At blocks.6.hook_resid_pre, 1.0% of the features score high on both, fewer than the 6.2%")
+        );
+        assert!(t.contains("steered best (mean success 0.30, against 0.10 by input score and 0.05 at random)"), "{t}");
+        let t = population_reading(&p(0.1, [0.1, 0.3, 0.05]));
+        assert!(t.contains("no fewer than") && t.contains("did not steer best"), "{t}");
+        let mut scores_only = p(0.01, [0.0; 3]);
+        scores_only.groups.clear();
+        assert!(population_reading(&scores_only).ends_with("promote them."));
     }
 
     #[test]

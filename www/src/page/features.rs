@@ -218,6 +218,7 @@ pub fn FeaturesView() -> impl IntoView {
                     <div><h3>"Feature-steered"</h3><pre class="output" data-testid="feature-steered"><b>{move || prompt.get()}</b>{move || steered.get()}</pre></div>
                 </div>
             })}
+            <super::population::PopulationView />
         </section>
     }
 }

@@ -107,7 +107,9 @@ const STEPS: [Step; 9] = [
         title: "Features that do steer",
         text: "Choosing features to steer with by what they output (output score) works better than by what \
                they read (input score) (Arad et al. 2025). Score the features promoting a word, check their \
-               predicted side effects, and steer with the best-scoring one.",
+               predicted side effects, and steer with the best-scoring one. Then \"Many features at once\" asks \
+               the paper's population question: on a sample of features, do high input and high output scores \
+               coincide, and do the top features by output score write their concept better than the others?",
         action: Action::Features,
         target: "features",
         reading: None,
