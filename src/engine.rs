@@ -3,6 +3,7 @@
 //! requests report progress through events; once their caller says stop, they end at the next forward pass (the
 //! next token, for generation) with `Error::Cancelled`.
 
+use crate::analysis::actadd::{PositionFeatures, edit_rows, position_features};
 use crate::analysis::bias::{VectorVsZero, vectors_vs_zero};
 use crate::analysis::features::{FeatureScore, NEUTRAL_PROMPT, ScoreOptions, feature_scores, features_promoting};
 use crate::analysis::population::{Population, PopulationOptions, population};
@@ -135,6 +136,22 @@ pub enum Request {
         #[serde(default = "ten")]
         top: usize,
     },
+    /// A vector at the SAE's hook ([d_model], or [rows, d_model] position-aligned: ActAdd) through the SAE: each
+    /// row and their sum against encode(0), with the `top` features of each (Conmy & Nanda 2024).
+    PositionFeatures {
+        values: Vec<f32>,
+        #[serde(default = "one")]
+        rows: usize,
+        #[serde(default = "ten")]
+        top: usize,
+    },
+    /// A vector at the SAE's hook with every row restricted to, or without, chosen features' decoder span.
+    EditVector {
+        values: Vec<f32>,
+        #[serde(default)]
+        rows: Option<usize>,
+        edit: FeatureEdit,
+    },
     /// Generation-level scores: greedy continuations of each prompt (one a line) with `steering` × each strength,
     /// and per strength the share of concept words (one a line) and the coherence under the unsteered model.
     SteerScore {
@@ -194,6 +211,9 @@ pub enum Request {
     },
 }
 
+fn one() -> usize {
+    1
+}
 fn five() -> usize {
     5
 }
@@ -257,6 +277,11 @@ pub enum Response {
     },
     Population {
         population: Population,
+    },
+    PositionFeatures {
+        hook: String,
+        /// The rows summed first, then each position.
+        positions: Vec<PositionFeatures>,
     },
 }
 
@@ -421,6 +446,16 @@ impl Engine {
                     vectors.push((name, caa_vector(model, &pairs, &sae.cfg.hook_name).await?));
                 }
                 Ok(Response::VectorsVsZero { rows: vectors_vs_zero(sae, &vectors, top).await? })
+            }
+            Request::PositionFeatures { values, rows, top } => {
+                let sae = self.sae()?;
+                let positions = position_features(sae, &values, rows, top).await?;
+                Ok(Response::PositionFeatures { hook: sae.cfg.hook_name.clone(), positions })
+            }
+            Request::EditVector { values, rows, edit } => {
+                let sae = self.sae()?;
+                let values = edit_rows(sae, &values, rows.unwrap_or(1), &edit).await?;
+                Ok(Response::Vector { hook: sae.cfg.hook_name.clone(), values, rows, count: 1 })
             }
             Request::SteerScore { steering, prompts, concept, strengths, max_new_tokens } => {
                 let model = model()?;

@@ -497,3 +497,39 @@ fn feature_population_matches_the_reference() {
         }
     }
 }
+
+/// An ActAdd-shaped vector through the SAE, row by row and summed, against sae-lens's encodings
+/// (scripts/make_decomposition_fixtures.py): rows [v, (s − 1)·v] sum to s·v; every row is edited on its own
+/// (torch's pseudo-inverse projection, linear in the row).
+#[test]
+fn actadd_rows_are_read_and_edited_row_by_row() {
+    use steerlab::analysis::actadd::{edit_rows, position_features};
+    use steerlab::sae::edit::{EditMode, FeatureEdit};
+    let exp = Expected::from_file(&sae_dir("standard").join("decompositions.safetensors"));
+    let (scale, top): (f32, usize) =
+        (serde_json::from_str(&exp.meta("rescale")).unwrap(), serde_json::from_str(&exp.meta("top")).unwrap());
+    let v = exp.f32("vector");
+    let rows: Vec<f32> = v.iter().copied().chain(v.iter().map(|x| x * (scale - 1.0))).collect();
+    let (cos, overlap) = (exp.f32("proj.cos_zero"), exp.f32("proj.overlap_zero"));
+    let sets: Vec<Vec<usize>> = serde_json::from_str(&exp.meta("sets")).unwrap();
+    for (dev_name, device) in devices() {
+        let sae = Sae::from_dir(&sae_dir("standard"), &device).unwrap();
+        let ps = pollster::block_on(position_features(&sae, &rows, 2, top)).unwrap();
+        assert_eq!(ps.iter().map(|p| p.position).collect::<Vec<_>>(), vec![None, Some(0), Some(1)]);
+        // The sum is the rescaled vector, position 0 the vector itself.
+        for (p, i) in [(&ps[0], 1), (&ps[1], 0)] {
+            assert!((p.cosine_with_zero - cos[i]).abs() <= 1e-5, "{:?} on {dev_name}", p.position);
+            assert_eq!(p.top_k_overlap, overlap[i], "{:?} on {dev_name}", p.position);
+            assert!(p.features.len() <= top && !p.features.is_empty());
+        }
+        let doubled: Vec<f32> = v.iter().copied().chain(v.iter().map(|x| 2.0 * x)).collect();
+        let edit = FeatureEdit { features: sets[0].clone(), mode: EditMode::Keep };
+        let got = pollster::block_on(edit_rows(&sae, &doubled, 2, &edit)).unwrap();
+        let want = exp.f32("keep.0");
+        let want: Vec<f32> = want.iter().copied().chain(want.iter().map(|x| 2.0 * x)).collect();
+        let d = max_abs_diff(&got, &want);
+        assert!(d <= 2e-5, "rows edited on {dev_name} differ by {d}");
+        let e = pollster::block_on(position_features(&sae, &rows[1..], 2, top)).unwrap_err();
+        assert!(e.to_string().contains("needs 64 values, but it has 63"), "{e}");
+    }
+}

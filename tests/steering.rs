@@ -44,7 +44,21 @@ fn layer_sweep_matches_transformers() {
                 assert!(d <= 1e-3, "{name} {hook} on {dev_name}: mean logit difference differs by {d}");
                 let s = slope(&mults, &want);
                 assert!((row.curve.steerability - s).abs() <= 1e-3, "{name} {hook} on {dev_name}: steerability");
-                assert!(row.curve.mean_p_matching.iter().all(|p| (0.0..=1.0).contains(p)));
+                // Per item: its own slope (anti-steerable when negative) and p(matching) = sigmoid(logit diff).
+                let n = items.len();
+                let item_slopes: Vec<f32> =
+                    (0..n).map(|i| slope(&mults, &ld.chunks(n).map(|r| r[i]).collect::<Vec<_>>())).collect();
+                let anti = item_slopes.iter().filter(|&&s| s < 0.0).count() as f32 / n as f32;
+                let borderline = item_slopes.iter().filter(|s| s.abs() < 1e-3).count() as f32 / n as f32;
+                let got = row.curve.anti_steerable_fraction;
+                assert!(
+                    (got - anti).abs() <= borderline,
+                    "{name} {hook} on {dev_name}: anti-steerable {got} vs {anti}"
+                );
+                let p: Vec<f32> =
+                    ld.chunks(n).map(|r| r.iter().map(|&d| 1.0 / (1.0 + (-d).exp())).sum::<f32>() / n as f32).collect();
+                let d = max_abs_diff(&row.curve.mean_p_matching, &p);
+                assert!(d <= 1e-4, "{name} {hook} on {dev_name}: mean p(matching) differs by {d}");
             }
         }
     }

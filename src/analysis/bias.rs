@@ -8,7 +8,7 @@ use crate::sae::Sae;
 use crate::stats::cosine;
 use burn::tensor::{Tensor, TensorData};
 
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FeatureActs {
     pub feature: usize,
     /// Activation in encode(0).

@@ -4,6 +4,7 @@
 //! `side_effects`: Duan 2026). Each function
 //! returns plain data that the CLI prints and the browser plots; `decompose` runs the five diagnostics.
 
+pub mod actadd;
 pub mod bias;
 pub mod corpus;
 pub mod defaults;

@@ -273,7 +273,7 @@ async function diagnostics(page, name) {
     }
     if (i < 8) await page.getByRole("button", { name: "Previous" }).click();
   }
-  check((await page.locator("#lesson h2").textContent()).includes("step 1 of 9"), `${name}: Previous did not go back`);
+  check((await page.locator("#lesson h2").textContent()).includes("step 1 of 10"), `${name}: Previous did not go back`);
   step = "the lesson's last step scores features and steers with the best";
   for (let i = 1; i < 9; i++) await page.getByRole("button", { name: "Next" }).click();
   await page.getByLabel("Feature prompt").fill("Once upon a time");
@@ -288,6 +288,31 @@ async function diagnostics(page, name) {
   const box = await page.locator("#lesson").boundingBox();
   // Pinned at the top above the sections, or beside them in the sidebar below the section links.
   check(box && box.y >= -1 && box.y < 900 / 3, `${name}: the lesson card is not pinned in view (y = ${box?.y})`);
+  if (name === "cpu-fallback") {
+    step = "the lesson's ActAdd step: the vector's SAE features by position, and generation without some of them";
+    await page.getByRole("button", { name: "Next" }).click();
+    check((await page.locator("#lesson h2").textContent()).includes("ActAdd"), `${name}: no ActAdd step`);
+    await page.waitForFunction(idle("Run this step"), null, { timeout: TIMEOUT });
+    await page.getByRole("button", { name: "Run this step" }).click();
+    await page.getByTestId("actadd-features").waitFor({ timeout: TIMEOUT });
+    const rows = await page.getByTestId("actadd-features").locator("tr td:first-child").allTextContents();
+    check(rows[0] === "sum of the rows" && rows.slice(1).every((r, i) => r === `position ${i}`) && rows.length >= 2,
+      `${name}: ActAdd feature rows ${rows.join(", ")}`);
+    check((await page.getByTestId("actadd-vector").textContent()).startsWith("ActAdd vector at blocks.1.hook_resid_pre"),
+      `${name}: the ActAdd vector is not at the SAE's hook`);
+    await page.waitForFunction(() => (document.querySelector("[data-testid=actadd-text-1]")?.textContent.length ?? 0)
+      > "I think you're".length + 5, null, { timeout: TIMEOUT });
+    const first = (await page.getByTestId("actadd-features").locator("tr").nth(1).locator("a, span.feature span").first().textContent()).replace("#", "");
+    await page.getByLabel("Features to remove from ActAdd").fill(first);
+    await page.waitForFunction(idle("Steer with ActAdd"), null, { timeout: TIMEOUT });
+    await page.getByRole("button", { name: "Steer with ActAdd" }).click();
+    await page.waitForFunction(() => (document.querySelector("[data-testid=actadd-text-2]")?.textContent.length ?? 0)
+      > "I think you're".length + 5, null, { timeout: TIMEOUT });
+    await page.getByTestId("actadd-features").scrollIntoViewIfNeeded();
+    await page.screenshot({ path: join(shots, `${name}-actadd.png`), fullPage: true });
+    await page.waitForFunction(idle("Steer with ActAdd"), null, { timeout: TIMEOUT });
+    await page.getByRole("button", { name: "Previous" }).click();
+  }
   for (let i = 1; i < 9; i++) await page.getByRole("button", { name: "Previous" }).click();
   await page.getByRole("button", { name: "Next" }).click();
   await page.getByLabel("Large text").check();

@@ -43,6 +43,7 @@ fn App() -> impl IntoView {
     provide_context(lab);
     provide_context(page::models::HubUrl::new());
     provide_context(page::features::FeatureState::new());
+    provide_context(page::actadd::ActAddState::new());
     let (start, linked, link_error) = from_link();
     let link_note = RwSignal::new(link_error);
     let entry = catalog::model(&start.model);

@@ -1,5 +1,6 @@
 //! The page's parts: the bridge to the engine worker and the lab's shared state, then one file per view.
 
+pub mod actadd;
 pub mod bridge;
 pub mod decompose;
 pub mod export;

@@ -48,6 +48,9 @@ impl Job {
             Request::Decompose { .. } => ("decompose", "Running the diagnostics"),
             Request::Features { .. } => ("features", "Scoring features"),
             Request::Population { .. } => ("population", "Scoring a population of features"),
+            Request::PositionFeatures { .. } | Request::EditVector { .. } => {
+                ("actadd", "Reading the vector's features")
+            }
             Request::SteerScore { .. } => ("score", "Scoring generations"),
             Request::VectorsVsZero { .. } => ("decompose", "Comparing the behaviours' vectors with encode(0)"),
         })

@@ -19,6 +19,8 @@ enum Action {
     Show,
     /// Scores the features promoting the token and steers with the best one.
     Features,
+    /// Computes the ActAdd vector, reads its SAE features and generates with it.
+    ActAdd,
 }
 
 struct Step {
@@ -32,7 +34,7 @@ struct Step {
     reading: Option<fn(&Decomposition) -> Option<String>>,
 }
 
-const STEPS: [Step; 9] = [
+const STEPS: [Step; 10] = [
     Step {
         title: "A steering vector",
         text: "Contrastive activation addition (CAA): run the model on pairs of texts that differ in one behaviour \
@@ -114,6 +116,17 @@ const STEPS: [Step; 9] = [
         target: "features",
         reading: None,
     },
+    Step {
+        title: "One prompt pair: ActAdd through an SAE",
+        text: "ActAdd (Turner et al. 2023) steers with the difference of just two prompts (\"Anger\" − \"Calm\"), \
+               position by position, added to the first positions of a new prompt. Conmy & Nanda (2024) read such \
+               vectors with an SAE. Look at each position's top features next to encode(0) — the shortest rows \
+               are encoded much like the zero vector — then take some features out of every row and compare the \
+               three continuations: does the vector steer without them?",
+        action: Action::ActAdd,
+        target: "actadd",
+        reading: None,
+    },
 ];
 
 /// Brings `id` into view: just below the lesson card where it is pinned at the top of the window (narrow
@@ -176,6 +189,7 @@ pub fn SectionLinks() -> impl IntoView {
 pub fn Lessons(exp: Exp, large: RwSignal<bool>) -> impl IntoView {
     let lab = expect_context::<Lab>();
     let features = expect_context::<super::features::FeatureState>();
+    let actadd = expect_context::<super::actadd::ActAddState>();
     let at = RwSignal::new(0usize);
     let run = move |_| {
         let step = &STEPS[at.get_untracked()];
@@ -191,6 +205,12 @@ pub fn Lessons(exp: Exp, large: RwSignal<bool>) -> impl IntoView {
             Action::Show if exp.decomposition.get_untracked().is_none() => super::decompose::run(exp),
             Action::Show => {}
             Action::Features => features.score(lab, move || features.steer()),
+            Action::ActAdd => actadd.compute(lab, exp, move || {
+                if lab.sae.get_untracked().is_some() {
+                    actadd.read_features();
+                }
+                actadd.generate();
+            }),
         }
         scroll_to(target);
     };

@@ -354,6 +354,7 @@ pub fn SteerView(exp: Exp) -> impl IntoView {
                     <pre class="output" data-testid="steered"><b>{move || exp.prompt.get()}</b>{move || steered.get()}</pre></div>
             </div>
             <super::score::ScoreView exp=exp />
+            <super::actadd::ActAddView exp=exp />
         </section>
         <section class="panel" aria-label="Steerability" id="steerability">
             <h2>"3. Steerability"</h2>

@@ -187,6 +187,22 @@ impl Limits {
                 strengths.iter().try_for_each(|st| size("strength", *st))?;
                 generation(&GenerateOptions { max_new_tokens: *max_new_tokens, ..Default::default() })
             }
+            // The values are bounded by the body; each row is one encoding, each edit feature one projection.
+            Request::PositionFeatures { rows, top, .. } => {
+                sweep("positions", *rows)?;
+                sweep("top features", *top)
+            }
+            Request::EditVector { rows, edit, .. } => {
+                sweep("positions", rows.unwrap_or(1))?;
+                if edit.features.len() > self.max_k {
+                    return Err(format!(
+                        "the edit names {} features, over this helper's limit of {} (--max-k)",
+                        edit.features.len(),
+                        self.max_k
+                    ));
+                }
+                Ok(())
+            }
             Request::Population { top, strengths, prompts, corpus, amplification, lens_k, max_new_tokens, .. } => {
                 // The sample is bounded by the SAE's width; the steering comparison decodes 3 × top × strengths
                 // rows a prompt.
