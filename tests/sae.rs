@@ -533,3 +533,47 @@ fn actadd_rows_are_read_and_edited_row_by_row() {
         assert!(e.to_string().contains("needs 64 values, but it has 63"), "{e}");
     }
 }
+
+/// The steerability table (Mayne et al.'s decompositions, feature edits and gradient pursuit) against the same
+/// rows built with sae-lens and float64 references and measured with transformers (scripts/make_table_fixtures.py).
+#[test]
+fn steerability_table_matches_the_reference() {
+    use steerlab::analysis::{DecomposeOptions, decompose};
+    use steerlab::sae::edit::{EditMode, FeatureEdit};
+    use steerlab::steer::builtin::{CORPUS, corpus_passages};
+    use steerlab::steer::dataset::Dataset;
+    use steerlab::steer::propensity::Probes;
+    let exp = Expected::from_file(&sae_dir("standard").join("table.safetensors"));
+    let methods: Vec<String> = serde_json::from_str(&exp.meta("methods")).unwrap();
+    let mults: Vec<f32> = serde_json::from_str(&exp.meta("multipliers")).unwrap();
+    let ks: Vec<usize> = serde_json::from_str(&exp.meta("ks")).unwrap();
+    let set: Vec<usize> = serde_json::from_str(&exp.meta("set")).unwrap();
+    let v = Expected::from_file(&sae_dir("standard").join("decompositions.safetensors")).f32("vector");
+    let want = exp.f32("steerability");
+    let corpus = corpus_passages(CORPUS);
+    let items = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ab.jsonl"));
+    let items = Dataset::parse(&items.unwrap(), "ab.jsonl").unwrap();
+    let edits = [EditMode::Keep, EditMode::Remove].map(|mode| FeatureEdit { features: set.clone(), mode });
+    for (dev_name, device) in devices() {
+        let model = Model::from_dir(&model_dir("gpt2-tiny"), &device).unwrap();
+        let sae = Sae::from_dir(&sae_dir("standard"), &device).unwrap();
+        let probes = Probes::prepare(&model, &items).unwrap();
+        let opts = DecomposeOptions {
+            corpus: &corpus,
+            pairs: None,
+            eval: Some(&probes),
+            multipliers: &mults,
+            ks: &ks,
+            top: 8,
+            edits: &edits,
+        };
+        let d = pollster::block_on(decompose(&model, &sae, &v, &opts)).unwrap();
+        assert_eq!(d.table.iter().map(|r| r.method.clone()).collect::<Vec<_>>(), methods, "rows on {dev_name}");
+        for (i, row) in d.table.iter().enumerate() {
+            let dv = max_abs_diff(&row.vector, &exp.f32(&format!("row.{i}")));
+            assert!(dv <= 1e-4, "{} on {dev_name}: its vector differs by {dv}", row.method);
+            let s = row.steerability.unwrap();
+            assert!((s - want[i]).abs() <= 2e-4, "{} on {dev_name}: steerability {s} vs {}", row.method, want[i]);
+        }
+    }
+}
