@@ -15,6 +15,10 @@ tests/fixtures/saes/standard/scores.safetensors holds
 and the same (without lens_ids) for VARIANTS: `wide.` with the top 5000 lens tokens, so that random fixtures give
 input scores above zero, and `weak.` with amplification 0.05, so that lens tokens do not all reach rank 0
 as in the paper's code (technion-cs-nlp/saes-are-good-for-steering), re-implemented here.
+The feature is amplified as sae-lens decodes it: the residual at the last position plus decode(acts with
+acts[f] += 10 x max acts) - decode(acts), which for an SAE that normalises its input (NORMALISING: constant-norm
+rescaling, layer norm) is the amplification times the normalisation's scale; those SAEs get the `wide.` variant
+in their own scores.safetensors.
 """
 import json
 import os
@@ -28,6 +32,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..")
 N, PROMPT, LAYER = 8, "From my experience,", 1
 VARIANTS = {"": (20, 10.0), "wide.": (5000, 10.0), "weak.": (20, 0.05)}  # prefix: (lens tokens, amplification)
+NORMALISING = ["standard-constant-norm", "jumprelu-layer-norm"]
 
 
 def main():
@@ -38,13 +43,18 @@ def main():
                 out[prefix + name] = t
     meta = {"prompt": PROMPT, "variants": json.dumps(VARIANTS)}
     save_file(out, os.path.join(ROOT, "tests", "fixtures", "saes", "standard", "scores.safetensors"), metadata=meta)
+    for sae_name in NORMALISING:
+        k, amp = VARIANTS["wide."]
+        out = {"wide." + name: t for name, t in scores(k, amp, sae_name).items() if name != "lens_ids"}
+        meta = {"prompt": PROMPT, "variants": json.dumps({"wide.": VARIANTS["wide."]})}
+        save_file(out, os.path.join(ROOT, "tests", "fixtures", "saes", sae_name, "scores.safetensors"), metadata=meta)
 
 
-def scores(K, AMP):
+def scores(K, AMP, sae_name="standard"):
     path = os.path.join(ROOT, "tests", "fixtures", "models", "gpt2-tiny")
     tok = AutoTokenizer.from_pretrained(path)
     model = AutoModelForCausalLM.from_pretrained(path, torch_dtype=torch.float32).eval()
-    sae_dir = os.path.join(ROOT, "tests", "fixtures", "saes", "standard")
+    sae_dir = os.path.join(ROOT, "tests", "fixtures", "saes", sae_name)
     sae = SAE.load_from_disk(sae_dir)
     enc = lambda text: torch.tensor(tok(text, add_special_tokens=False)["input_ids"])
     feats = list(range(N))
@@ -54,12 +64,19 @@ def scores(K, AMP):
 
         ids = enc(PROMPT)
         x = model(ids[None], output_hidden_states=True).hidden_states[LAYER][0]  # [s, d]
-        max_act = sae.encode(x[-1:]).max().item()
         scores, ranks = [], []
         for f in feats:
+            # Each decode undoes the normalisation its encode set (sae-lens forgets it after one decode).
+            acts = sae.encode(x[-1:])  # [1, d_sae]
+            amped = acts.clone()
+            amped[0, f] += acts.max() * AMP
+            plain = sae.decode(acts)
+            sae.encode(x[-1:])
+            delta = (sae.decode(amped) - plain)[0]
+
             def amplify(module, args, kwargs):
                 h = (args[0] if args else kwargs["hidden_states"]).clone()
-                h[0, -1] += max_act * AMP * sae.W_dec[f]
+                h[0, -1] += delta
                 if args:
                     return (h,) + tuple(args[1:]), kwargs
                 kwargs["hidden_states"] = h

@@ -340,13 +340,19 @@ fn decompose_agrees_across_devices() {
 fn feature_scores_match_the_papers_method() {
     use steerlab::analysis::features::{ScoreOptions, feature_scores};
     use steerlab::steer::builtin::{CORPUS, corpus_passages};
-    let exp = Expected::from_file(&sae_dir("standard").join("scores.safetensors"));
-    let variants: serde_json::Value = serde_json::from_str(&exp.meta("variants")).unwrap();
     let corpus = corpus_passages(CORPUS);
     let features: Vec<usize> = (0..8).collect();
-    for (dev_name, device) in devices() {
+    // The standard SAE in three settings; two that normalise their input (the amplified feature is scaled back
+    // as decoding it does) in one.
+    for (sae_name, (dev_name, device)) in ["standard", "standard-constant-norm", "jumprelu-layer-norm"]
+        .into_iter()
+        .flat_map(|s| devices().into_iter().map(move |d| (s, d)))
+    {
+        let exp = Expected::from_file(&sae_dir(sae_name).join("scores.safetensors"));
+        let variants: serde_json::Value = serde_json::from_str(&exp.meta("variants")).unwrap();
+        let dev_name = format!("{sae_name} on {dev_name}");
         let model = Model::from_dir(&model_dir("gpt2-tiny"), &device).unwrap();
-        let sae = Sae::from_dir(&sae_dir("standard"), &device).unwrap();
+        let sae = Sae::from_dir(&sae_dir(sae_name), &device).unwrap();
         for (prefix, v) in variants.as_object().unwrap() {
             let opts = ScoreOptions {
                 prompt: &exp.meta("prompt"),
