@@ -392,34 +392,53 @@ fn feature_scores_match_the_papers_method() {
     }
 }
 
-/// Side-effect predictors and measurements agree on every device.
+/// Side-effect predictors, measurements and the predictors' rank correlations (our own formulation after Duan
+/// 2026) against the same computed with transformers and sae-lens (scripts/make_side_effect_fixtures.py).
 #[test]
-fn side_effects_agree_across_devices() {
+fn side_effects_match_the_reference() {
     use steerlab::analysis::side_effects::side_effects;
-    use steerlab::steer::builtin::{CORPUS, PROMPTS, corpus_passages};
-    let (corpus, prompts) = (corpus_passages(CORPUS), corpus_passages(PROMPTS));
-    let mut runs = Vec::new();
-    for (_, device) in devices() {
+    use steerlab::steer::builtin::{CORPUS, corpus_passages};
+    let exp = Expected::from_file(&sae_dir("standard").join("side_effects.safetensors"));
+    let features: Vec<usize> = serde_json::from_str(&exp.meta("features")).unwrap();
+    let prompts: Vec<String> = serde_json::from_str(&exp.meta("prompts")).unwrap();
+    let strength: f32 = serde_json::from_str(&exp.meta("strength")).unwrap();
+    let lens_k: usize = serde_json::from_str(&exp.meta("lens_k")).unwrap();
+    let corpus = corpus_passages(CORPUS);
+    for (dev_name, device) in devices() {
         let model = Model::from_dir(&model_dir("gpt2-tiny"), &device).unwrap();
-        let sae = Sae::from_dir(&sae_dir("jumprelu"), &device).unwrap();
-        runs.push(
-            pollster::block_on(side_effects(&model, &sae, &[3, 10, 40], &corpus, &prompts[..4], None, 20)).unwrap(),
-        );
-    }
-    let flat = |s: &steerlab::analysis::side_effects::SideEffects| {
-        let mut v = vec![s.strength];
-        for r in &s.rows {
-            let (p, m) = (&r.predictors, &r.measured);
-            v.extend([p.max_decoder_cosine, p.firing_rate, p.mean_activation, p.max_coactivation, p.logit_footprint]);
-            v.extend([m.effect_mean, m.effect_std, m.collateral_spread]);
+        let sae = Sae::from_dir(&sae_dir("standard"), &device).unwrap();
+        let se = pollster::block_on(side_effects(&model, &sae, &features, &corpus, &prompts, Some(strength), lens_k))
+            .unwrap();
+        assert_eq!(se.strength, strength);
+        let column = |get: fn(&steerlab::analysis::side_effects::SideEffectRow) -> f32| -> Vec<f32> {
+            se.rows.iter().map(get).collect()
+        };
+        let columns: [(&str, Vec<f32>, f32); 10] = [
+            ("max_cos", column(|r| r.predictors.max_decoder_cosine), 1e-5),
+            ("neighbours", column(|r| r.predictors.neighbours as f32), 0.0),
+            ("firing_rate", column(|r| r.predictors.firing_rate), 1e-6),
+            ("mean_act", column(|r| r.predictors.mean_activation), 1e-4),
+            ("coact", column(|r| r.predictors.max_coactivation), 1e-6),
+            ("footprint", column(|r| r.predictors.logit_footprint), 1e-4),
+            ("effect_mean", column(|r| r.measured.effect_mean), 1e-3),
+            ("effect_std", column(|r| r.measured.effect_std), 1e-3),
+            ("collateral", column(|r| r.measured.collateral_spread), 1e-4),
+            ("downstream", column(|r| r.measured.downstream_spread), 1e-5),
+        ];
+        for (name, got, tol) in columns {
+            let want = exp.f32(name);
+            let d = rel_diff(&got, &want);
+            assert!(d <= tol, "{name} on {dev_name}: {got:?} vs {want:?} ({d})");
         }
-        v
-    };
-    let cpu = flat(&runs[0]);
-    assert!(cpu.iter().all(|v| v.is_finite()), "{cpu:?}");
-    for other in &runs[1..] {
-        let close = flat(other).iter().zip(&cpu).all(|(a, b)| (a - b).abs() <= 1e-3 * b.abs().max(1.0));
-        assert!(close, "{:?} vs {cpu:?}", flat(other));
+        let want = exp.f32("checks");
+        for (c, want) in se.checks.iter().zip(want.chunks(3)) {
+            for (got, &w) in [c.vs_instability, c.vs_collateral, c.vs_downstream].into_iter().zip(want) {
+                match got {
+                    Some(g) => assert!((g - w).abs() <= 1e-4, "{} on {dev_name}: {g} vs {w}", c.predictor),
+                    None => assert!(w.is_nan(), "{} on {dev_name}: undefined vs {w}", c.predictor),
+                }
+            }
+        }
     }
 }
 

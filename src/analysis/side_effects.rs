@@ -13,7 +13,11 @@
 //! - effect stability: per prompt, the change of log p(the feature's lens tokens) at the last position; its
 //!   mean, standard deviation and coefficient of variation std / |mean| (lower is more stable);
 //! - collateral spread: at the SAE's hook, the share of the total change of feature activations that lands on
-//!   other features, Σ_{g≠f} |Δa_g| / Σ_g |Δa_g|, averaged over the prompts' tokens.
+//!   other features, Σ_{g≠f} |Δa_g| / Σ_g |Δa_g|, averaged over the prompts' tokens;
+//! - downstream spread: at the model's output, the share of the change of the next-token distribution (at each
+//!   prompt's last position) that lands outside the feature's own lens tokens, Σ_{t∉lens} |Δp_t| / Σ_t |Δp_t|,
+//!   averaged over prompts. It is measured after every later layer, so unlike collateral spread it does not
+//!   share the SAE's own geometry with the predictors.
 
 use super::corpus::corpus_activations;
 use super::features::{lens_probs, lens_tokens};
@@ -49,6 +53,8 @@ pub struct Measured {
     /// std / |mean| of the effect across prompts.
     pub effect_cv: f32,
     pub collateral_spread: f32,
+    #[serde(default)]
+    pub downstream_spread: f32,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -65,6 +71,8 @@ pub struct PredictorCheck {
     pub predictor: String,
     pub vs_instability: Option<f32>,
     pub vs_collateral: Option<f32>,
+    #[serde(default)]
+    pub vs_downstream: Option<f32>,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -116,6 +124,7 @@ pub async fn side_effects(
     let vectors = sae.decoder_rows(features)?; // [features, d]
     let mut clean: Vec<Vec<f32>> = vec![Vec::new(); features.len()]; // [feature][prompt]
     let mut steered: Vec<Vec<f32>> = vec![Vec::new(); features.len()];
+    let mut downstream: Vec<Vec<f32>> = vec![Vec::new(); features.len()];
     let vocab = model.cfg().vocab_size;
     // Progress in rows: each prompt unsteered, then once per feature.
     let (total, mut done) = (n_prompts * (1 + features.len()), 0);
@@ -150,12 +159,15 @@ pub async fn side_effects(
             let input = part.rows_input(&which, kept.as_ref().map(|x| (point, x)), &mut ids);
             let normed = model.run_to(input, &mut hooks, HookPoint::LnFinal)?;
             let positions: Vec<usize> = which.iter().map(|&p| part.lens[p] - 1).collect();
-            let probs = next_token_probs(model, normed, &positions);
+            let steered_probs = next_token_probs(model, normed, &positions);
             let ids: Vec<u32> = jobs.iter().flat_map(|&(f, _)| lens[f].iter().copied()).collect();
             let k = lens.first().map_or(0, Vec::len);
-            let masses = read(log_mass(probs, &ids, k)).await?.data;
-            for (&(f, _), m) in jobs.iter().zip(masses) {
+            let masses = read(log_mass(steered_probs.clone(), &ids, k)).await?.data;
+            let clean_rows = probs.clone().select(0, index_tensor(&which, device)); // [jobs, vocab]
+            let spread = read(off_lens_share(steered_probs, clean_rows, &ids, k)).await?.data;
+            for ((&(f, _), m), sp) in jobs.iter().zip(masses).zip(spread) {
                 steered[f].push(m);
+                downstream[f].push(sp);
             }
         }
     }
@@ -185,6 +197,7 @@ pub async fn side_effects(
                 effect_std,
                 effect_cv: effect_std / effect_mean.abs().max(1e-12),
                 collateral_spread,
+                downstream_spread: mean(downstream[i].iter().copied()),
             },
         });
     }
@@ -195,6 +208,20 @@ pub async fn side_effects(
 /// Next-token probabilities at each row's `positions` entry: ln_final's output [rows, seq, d] → [rows, vocab].
 fn next_token_probs(model: &Model, normed: Tensor<3>, positions: &[usize]) -> Tensor<2> {
     activation::softmax(model.net.vocab_logits(gather_positions(normed, positions)), 1)
+}
+
+/// Per row, the share of Σ_t |steered_t − clean_t| (both [rows, vocab]) outside the row's `k` tokens ([rows * k]
+/// distinct ids per row): [rows].
+fn off_lens_share(steered: Tensor<2>, clean: Tensor<2>, ids: &[u32], k: usize) -> Tensor<1> {
+    let rows = steered.dims()[0];
+    let ids = Tensor::<2, Int>::from_data(
+        TensorData::new(ids.iter().map(|&t| t as i64).collect(), [rows, k]),
+        &steered.device(),
+    );
+    let change = (steered - clean).abs(); // [rows, vocab]
+    let total = change.clone().sum_dim(1); // [rows, 1]
+    let on_lens = change.gather(1, ids).sum_dim(1);
+    ((total.clone() - on_lens) / total.clamp_min(1e-30)).reshape([rows])
 }
 
 /// ln Σ p(token) over each row's `k` tokens ([rows * k] ids): [rows, vocab] → [rows].
@@ -221,6 +248,7 @@ const PREDICTORS: [Column; 6] = [
 fn predictor_checks(rows: &[SideEffectRow]) -> Vec<PredictorCheck> {
     let cv: Vec<f32> = rows.iter().map(|r| r.measured.effect_cv).collect();
     let spread: Vec<f32> = rows.iter().map(|r| r.measured.collateral_spread).collect();
+    let downstream: Vec<f32> = rows.iter().map(|r| r.measured.downstream_spread).collect();
     PREDICTORS
         .iter()
         .map(|(name, get)| {
@@ -229,6 +257,7 @@ fn predictor_checks(rows: &[SideEffectRow]) -> Vec<PredictorCheck> {
                 predictor: name.to_string(),
                 vs_instability: spearman(&xs, &cv),
                 vs_collateral: spearman(&xs, &spread),
+                vs_downstream: spearman(&xs, &downstream),
             }
         })
         .collect()

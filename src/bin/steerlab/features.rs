@@ -116,13 +116,24 @@ fn print_report(r: &Report) {
         se.strength
     );
     println!(
-        "   {:>8} {:>8} {:>6} {:>8} {:>8} {:>8} {:>9} | {:>9} {:>8} {:>8} {:>10}",
-        "feature", "max cos", "neigh", "firing", "mean act", "co-act", "footprint", "effect", "std", "cv", "collateral"
+        "   {:>8} {:>8} {:>6} {:>8} {:>8} {:>8} {:>9} | {:>9} {:>8} {:>8} {:>10} {:>10}",
+        "feature",
+        "max cos",
+        "neigh",
+        "firing",
+        "mean act",
+        "co-act",
+        "footprint",
+        "effect",
+        "std",
+        "cv",
+        "collateral",
+        "downstream"
     );
     for row in &se.rows {
         let (p, m) = (&row.predictors, &row.measured);
         println!(
-            "   {:>8} {:>8.3} {:>6} {:>8.4} {:>8.3} {:>8.3} {:>9.1} | {:>9.3} {:>8.3} {:>8.3} {:>10.3}",
+            "   {:>8} {:>8.3} {:>6} {:>8.4} {:>8.3} {:>8.3} {:>9.1} | {:>9.3} {:>8.3} {:>8.3} {:>10.3} {:>10.3}",
             row.feature,
             p.max_decoder_cosine,
             p.neighbours,
@@ -133,13 +144,20 @@ fn print_report(r: &Report) {
             m.effect_mean,
             m.effect_std,
             m.effect_cv,
-            m.collateral_spread
+            m.collateral_spread,
+            m.downstream_spread
         );
     }
     println!("\n   How each predictor ranked the features (Spearman correlation):");
-    println!("   {:<20} {:>14} {:>14}", "predictor", "instability", "collateral");
+    println!("   {:<20} {:>14} {:>14} {:>14}", "predictor", "instability", "collateral", "downstream");
     let opt = |v: Option<f32>| v.map_or("-".into(), |v| format!("{v:+.3}"));
     for c in &se.checks {
-        println!("   {:<20} {:>14} {:>14}", c.predictor, opt(c.vs_instability), opt(c.vs_collateral));
+        println!(
+            "   {:<20} {:>14} {:>14} {:>14}",
+            c.predictor,
+            opt(c.vs_instability),
+            opt(c.vs_collateral),
+            opt(c.vs_downstream)
+        );
     }
 }

@@ -168,7 +168,7 @@ pub fn FeaturesView() -> impl IntoView {
                     <h3>{format!("Side effects at strength {:.2}", side.strength)}</h3>
                     <table data-testid="side-effects">
                         <tr><th>"feature"</th><th>"max |cos|"</th><th>"firing rate"</th><th>"co-activation"</th>
-                            <th>"logit footprint"</th><th>"effect (mean ± std)"</th><th>"instability (CV)"</th><th>"collateral"</th></tr>
+                            <th>"logit footprint"</th><th>"effect (mean ± std)"</th><th>"instability (CV)"</th><th>"collateral"</th><th>"downstream"</th></tr>
                         {side.rows.iter().map(|r| view! { <tr>
                             <td>{feature_link(r.feature, link(r.feature))}</td>
                             <td class="num">{format!("{:.2}", r.predictors.max_decoder_cosine)}</td>
@@ -178,6 +178,7 @@ pub fn FeaturesView() -> impl IntoView {
                             <td class="num">{format!("{:.2} ± {:.2}", r.measured.effect_mean, r.measured.effect_std)}</td>
                             <td class="num">{format!("{:.2}", r.measured.effect_cv)}</td>
                             <td class="num">{format!("{:.2}", r.measured.collateral_spread)}</td>
+                            <td class="num">{format!("{:.2}", r.measured.downstream_spread)}</td>
                         </tr> }).collect_view()}
                     </table>
                     <p class="note">"Predictors, cheap to compute: max |cos| — the feature's decoder direction against its \
@@ -185,13 +186,15 @@ pub fn FeaturesView() -> impl IntoView {
                         largest overlap (Jaccard index) of the tokens it fires on with another feature's; logit footprint — how many tokens its \
                         logit lens spreads over (exp of the entropy: 1 is one token, the vocabulary size is none in \
                         particular). Measured: the effect on its own tokens across prompts, its instability (std ÷ \
-                        |mean|) and collateral (the share of the change in SAE activations that lands on other features). \
+                        |mean|), collateral (the share of the change in SAE activations that lands on other features) and \
+                        downstream (the share of the change in the next-token distribution outside its own tokens, \
+                        measured after every later layer). \
                         These measures are our own formulation after Duan (2026), whose formulas are not public."</p>
                     <table data-testid="predictor-checks">
-                        <tr><th>"predictor"</th><th>"rank correlation with instability"</th><th>"with collateral"</th></tr>
+                        <tr><th>"predictor"</th><th>"rank correlation with instability"</th><th>"with collateral"</th><th>"with downstream"</th></tr>
                         {side.checks.iter().map(|c| view! { <tr>
                             <td>{c.predictor.replace('_', " ")}</td><td class="num">{opt(c.vs_instability)}</td>
-                            <td class="num">{opt(c.vs_collateral)}</td>
+                            <td class="num">{opt(c.vs_collateral)}</td><td class="num">{opt(c.vs_downstream)}</td>
                         </tr> }).collect_view()}
                     </table>
                     <button class="small" on:click=move |_| export::download("features.json", "application/json", json.as_bytes())>"JSON"</button>
