@@ -230,6 +230,7 @@ fn signed_projections_match_the_reference_on_an_untied_sae() {
 /// the vector and on the rescaled vector, against sae-lens (scripts/make_decomposition_fixtures.py).
 #[test]
 fn default_components_carry_bias_and_activations() {
+    use steerlab::analysis::corpus::CorpusStats;
     use steerlab::analysis::defaults::default_components;
     use steerlab::model::weights::HostTensor;
     let exp = Expected::from_file(&sae_dir("standard").join("decompositions.safetensors"));
@@ -244,7 +245,7 @@ fn default_components_carry_bias_and_activations() {
         pick(&|f| !fires(&acts, f) && fires(&rescaled, f)),
         pick(&|f| !fires(&acts, f) && !fires(&rescaled, f)),
     ];
-    let corpus = HostTensor::new(vec![1, v.len()], v.clone());
+    let corpus = CorpusStats::of_rows(&HostTensor::new(vec![1, v.len()], v.clone()), 200);
     for (dev_name, device) in devices() {
         let sae = Sae::from_dir(&sae_dir("standard"), &device).unwrap();
         let d = pollster::block_on(default_components(&sae, &features, &corpus, None, None, &v, scale)).unwrap();

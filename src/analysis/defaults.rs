@@ -2,6 +2,7 @@
 //! whatever the prompt; the positive and the negative prompts share them and CAA's difference removes them,
 //! so a feature the SAE uses for every activation can look very different on the steering vector.
 
+use super::corpus::CorpusStats;
 use crate::device::read;
 use crate::error::Result;
 use crate::model::layers::{index_tensor, row_tensor, upload};
@@ -16,7 +17,7 @@ pub struct Strip {
     pub values: Vec<f32>,
 }
 
-const STRIP: usize = 200;
+pub const STRIP: usize = 200;
 
 /// Per feature, the projection x · W_enc[:, f] (before bias) of each group's activations.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -40,10 +41,12 @@ pub struct DefaultComponent {
     pub scale: f32,
 }
 
+/// The projections of `features` on the corpus (its mean, and its sampled tokens as dots), on the positive and
+/// negative prompts, and on the vector.
 pub async fn default_components(
     sae: &Sae,
     features: &[usize],
-    corpus: &HostTensor,
+    corpus: &CorpusStats,
     positive: Option<&HostTensor>,
     negative: Option<&HostTensor>,
     sv: &[f32],
@@ -58,7 +61,9 @@ pub async fn default_components(
         let p = read(upload::<2>(x.clone(), &device).matmul(dirs.clone())).await?.data; // [n, features]
         Ok((0..features.len()).map(|j| p.iter().skip(j).step_by(features.len()).copied().collect()).collect())
     };
-    let corpus = project(corpus).await?;
+    // The mean projection is the projection of the mean: every token counts, not only the sampled ones.
+    let corpus_mean = project(&HostTensor::new(vec![1, sae.cfg.d_in], corpus.mean())).await?;
+    let corpus = project(&corpus.sample).await?;
     let pos = match positive {
         Some(x) => Some(project(x).await?),
         None => None,
@@ -77,7 +82,7 @@ pub async fn default_components(
         .enumerate()
         .map(|(j, &feature)| DefaultComponent {
             feature,
-            corpus: strip(&corpus[j]),
+            corpus: Strip { mean: corpus_mean[j][0], ..strip(&corpus[j]) },
             positive: pos.as_ref().map(|p| strip(&p[j])),
             negative: neg.as_ref().map(|n| strip(&n[j])),
             vector: vector[j][0],
@@ -106,7 +111,7 @@ mod tests {
         // Both sides have x1 = 4 (a default component along feature 2); they differ in x0.
         let pos = HostTensor::new(vec![2, 2], vec![1.0, 4.0, 1.5, 4.0]);
         let neg = HostTensor::new(vec![2, 2], vec![-1.0, 4.0, -0.5, 4.0]);
-        let corpus = HostTensor::new(vec![1, 2], vec![0.0, 3.0]);
+        let corpus = CorpusStats::of_rows(&HostTensor::new(vec![1, 2], vec![0.0, 3.0]), 200);
         let sv = [2.0, 0.0];
         let d =
             pollster::block_on(default_components(&sae, &[2, 0], &corpus, Some(&pos), Some(&neg), &sv, 1.0)).unwrap();

@@ -64,8 +64,8 @@ pub async fn decompose(model: &Model, sae: &Sae, sv: &[f32], opts: &DecomposeOpt
     for e in opts.edits {
         sae.check_features(&e.features)?;
     }
-    let corpus = corpus::corpus_activations(model, opts.corpus, point).await?;
-    let norms = norms::norm_histogram(&corpus, sv, 40);
+    let corpus = corpus::corpus_stats(model, opts.corpus, point, defaults::STRIP, &mut |_| Ok(())).await?;
+    let norms = norms::norm_histogram(&corpus.norms, sv, 40);
     let typical = (norms.median / norms.vector_norm.max(1e-12)).max(1.0);
     let bias = bias::bias_dominance(sae, sv, &[1.0, typical], opts.top).await?;
     let features: Vec<usize> = bias.features.iter().map(|f| f.feature).take(opts.top).collect();
@@ -82,7 +82,7 @@ pub async fn decompose(model: &Model, sae: &Sae, sv: &[f32], opts: &DecomposeOpt
     if let (Some(p), Some(n)) = (&pos, &neg) {
         projections::partner_activations(sae, &mut projections, p, n).await?;
     }
-    let mean = corpus::mean_row(&corpus);
+    let mean = corpus.mean();
     let eval = opts.eval.map(|probes| table::Eval { model, probes, multipliers: opts.multipliers });
     let table = table::steerability_table(sae, sv, &mean, opts.ks, opts.edits, eval, &|| model.check_stop()).await?;
     Ok(Decomposition { hook: point.to_string(), vector_norm: norm(sv), norms, bias, defaults, projections, table })

@@ -1,7 +1,6 @@
 //! Diagnostic 1: the steering vector's norm against the norms of real activations at the same hook. SAEs are
 //! trained on activations; a vector far shorter than any of them is out of distribution for the encoder.
 
-use crate::model::weights::HostTensor;
 use crate::stats::{mean, norm};
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -18,9 +17,9 @@ pub struct NormHistogram {
     pub median_over_vector: f32,
 }
 
-pub fn norm_histogram(acts: &HostTensor, vector: &[f32], bins: usize) -> NormHistogram {
-    let d = acts.shape[1];
-    let mut norms: Vec<f32> = acts.data.chunks(d).map(norm).collect();
+/// The histogram of activation `norms` (one per token) with the vector's norm marked.
+pub fn norm_histogram(norms: &[f32], vector: &[f32], bins: usize) -> NormHistogram {
+    let mut norms = norms.to_vec();
     norms.sort_by(f32::total_cmp);
     let vector_norm = norm(vector);
     let median = norms.get(norms.len() / 2).copied().unwrap_or(0.0);
@@ -49,8 +48,7 @@ mod tests {
 
     #[test]
     fn counts_every_activation() {
-        let acts = HostTensor::new(vec![3, 2], vec![3.0, 4.0, 0.0, 1.0, 6.0, 8.0]); // norms 5, 1, 10
-        let h = norm_histogram(&acts, &[0.5, 0.0], 4);
+        let h = norm_histogram(&[5.0, 1.0, 10.0], &[0.5, 0.0], 4);
         assert_eq!((h.tokens, h.median, h.counts.iter().sum::<usize>()), (3, 5.0, 3));
         assert_eq!(h.median_over_vector, 10.0);
         assert_eq!(h.counts, vec![1, 1, 0, 1]);

@@ -12,7 +12,7 @@
 //! - success = their harmonic mean (Arad et al. combine an LLM judge's concept and fluency ratings the same way;
 //!   the two ratings here are our own stand-ins for that judge). A feature's success is its best over strengths.
 
-use super::corpus::corpus_activations;
+use super::corpus::corpus_stats;
 use super::features::{FeatureScore, ScoreOptions, feature_scores};
 use super::norms::norm_histogram;
 use crate::device::read;
@@ -143,7 +143,8 @@ pub async fn population(model: &Model, sae: &Sae, opts: &PopulationOptions<'_>) 
         .map(|s| Point { feature: s.feature, output_score: s.output_score, input_score: s.input_score })
         .collect();
     let cooccurrence = cooccurrence(&points);
-    let median_norm = norm_histogram(&corpus_activations(model, opts.scores.corpus, point).await?, &[], 1).median;
+    let corpus = corpus_stats(model, opts.scores.corpus, point, 0, &mut |_| Ok(())).await?;
+    let median_norm = norm_histogram(&corpus.norms, &[], 1).median;
 
     let mut out = Population {
         hook: point.to_string(),

@@ -19,7 +19,7 @@
 //!   averaged over prompts. It is measured after every later layer, so unlike collateral spread it does not
 //!   share the SAE's own geometry with the predictors.
 
-use super::corpus::corpus_activations;
+use super::corpus::{corpus_activations, corpus_stats};
 use super::features::{lens_probs, lens_tokens};
 use super::norms::norm_histogram;
 use crate::device::read;
@@ -29,6 +29,7 @@ use crate::model::batch::{Batch, gather_positions};
 use crate::model::hooks::{HookPoint, Hooks, RowAdd, RowSteering};
 use crate::model::layers::{index_tensor, row_tensor, upload};
 use crate::model::transformer::{Input, Transformer};
+use crate::model::weights::HostTensor;
 use crate::sae::Sae;
 use crate::stats::{mean, spearman};
 use burn::tensor::{Int, Tensor, TensorData, activation};
@@ -100,14 +101,19 @@ pub async fn side_effects(
     }
     let device = &model.net.device;
     let geometry = decoder_geometry(sae, features).await?;
-    let corpus_acts = corpus_activations(model, corpus, point).await?;
-    let strength = match strength {
-        Some(s) if s.is_finite() => s,
-        Some(s) => return Err(Error::invalid(format!("strength {s} is not finite"))),
-        None => 0.5 * norm_histogram(&corpus_acts, &[], 1).median,
-    };
-    let acts = sae.encode(upload::<2>(corpus_acts, device)); // [n, d_sae]: no decoding needed
-    let stats = activation_stats(acts, features).await?;
+    if strength.is_some_and(|s| !s.is_finite()) {
+        return Err(Error::invalid(format!("strength {} is not finite", strength.unwrap_or_default())));
+    }
+    // Firing counts and co-firing, summed on the device chunk by chunk as the corpus streams past.
+    let mut tally = Tally::new(features, device);
+    let d = sae.cfg.d_in;
+    let corpus_stats = corpus_stats(model, corpus, point, 0, &mut |rows| {
+        tally.add(sae.encode(upload::<2>(HostTensor::new(vec![rows.len() / d, d], rows.to_vec()), device)));
+        Ok(())
+    })
+    .await?;
+    let strength = strength.unwrap_or_else(|| 0.5 * norm_histogram(&corpus_stats.norms, &[], 1).median);
+    let stats = tally.finish(features).await?;
     let lens_dist = lens_probs(model, sae, features).await?;
     let lenses: Vec<_> = lens_dist.iter().map(|probs| lens_tokens(model, probs, lens_k)).collect();
 
@@ -282,32 +288,68 @@ async fn decoder_geometry(sae: &Sae, features: &[usize]) -> Result<Vec<(f32, usi
 
 /// Per feature, from corpus activations [n, d_sae]: (firing rate, mean activation where it fires, largest
 /// Jaccard index of its firing tokens with another feature's).
+#[cfg(test)]
 async fn activation_stats(acts: Tensor<2>, features: &[usize]) -> Result<Vec<(f32, f32, f32)>> {
-    let [n, d_sae] = acts.dims();
-    let fired = acts.clone().greater_elem(0.0).float(); // [n, d_sae]
-    let ids = index_tensor(features, &acts.device());
-    let mine = fired.clone().select(1, ids.clone()); // [n, k]
-    let co = read(mine.clone().transpose().matmul(fired.clone())).await?.data; // [k, d_sae]: tokens firing both
-    let counts = read(fired.sum_dim(0)).await?.data; // [1, d_sae]
-    let sums = read(acts.select(1, ids).sum_dim(0)).await?.data; // [1, k]
-    Ok(features
-        .iter()
-        .enumerate()
-        .map(|(i, &f)| {
-            let row = &co[i * d_sae..(i + 1) * d_sae];
-            let jaccard = row
-                .iter()
-                .enumerate()
-                .filter(|&(g, _)| g != f)
-                .map(|(g, &both)| {
-                    let union = counts[f] + counts[g] - both;
-                    if union > 0.0 { both / union } else { 0.0 }
-                })
-                .fold(0.0f32, f32::max);
-            let mean_act = if counts[f] > 0.0 { sums[i] / counts[f] } else { 0.0 };
-            (counts[f] / n as f32, mean_act, jaccard)
-        })
-        .collect())
+    let mut tally = Tally::new(features, &acts.device());
+    tally.add(acts);
+    tally.finish(features).await
+}
+
+/// What `activation_stats` needs, summed over chunks of corpus activations on the device: tokens, every
+/// feature's firing count, how often the chosen features fire with each feature, and their activation sums.
+struct Tally {
+    ids: Tensor<1, Int>,
+    tokens: usize,
+    sums: Option<(Tensor<2>, Tensor<2>, Tensor<2>)>,
+}
+
+impl Tally {
+    fn new(features: &[usize], device: &burn::tensor::Device) -> Self {
+        Self { ids: index_tensor(features, device), tokens: 0, sums: None }
+    }
+
+    /// Adds one chunk's SAE activations [n, d_sae].
+    fn add(&mut self, acts: Tensor<2>) {
+        self.tokens += acts.dims()[0];
+        let fired = acts.clone().greater_elem(0.0).float(); // [n, d_sae]
+        let mine = fired.clone().select(1, self.ids.clone()); // [n, k]
+        let co = mine.transpose().matmul(fired.clone()); // [k, d_sae]: tokens firing both
+        let counts = fired.sum_dim(0); // [1, d_sae]
+        let sums = acts.select(1, self.ids.clone()).sum_dim(0); // [1, k]
+        self.sums = Some(match self.sums.take() {
+            Some((a, b, c)) => (a + co, b + counts, c + sums),
+            None => (co, counts, sums),
+        });
+    }
+
+    /// Per feature: (firing rate, mean activation where it fires, largest Jaccard index of its firing tokens with
+    /// another feature's).
+    async fn finish(self, features: &[usize]) -> Result<Vec<(f32, f32, f32)>> {
+        let Some((co, counts, sums)) = self.sums else {
+            return Err(Error::invalid("the corpus has no token to count"));
+        };
+        let d_sae = counts.dims()[1];
+        let n = self.tokens;
+        let (co, counts, sums) = (read(co).await?.data, read(counts).await?.data, read(sums).await?.data);
+        Ok(features
+            .iter()
+            .enumerate()
+            .map(|(i, &f)| {
+                let row = &co[i * d_sae..(i + 1) * d_sae];
+                let jaccard = row
+                    .iter()
+                    .enumerate()
+                    .filter(|&(g, _)| g != f)
+                    .map(|(g, &both)| {
+                        let union = counts[f] + counts[g] - both;
+                        if union > 0.0 { both / union } else { 0.0 }
+                    })
+                    .fold(0.0f32, f32::max);
+                let mean_act = if counts[f] > 0.0 { sums[i] / counts[f] } else { 0.0 };
+                (counts[f] / n as f32, mean_act, jaccard)
+            })
+            .collect())
+    }
 }
 
 /// exp(entropy) of a feature's logit-lens probabilities: how many tokens its direct effect spreads over.
