@@ -6,5 +6,6 @@ pub mod builtin;
 pub mod caa;
 pub mod dataset;
 pub mod propensity;
+pub mod remote;
 pub mod score;
 pub mod vector;

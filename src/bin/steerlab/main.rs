@@ -169,6 +169,9 @@ mod cli {
         /// Download a model (or SAE files) from the Hugging Face hub into its cache, where `serve` finds it: with
         /// progress, resume and checksums.
         Fetch(crate::fetch::FetchArgs),
+        /// Download real data at pinned commits: Rimsky et al.'s CAA A/B sets (`caa/sycophancy`, ... or `caa`) and
+        /// a background corpus (`wikitext-2`), into a cache folder; prints the flags that use them.
+        FetchData(crate::fetch::data::FetchDataArgs),
         /// Load-test a running helper over loopback: requests/s and p50/p99 latency with concurrent clients.
         Loadtest(crate::serve::loadtest::LoadtestArgs),
     }
@@ -345,6 +348,7 @@ mod cli {
             Cmd::Bench(args) => crate::bench::run(args),
             Cmd::Serve(args) => crate::serve::run(args),
             Cmd::Fetch(args) => crate::fetch::run(args),
+            Cmd::FetchData(args) => crate::fetch::data::run(args),
             Cmd::Loadtest(args) => crate::serve::loadtest::run(args),
         }
     }

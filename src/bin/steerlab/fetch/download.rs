@@ -167,7 +167,7 @@ impl Progress {
         Self { label: label.to_string(), total, start: now, last: now, last_tenth: 0, tty, drawn: false }
     }
 
-    fn update(&mut self, done: u64) {
+    pub(super) fn update(&mut self, done: u64) {
         let tenth = done * 10 / self.total.max(1);
         let due = if self.tty { self.last.elapsed() >= Duration::from_millis(200) } else { tenth > self.last_tenth };
         if !due && done < self.total {
@@ -196,7 +196,7 @@ impl Progress {
     }
 
     /// Ends a line drawn in place, before other output.
-    fn finish_line(&mut self) {
+    pub(super) fn finish_line(&mut self) {
         if self.drawn {
             eprintln!();
             self.drawn = false;

@@ -4,6 +4,7 @@
 //! Range, within a run and across runs) and a checksum of every file against the hub's (sha256 of LFS files,
 //! the git blob id of the others).
 
+pub mod data;
 mod download;
 mod hub;
 
