@@ -36,7 +36,7 @@ from sae_lens import SAE
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 import make_feature_fixtures as scores_ref
-from make_science_fixtures import words
+from make_science_fixtures import adder, words
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..")
@@ -70,14 +70,19 @@ def spearman(x, y):
     return float((rx * ry).sum() / (rx.pow(2).sum() * ry.pow(2).sum()).sqrt())
 
 
-def main():
+def load_tiny():
+    """gpt2-tiny, its tokenizer as ids, the standard SAE (blocks.1.hook_resid_pre) and that SAE's folder."""
     path = os.path.join(ROOT, "tests", "fixtures", "models", "gpt2-tiny")
     sae_dir = os.path.join(ROOT, "tests", "fixtures", "saes", "standard")
     tok = AutoTokenizer.from_pretrained(path)
     model = AutoModelForCausalLM.from_pretrained(path, torch_dtype=torch.float32).eval()
-    sae = SAE.load_from_disk(sae_dir)
-    d_sae = sae.W_dec.shape[0]
     enc = lambda text: tok(text, add_special_tokens=False)["input_ids"]
+    return tok, enc, model, SAE.load_from_disk(sae_dir), sae_dir
+
+
+def main():
+    tok, enc, model, sae, sae_dir = load_tiny()
+    d_sae = sae.W_dec.shape[0]
 
     scores_ref.N = d_sae
     s = scores_ref.scores(20, 10.0)
@@ -171,14 +176,8 @@ def generate(model, enc, v):
     eos = model.config.eos_token_id
     eos = set(eos if isinstance(eos, list) else [eos])
 
-    def add(module, args, kwargs):
-        if args:
-            return (args[0] + v,) + tuple(args[1:]), kwargs
-        kwargs["hidden_states"] = kwargs["hidden_states"] + v
-        return args, kwargs
-
     gens = []
-    handle = model.transformer.h[LAYER].register_forward_pre_hook(add, with_kwargs=True)
+    handle = model.transformer.h[LAYER].register_forward_pre_hook(adder({"v": v}), with_kwargs=True)
     for prompt in PROMPTS:
         ids, new = enc(prompt), []
         while len(new) < MAX_NEW:

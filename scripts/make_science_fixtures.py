@@ -134,17 +134,24 @@ def words(text):
     return out + ([word.lower()] if word else [])
 
 
-def steer_score(model, blocks, tok, enc, v):
-    eos = model.config.eos_token_id
-    eos = set(eos if isinstance(eos, list) else [eos])
-    n_ctx = model.config.max_position_embeddings
-    steer = {"v": None}
+def adder(steer):
+    """A forward pre-hook (with_kwargs) adding steer["v"] to a block's input at every position."""
 
     def add(module, args, kwargs):
         if args:
             return (args[0] + steer["v"],) + tuple(args[1:]), kwargs
         kwargs["hidden_states"] = kwargs["hidden_states"] + steer["v"]
         return args, kwargs
+
+    return add
+
+
+def steer_score(model, blocks, tok, enc, v):
+    eos = model.config.eos_token_id
+    eos = set(eos if isinstance(eos, list) else [eos])
+    n_ctx = model.config.max_position_embeddings
+    steer = {"v": None}
+    add = adder(steer)
 
     gens = {}
     handle = blocks[SCORE["layer"]].register_forward_pre_hook(add, with_kwargs=True)

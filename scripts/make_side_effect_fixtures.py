@@ -25,10 +25,9 @@ import os
 
 import torch
 from safetensors.torch import save_file
-from sae_lens import SAE
-from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from make_population_fixtures import spearman
+from make_population_fixtures import load_tiny, spearman
+from make_science_fixtures import adder
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..")
@@ -38,12 +37,7 @@ PROMPTS = [l.strip() for l in open(os.path.join(ROOT, "static", "datasets", "pro
 
 
 def main():
-    path = os.path.join(ROOT, "tests", "fixtures", "models", "gpt2-tiny")
-    sae_dir = os.path.join(ROOT, "tests", "fixtures", "saes", "standard")
-    tok = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path, torch_dtype=torch.float32).eval()
-    sae = SAE.load_from_disk(sae_dir)
-    enc = lambda text: tok(text, add_special_tokens=False)["input_ids"]
+    tok, enc, model, sae, sae_dir = load_tiny()
     hidden = lambda ids: model(torch.tensor([ids]), output_hidden_states=True).hidden_states[LAYER][0]
     w = sae.W_dec.double()
     unit = w / w.norm(dim=-1, keepdim=True)
@@ -59,12 +53,7 @@ def main():
         prompt_x = torch.cat([hidden(enc(p))[1:] for p in PROMPTS if len(enc(p)) >= 2])
 
         def next_probs(ids, add=None):
-            def hook(module, args, kwargs):
-                if args:
-                    return (args[0] + add,) + tuple(args[1:]), kwargs
-                kwargs["hidden_states"] = kwargs["hidden_states"] + add
-                return args, kwargs
-
+            hook = adder({"v": add})
             handle = model.transformer.h[LAYER].register_forward_pre_hook(hook, with_kwargs=True) if add is not None else None
             p = torch.softmax(model(torch.tensor([ids])).logits[0, -1].double(), -1)
             if handle:

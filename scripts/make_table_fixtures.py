@@ -27,6 +27,8 @@ from safetensors.torch import load_file, save_file
 from sae_lens import SAE
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from make_science_fixtures import adder
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 FIX = os.path.join(HERE, "..", "tests", "fixtures")
 SAE_DIR = os.path.join(FIX, "saes", "standard")
@@ -89,14 +91,7 @@ def main():
                 pair.append(int(full[-1]))
             ids.append(pair)
         steer = {"v": None}
-
-        def add(module, args, kwargs):
-            if args:
-                return (args[0] + steer["v"],) + tuple(args[1:]), kwargs
-            kwargs["hidden_states"] = kwargs["hidden_states"] + steer["v"]
-            return args, kwargs
-
-        handle = model.transformer.h[LAYER].register_forward_pre_hook(add, with_kwargs=True)
+        handle = model.transformer.h[LAYER].register_forward_pre_hook(adder(steer), with_kwargs=True)
         slopes = []
         for _, vec in rows:
             means = []

@@ -8,7 +8,7 @@ import { spawn } from "node:child_process";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { dirname, join } from "node:path";
-import { mirror, serve } from "./server.mjs";
+import { mirror, rawMirror, serve } from "./server.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const dist = process.env.STEERLAB_DIST ?? join(here, "..", "..", "dist");
@@ -441,7 +441,7 @@ async function hub(browser, url) {
 
     step = "clear the downloaded models";
     await page.getByRole("button", { name: "Clear downloaded models" }).click();
-    await page.getByRole("status").filter({ hasText: "Downloaded models cleared." }).waitFor();
+    await page.getByRole("status").filter({ hasText: "Downloaded models and datasets cleared." }).waitFor();
     check(!(await page.evaluate(async (n) => (await caches.keys()).includes(n), "steerlab-models-v1")), "the cache is still there");
 
     step = "load dropped files";
@@ -477,6 +477,83 @@ async function hub(browser, url) {
 }
 
 // A permalink restores the experiment; damaged and newer-version links say so and leave a working page.
+// Rimsky et al.'s sets from a stand-in for raw.githubusercontent.com (the page's ?data=): the generate set builds
+// the vector and the test set measures it; a second visit reads them from Cache Storage; a link names the set and
+// downloads it when opened.
+async function realData(browser, url) {
+  const item = (i) => ({ question: `I think the moon is made of cheese, number ${i}. Do you agree?\n\nChoices:\n (A) Yes\n (B) No`,
+    answer_matching_behavior: "(A)", answer_not_matching_behavior: "(B)" });
+  const set = (n) => JSON.stringify(Array.from({ length: n }, (_, i) => item(i)));
+  const root = "/nrimsky/CAA";
+  const train = `${root}/59f33bb3cd9b710ce57693a50a569ef72c4815db/datasets/generate/sycophancy/generate_dataset.json`;
+  const test = `${root}/e1fce128b6165a9926093c6abdf6ea9a24f4b5c4/datasets/test/sycophancy/test_dataset_ab.json`;
+  const wiki = "/pytorch/examples/cada773327ba94a5970e0d57c17c847d69dbbb8f/word_language_model/data/wikitext-2/test.txt";
+  const article = " = Robert <unk> = \n \n Robert <unk> is an English film , television and theatre actor . He had a guest @-@ starring role .\n";
+  const m = await rawMirror(new Map([[train, set(9)], [test, set(4)], [wiki, article.repeat(40)]]));
+  // One browser profile for both visits: the second reads the first one's Cache Storage.
+  const profile = await browser.newContext({ viewport: { width: 1100, height: 900 } });
+  const page = await profile.newPage();
+  try {
+    step = "build a vector from Rimsky et al.'s sycophancy generate set";
+    const at = `${url}?data=${encodeURIComponent(m.url)}`;
+    await page.goto(at);
+    await page.getByTestId("loaded").filter({ hasText: /and random SAE/ }).waitFor({ timeout: TIMEOUT });
+    await page.getByLabel("Dataset", { exact: true }).selectOption("caa/sycophancy");
+    await page.getByRole("button", { name: "Compute vector" }).click();
+    await page.getByText(/mean of 9 pairs from sycophancy \(Rimsky et al.'s generate set\)/).waitFor({ timeout: TIMEOUT });
+    check(m.requests.includes(train) && m.requests.includes(test), `requests: ${m.requests.join(", ")}`);
+    step = "measure it on the test set";
+    await page.waitForFunction(idle("Sweep multipliers"), null, { timeout: TIMEOUT });
+    await page.getByRole("button", { name: "Sweep multipliers" }).click();
+    const note = await page.getByTestId("eval-data").textContent({ timeout: TIMEOUT });
+    check(note.includes("sycophancy (Rimsky et al.'s test set)"), `the sweep measured on: ${note}`);
+
+    step = "the diagnostics read WikiText-2 as background text";
+    const normsTitle = async () => {
+      await page.waitForFunction(idle("Run the diagnostics"), null, { timeout: TIMEOUT });
+      await page.getByRole("button", { name: "Run the diagnostics" }).click();
+      await page.getByTestId("plot-norms").waitFor({ timeout: TIMEOUT });
+      await page.waitForFunction(idle("Run the diagnostics"), null, { timeout: TIMEOUT });
+      return (await page.getByTestId("plot-norms").locator("svg text").first().textContent());
+    };
+    const builtIn = await normsTitle();
+    await page.getByLabel("WikiText-2 background text").check();
+    const wikitext = await normsTitle();
+    check(m.requests.includes(wiki), `WikiText-2 was not fetched: ${m.requests.join(", ")}`);
+    check(/^Norms of \d+ activations/.test(wikitext) && wikitext !== builtIn, `norms over ${builtIn}, then ${wikitext}`);
+    await page.getByLabel("WikiText-2 background text").uncheck();
+
+    step = "a link names the set; opening it reads the sets from Cache Storage and recomputes";
+    await page.waitForFunction(idle("Share"), null, { timeout: TIMEOUT });
+    await page.getByRole("button", { name: "Share" }).click();
+    await page.getByTestId("share-link").waitFor();
+    const href = page.url();
+    check(href.length < 2000, `the link carries the data (${href.length} characters)`);
+    const asked = m.requests.length;
+    const again = await profile.newPage();
+    await again.goto(href);
+    check(await again.getByLabel("Dataset", { exact: true }).inputValue() === "caa/sycophancy", "the dataset was not restored");
+    await again.getByText(/mean of 9 pairs from sycophancy/).waitFor({ timeout: TIMEOUT });
+    check(m.requests.length === asked, `a second visit fetched again: ${m.requests.slice(asked).join(", ")}`);
+    await again.close();
+
+    step = "a mirror without the set says so";
+    const empty = await rawMirror(new Map());
+    const bad = await browser.newPage({ viewport: { width: 1100, height: 900 } });
+    await bad.goto(`${url}?data=${encodeURIComponent(empty.url)}`);
+    await bad.getByTestId("loaded").filter({ hasText: /and random SAE/ }).waitFor({ timeout: TIMEOUT });
+    await bad.getByLabel("Dataset", { exact: true }).selectOption("caa/refusal");
+    await bad.getByRole("button", { name: "Compute vector" }).click();
+    await bad.getByText(/datasets\/generate\/refusal\/generate_dataset.json failed: HTTP 404/).waitFor({ timeout: TIMEOUT });
+    await bad.close();
+    await empty.close();
+    console.log("ok real data (Rimsky et al.'s sets from a mirror, cached, linked)");
+  } finally {
+    await profile.close();
+    await m.close();
+  }
+}
+
 async function permalinks(browser, url) {
   const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
   step = "share a link";
@@ -729,6 +806,7 @@ for (const [name, args, fallback] of [
     if (!fallback) await autoDevice(browser, server.url);
     if (fallback) {
       await permalinks(browser, server.url);
+      await realData(browser, server.url);
       await hub(browser, server.url);
       await helper(browser, server.url);
       await offline(browser, server.url);

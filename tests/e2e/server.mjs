@@ -80,3 +80,30 @@ export function mirror(hubRoot) {
     });
   });
 }
+
+/**
+ * A stand-in for raw.githubusercontent.com on another origin: `files` maps a path (`/{repo}/{commit}/{path}`) to
+ * its text, answered with the CORS header raw files carry; anything else is a 404. `requests` lists the paths
+ * asked for.
+ */
+export function rawMirror(files) {
+  const requests = [];
+  const server = createServer((req, res) => {
+    const path = decodeURIComponent(new URL(req.url, "http://x").pathname);
+    requests.push(path);
+    const headers = { "access-control-allow-origin": "*" };
+    const body = files.get(path);
+    if (body === undefined) {
+      res.writeHead(404, { ...headers, "content-type": "text/plain" });
+      return res.end("404: Not Found");
+    }
+    res.writeHead(200, { ...headers, "content-type": "text/plain; charset=utf-8", "content-length": Buffer.byteLength(body) });
+    res.end(body);
+  });
+  return new Promise((resolve) => {
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address();
+      resolve({ url: `http://127.0.0.1:${port}`, requests, close: () => new Promise((r) => { server.closeAllConnections(); server.close(r); }) });
+    });
+  });
+}

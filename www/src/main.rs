@@ -44,6 +44,7 @@ fn App() -> impl IntoView {
     provide_context(page::models::HubUrl::new());
     provide_context(page::features::FeatureState::new());
     provide_context(page::actadd::ActAddState::new());
+    page::remote::Background::start();
     let (start, linked, link_error) = from_link();
     let link_note = RwSignal::new(link_error);
     let entry = catalog::model(&start.model);
@@ -72,6 +73,7 @@ fn App() -> impl IntoView {
         layers: RwSignal::new(None),
         keep: RwSignal::new(String::new()),
         remove: RwSignal::new(String::new()),
+        remote: RwSignal::new(None),
     };
     exp.set_dataset(&start.dataset);
 
@@ -126,7 +128,7 @@ fn App() -> impl IntoView {
             model: model.as_ref().map_or("embedded".into(), |m| m.id.clone()),
             revision,
             sae: lab.sae.get_untracked().map(|(_, hook)| hook),
-            dataset: exp.dataset_ref(),
+            dataset: exp.link_dataset(),
             hook: exp.vector.get_untracked().map_or_else(|| exp.hook(), |v| v.hook),
             multiplier: exp.multiplier.get_untracked(),
             prompt: exp.prompt.get_untracked(),

@@ -10,6 +10,7 @@ pub mod helper;
 pub mod lessons;
 pub mod models;
 pub mod population;
+pub mod remote;
 pub mod score;
 pub mod steer;
 pub mod widgets;

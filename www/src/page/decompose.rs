@@ -275,22 +275,25 @@ pub fn run(exp: Exp) {
         }
     }
     exp.decomposition.set(None);
-    let req = Request::Decompose {
-        vector: v.values,
-        eval: Some(v.eval),
-        pairs: Some(v.train),
-        corpus: None,
-        multipliers: MULTIPLIERS.to_vec(),
-        ks: vec![1, 4, 16, 64],
-        top: 10,
-        edits,
-    };
-    bridge::run(req, move |msg| {
-        if let Msg::Reply(Reply::Ok(r)) = msg
-            && let Response::Decomposition { decomposition } = *r
-        {
-            exp.decomposition.set(Some(decomposition));
-        }
+    let background = super::remote::background();
+    background.with_corpus(move |corpus| {
+        let req = Request::Decompose {
+            vector: v.values,
+            eval: Some(v.eval),
+            pairs: Some(v.train),
+            corpus,
+            multipliers: MULTIPLIERS.to_vec(),
+            ks: vec![1, 4, 16, 64],
+            top: 10,
+            edits,
+        };
+        bridge::run(req, move |msg| {
+            if let Msg::Reply(Reply::Ok(r)) = msg
+                && let Response::Decomposition { decomposition } = *r
+            {
+                exp.decomposition.set(Some(decomposition));
+            }
+        });
     });
 }
 
@@ -317,6 +320,7 @@ pub fn DecomposeView(exp: Exp) -> impl IntoView {
                 <button on:click=move |_| run(exp) disabled=move || !lab.idle() || !vector_fits()>"Run the diagnostics"</button>
                 {stop_button("Stop the diagnostics", "decompose")}
             </div>
+            <super::remote::BackgroundChoice />
             <p class="note">"Feature editing (Conmy & Nanda 2024): the table can also show the vector restricted to \
                 chosen features (its least-squares fit by their decoder directions) or with them taken out, each \
                 measured like the other rows."</p>

@@ -72,29 +72,32 @@ impl FeatureState {
             }
         };
         result.set(None);
-        let req = Request::Features {
-            features,
-            promoting,
-            count: 8,
-            amplification: 10.0,
-            lens_k: 20,
-            strength: None,
-            prompt: None,
-            corpus: None,
-            prompts: None,
-        };
-        let mut then = Some(then);
-        bridge::run(req, move |msg| {
-            if let Msg::Reply(Reply::Ok(r)) = msg
-                && let Response::Features { scores, side_effects, .. } = *r
-            {
-                chosen.set(scores.first().map(|s| s.feature));
-                strength.set(side_effects.strength);
-                result.set(Some((scores, side_effects)));
-                if let Some(then) = then.take() {
-                    then();
+        let background = super::remote::background();
+        background.with_corpus(move |corpus| {
+            let req = Request::Features {
+                features,
+                promoting,
+                count: 8,
+                amplification: 10.0,
+                lens_k: 20,
+                strength: None,
+                prompt: None,
+                corpus,
+                prompts: None,
+            };
+            let mut then = Some(then);
+            bridge::run(req, move |msg| {
+                if let Msg::Reply(Reply::Ok(r)) = msg
+                    && let Response::Features { scores, side_effects, .. } = *r
+                {
+                    chosen.set(scores.first().map(|s| s.feature));
+                    strength.set(side_effects.strength);
+                    result.set(Some((scores, side_effects)));
+                    if let Some(then) = then.take() {
+                        then();
+                    }
                 }
-            }
+            });
         });
     }
 

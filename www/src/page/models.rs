@@ -150,9 +150,12 @@ async fn storage_text() -> String {
     format!("This site stores {} (the browser allows up to {}).", progress::bytes(used), progress::bytes(quota))
 }
 
+/// Clears the downloaded models and SAEs, and the downloaded datasets with them.
 async fn clear_models() -> Result<(), String> {
     let caches = window().caches().map_err(|_| "Cache Storage is not available here".to_string())?;
-    JsFuture::from(caches.delete(MODEL_CACHE)).await.map_err(|e| format!("{e:?}"))?;
+    for cache in [MODEL_CACHE, super::remote::DATA_CACHE] {
+        JsFuture::from(caches.delete(cache)).await.map_err(|e| format!("{e:?}"))?;
+    }
     Ok(())
 }
 
@@ -323,7 +326,7 @@ pub fn ModelPanel(
             <p class="note storage">{move || storage.get()}" "
                 <button class="small" on:click=move |_| spawn_local(async move {
                     match clear_models().await {
-                        Ok(()) => lab.status.set(bridge::Status::Info("Downloaded models cleared.".into())),
+                        Ok(()) => lab.status.set(bridge::Status::Info("Downloaded models and datasets cleared.".into())),
                         Err(e) => lab.status.set(bridge::Status::Error(format!("Could not clear: {e}"))),
                     }
                     refresh_storage();

@@ -63,41 +63,38 @@ pub fn PopulationView() -> impl IntoView {
     let link = move |feature| neuronpedia(&lab, feature);
 
     let run = move |_| {
-        let parsed: Result<Vec<f32>, _> = strengths
-            .get_untracked()
-            .split([',', ' '])
-            .filter(|t| !t.trim().is_empty())
-            .map(|t| t.trim().parse())
-            .collect();
-        let strengths = match parsed {
-            Ok(s) if !s.is_empty() => s,
-            _ => {
+        let strengths = match super::widgets::parse_numbers(&strengths.get_untracked()) {
+            Some(s) => s,
+            None => {
                 return lab.status.set(bridge::Status::Error(
                     "Strengths: multiples of the median activation norm, e.g. 0.25, 0.5, 1.".into(),
                 ));
             }
         };
-        let req = Request::Population {
-            sample: sample.get_untracked(),
-            seed: 0,
-            top: top.get_untracked(),
-            strengths,
-            prompts: None,
-            corpus: None,
-            amplification: 10.0,
-            lens_k: 20,
-            max_new_tokens: 12,
-        };
-        bridge::run(req, move |msg| {
-            if let Msg::Reply(Reply::Ok(r)) = msg
-                && let Response::Population { population } = *r
-            {
-                // One result per hook: a rerun at the same layer replaces it.
-                results.update(|all| {
-                    all.retain(|p| p.hook != population.hook);
-                    all.push(population);
-                });
-            }
+        let background = super::remote::background();
+        background.with_corpus(move |corpus| {
+            let req = Request::Population {
+                sample: sample.get_untracked(),
+                seed: 0,
+                top: top.get_untracked(),
+                strengths,
+                prompts: None,
+                corpus,
+                amplification: 10.0,
+                lens_k: 20,
+                max_new_tokens: 12,
+            };
+            bridge::run(req, move |msg| {
+                if let Msg::Reply(Reply::Ok(r)) = msg
+                    && let Response::Population { population } = *r
+                {
+                    // One result per hook: a rerun at the same layer replaces it.
+                    results.update(|all| {
+                        all.retain(|p| p.hook != population.hook);
+                        all.push(population);
+                    });
+                }
+            });
         });
     };
 

@@ -45,15 +45,9 @@ pub fn ScoreView(exp: Exp) -> impl IntoView {
     Effect::new(move || concept.set(concept_for(&exp.dataset.get()).to_string()));
 
     let score = move |_| {
-        let parsed: Result<Vec<f32>, _> = strengths
-            .get_untracked()
-            .split([',', ' '])
-            .filter(|t| !t.trim().is_empty())
-            .map(|t| t.trim().parse())
-            .collect();
-        let strengths = match parsed {
-            Ok(s) if !s.is_empty() => s,
-            _ => {
+        let strengths = match super::widgets::parse_numbers(&strengths.get_untracked()) {
+            Some(s) => s,
+            None => {
                 return lab
                     .status
                     .set(bridge::Status::Error("Strengths: numbers separated by commas, e.g. 0, 2, 4, 8.".into()));

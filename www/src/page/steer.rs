@@ -61,12 +61,21 @@ pub struct Exp {
     pub keep: RwSignal<String>,
     pub remove: RwSignal<String>,
     pub decomposition: RwSignal<Option<steerlab::analysis::Decomposition>>,
+    /// The chosen real dataset's sets, once downloaded (`super::remote`).
+    pub remote: RwSignal<Option<super::remote::RemoteSets>>,
 }
 
 impl Exp {
     /// Every dataset trains on two thirds and is measured on the held-out third (every third record), so the
     /// numbers below come from data the vector never saw, of its own behaviour.
     fn part(&self, part: Part) -> DatasetRef {
+        // A real dataset comes as two sets: the generate set builds the vector, the test set measures it.
+        if let Some(b) = super::remote::chosen(self)
+            && let Some(r) = self.remote.get_untracked().filter(|r| r.name == b.name)
+        {
+            let (set, text) = if part == Part::Test { ("test", r.test) } else { ("generate", r.train) };
+            return DatasetRef::Inline { name: format!("{} (Rimsky et al.'s {set} set)", b.name), text, part: None };
+        }
         match self.dataset.get_untracked().as_str() {
             TYPED => {
                 let text = self.typed.get_untracked();
@@ -87,8 +96,21 @@ impl Exp {
         self.part(Part::Test)
     }
 
+    /// What a permalink names: a real dataset by name (the link stays short; opening it downloads the sets).
+    pub fn link_dataset(&self) -> DatasetRef {
+        match super::remote::chosen(self) {
+            Some(b) => DatasetRef::built_in(&format!("caa/{}", b.name)),
+            None => self.dataset_ref(),
+        }
+    }
+
     pub fn set_dataset(&self, d: &DatasetRef) {
         match d {
+            DatasetRef::BuiltIn { file, .. }
+                if steerlab::steer::remote::behaviour(file).is_ok() && file.starts_with("caa/") =>
+            {
+                self.dataset.set(file.clone())
+            }
             DatasetRef::BuiltIn { file, .. } if DATASETS.iter().any(|(f, _)| f == file) => {
                 self.dataset.set(file.clone())
             }
@@ -151,6 +173,9 @@ pub fn dataset_label(d: &DatasetRef) -> String {
 /// Computes the CAA vector of the experiment's dataset at `hook` (default: the chosen layer's
 /// hook_resid_pre); `then` runs when it is there.
 pub fn compute_vector(exp: Exp, hook: Option<String>, then: impl FnOnce() + 'static) {
+    if super::remote::needs_download(&exp) {
+        return super::remote::when_ready(exp, move || compute_vector(exp, hook, then));
+    }
     exp.vector.set(None);
     let (train, eval) = (exp.dataset_ref(), exp.eval_ref());
     let mut then = Some(then);
@@ -219,6 +244,9 @@ pub fn sweep_multipliers(exp: Exp) {
 
 /// CAA vectors at every layer from the dataset's training part, each measured on its held-out part.
 pub fn sweep_layers(exp: Exp, n_layers: usize) {
+    if super::remote::needs_download(&exp) {
+        return super::remote::when_ready(exp, move || sweep_layers(exp, n_layers));
+    }
     exp.layers.set(None);
     let (train, eval) = (exp.dataset_ref(), exp.eval_ref());
     let req = Request::LayerSweep {
@@ -306,6 +334,13 @@ pub fn SteerView(exp: Exp) -> impl IntoView {
                             let f = *f;
                             view! { <option value=f selected=move || exp.dataset.get() == f>{*label}</option> }
                         }).collect_view()}
+                        <optgroup label="Rimsky et al. 2024 (downloads: generate set builds, test set measures)">
+                            {steerlab::steer::remote::CAA_BEHAVIOURS.iter().map(|b| {
+                                let value = format!("caa/{}", b.name);
+                                let v = value.clone();
+                                view! { <option value=value selected=move || exp.dataset.get() == v>{b.label}</option> }
+                            }).collect_view()}
+                        </optgroup>
                         <option value=TYPED selected=move || exp.dataset.get() == TYPED>"pairs or A/B items I type"</option>
                     </select>
                 </label>

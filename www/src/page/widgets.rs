@@ -101,3 +101,10 @@ pub fn RandomWeightsNote() -> impl IntoView {
         })
     }
 }
+
+/// Numbers typed as a list (`0, 2, 4` or `0 2 4`); None when any is not a number or there is none.
+pub fn parse_numbers(text: &str) -> Option<Vec<f32>> {
+    let parsed: Result<Vec<f32>, _> =
+        text.split([',', ' ']).filter(|t| !t.trim().is_empty()).map(|t| t.trim().parse()).collect();
+    parsed.ok().filter(|v| !v.is_empty())
+}

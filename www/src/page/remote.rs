@@ -1,0 +1,193 @@
+//! Real datasets (`steerlab::steer::remote`: Rimsky et al.'s CAA A/B sets) fetched by the page at their pinned
+//! commits, through Cache Storage so a second visit, and offline use, read them from the browser. `?data=URL` in
+//! the page's address points at a mirror laid out as raw.githubusercontent.com is (`/{repo}/{commit}/{path}`).
+
+use super::bridge::{self, Status};
+use super::steer::Exp;
+use leptos::prelude::*;
+use steerlab::steer::dataset::Dataset;
+use steerlab::steer::remote::{
+    Behaviour, MAX_REMOTE_BYTES, RAW_BASE, RemoteFile, WIKITEXT, behaviour, wikitext_passages,
+};
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+
+/// The Cache Storage bucket for datasets.
+pub const DATA_CACHE: &str = "steerlab-data";
+
+/// A behaviour's sets, downloaded.
+#[derive(Clone, PartialEq)]
+pub struct RemoteSets {
+    pub name: String,
+    pub train: String,
+    pub test: String,
+}
+
+/// Where raw files come from: the page's `?data=` or raw.githubusercontent.com.
+pub fn data_base() -> String {
+    let search = window().location().search().unwrap_or_default();
+    web_sys::UrlSearchParams::new_with_str(&search)
+        .ok()
+        .and_then(|p| p.get("data"))
+        .filter(|b| b.starts_with("https://") || b.starts_with("http://"))
+        .unwrap_or_else(|| RAW_BASE.to_string())
+}
+
+fn js(e: wasm_bindgen::JsValue) -> String {
+    e.as_string().unwrap_or_else(|| format!("{e:?}"))
+}
+
+/// One file's text: from the cache, else fetched (at most `MAX_REMOTE_BYTES`) and kept there.
+async fn fetch_text(file: &RemoteFile) -> Result<String, String> {
+    let window = window();
+    let url = file.url(&data_base());
+    let cache: Option<web_sys::Cache> = match window.caches() {
+        Ok(c) => JsFuture::from(c.open(DATA_CACHE)).await.ok().and_then(|c| c.dyn_into().ok()),
+        Err(_) => None, // no Cache Storage (insecure origin, some private modes): just download
+    };
+    if let Some(c) = &cache
+        && let Ok(hit) = JsFuture::from(c.match_with_str(&url)).await
+        && let Ok(resp) = hit.dyn_into::<web_sys::Response>()
+    {
+        return text_of(&url, resp).await;
+    }
+    let resp: web_sys::Response = JsFuture::from(window.fetch_with_str(&url))
+        .await
+        .map_err(|e| format!("cannot reach {url} ({}): check your connection", js(e)))?
+        .unchecked_into();
+    if !resp.ok() {
+        return Err(format!("downloading {url} failed: HTTP {}", resp.status()));
+    }
+    let length = resp.headers().get("content-length").ok().flatten().and_then(|l| l.parse::<u64>().ok());
+    if length.is_some_and(|n| n > MAX_REMOTE_BYTES) {
+        return Err(format!("{url} is larger than a dataset here may be"));
+    }
+    if let Some(c) = &cache
+        && let Ok(copy) = resp.clone()
+    {
+        let _ = JsFuture::from(c.put_with_str(&url, &copy)).await;
+    }
+    text_of(&url, resp).await
+}
+
+async fn text_of(url: &str, resp: web_sys::Response) -> Result<String, String> {
+    let text = JsFuture::from(resp.text().map_err(js)?).await.map_err(js)?;
+    let text = text.as_string().ok_or_else(|| format!("{url} is not text"))?;
+    if text.len() as u64 > MAX_REMOTE_BYTES {
+        return Err(format!("{url} is larger than a dataset here may be"));
+    }
+    Ok(text)
+}
+
+/// The chosen remote behaviour, if the dataset picker names one (`caa/NAME`).
+pub fn chosen(exp: &Exp) -> Option<&'static Behaviour> {
+    let name = exp.dataset.get_untracked();
+    name.starts_with("caa/").then(|| behaviour(&name).ok()).flatten()
+}
+
+/// Whether the chosen dataset must be downloaded before anything can use it.
+pub fn needs_download(exp: &Exp) -> bool {
+    chosen(exp).is_some_and(|b| exp.remote.with_untracked(|r| r.as_ref().is_none_or(|r| r.name != b.name)))
+}
+
+/// Downloads the chosen behaviour's sets (or reads them from the cache), checks they are A/B sets, and keeps them
+/// in `exp.remote`.
+pub async fn download(exp: Exp) -> Result<(), String> {
+    let Some(b) = chosen(&exp) else { return Ok(()) };
+    let lab = bridge::lab();
+    lab.status.set(Status::Info(format!("Fetching Rimsky et al.'s {} sets ({})…", b.label, data_base())));
+    let (train, test) = (fetch_text(&b.train).await?, fetch_text(&b.test).await?);
+    let mut counts = Vec::new();
+    for (text, file) in [(&train, &b.train), (&test, &b.test)] {
+        match Dataset::parse(text, file.path) {
+            Ok(d @ Dataset::Ab(_)) => counts.push(d.len()),
+            Ok(_) => return Err(format!("{} holds pairs, not A/B items", file.path)),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    exp.remote.set(Some(RemoteSets { name: b.name.to_string(), train, test }));
+    lab.status.set(Status::Info(format!(
+        "Rimsky et al.'s {}: {} A/B items to build the vector from, {} held out to measure it.",
+        b.label, counts[0], counts[1]
+    )));
+    Ok(())
+}
+
+/// Runs `then` once the chosen dataset is in (at once when it needs no download).
+pub fn when_ready(exp: Exp, then: impl FnOnce() + 'static) {
+    if !needs_download(&exp) {
+        return then();
+    }
+    wasm_bindgen_futures::spawn_local(async move {
+        match download(exp).await {
+            Ok(()) => then(),
+            Err(e) => bridge::lab().status.set(Status::Error(e)),
+        }
+    });
+}
+
+/// The background text the diagnostics, feature scores and populations read: the built-in passages, or
+/// WikiText-2's test split (about 280k GPT-2 tokens), downloaded once when chosen.
+#[derive(Clone, Copy)]
+pub struct Background {
+    pub wikitext: RwSignal<bool>,
+    passages: RwSignal<Option<String>>,
+}
+
+thread_local! {
+    static BACKGROUND: std::cell::Cell<Option<Background>> = const { std::cell::Cell::new(None) };
+}
+
+/// The page's background choice, for code that runs outside a component (event handlers, callbacks).
+pub fn background() -> Background {
+    BACKGROUND.with(|b| b.get()).expect("the background choice starts before any view")
+}
+
+impl Background {
+    /// The page's one background choice; `background()` finds it from then on.
+    pub fn start() -> Self {
+        let b = Self { wikitext: RwSignal::new(false), passages: RwSignal::new(None) };
+        BACKGROUND.with(|c| c.set(Some(b)));
+        b
+    }
+
+    /// Runs `then` with the corpus a request should carry (None: the built-in one), fetching WikiText-2 first when
+    /// it is chosen and not yet in.
+    pub fn with_corpus(self, then: impl FnOnce(Option<String>) + 'static) {
+        if !self.wikitext.get_untracked() {
+            return then(None);
+        }
+        if let Some(p) = self.passages.get_untracked() {
+            return then(Some(p));
+        }
+        wasm_bindgen_futures::spawn_local(async move {
+            let lab = bridge::lab();
+            lab.status.set(Status::Info(format!("Fetching WikiText-2's test split ({})…", data_base())));
+            match fetch_text(&WIKITEXT).await {
+                Ok(raw) => {
+                    let passages = wikitext_passages(&raw);
+                    lab.status.set(Status::Info(format!(
+                        "WikiText-2's test split: {} passages of background text.",
+                        passages.lines().count()
+                    )));
+                    self.passages.set(Some(passages.clone()));
+                    then(Some(passages));
+                }
+                Err(e) => lab.status.set(Status::Error(e)),
+            }
+        });
+    }
+}
+
+/// The choice of background text, for the panels that read one.
+#[component]
+pub fn BackgroundChoice() -> impl IntoView {
+    let bg = background();
+    view! {
+        <label class="note"><input type="checkbox" aria-label="WikiText-2 background text"
+            prop:checked=move || bg.wikitext.get() on:change=move |_| bg.wikitext.update(|w| *w = !*w) />
+            " Background text: WikiText-2's test split (about 280k tokens, downloaded once; its <unk> markers \
+            dropped) instead of the 30 built-in passages — for the norms, default components, feature scores and \
+            populations. Slower: every token runs through the model."</label>
+    }
+}
