@@ -61,9 +61,17 @@ pub struct ScoreOptions<'a> {
     pub max_examples: usize,
 }
 
+/// Features whose whole logit-lens distribution is read back at once: 256 × GPT-2's vocabulary is 51 MB, so a
+/// population of every feature never holds them all.
+const LENS_CHUNK: usize = 256;
+
 /// The top-`k` logit-lens tokens of each feature.
 pub async fn logit_lens(model: &Model, sae: &Sae, features: &[usize], k: usize) -> Result<Vec<Vec<LensToken>>> {
-    Ok(lens_probs(model, sae, features).await?.iter().map(|probs| lens_tokens(model, probs, k)).collect())
+    let mut out = Vec::with_capacity(features.len());
+    for chunk in features.chunks(LENS_CHUNK) {
+        out.extend(lens_probs(model, sae, chunk).await?.iter().map(|probs| lens_tokens(model, probs, k)));
+    }
+    Ok(out)
 }
 
 /// Each feature's logit lens as probabilities: softmax over the vocabulary, one row per feature.
@@ -228,6 +236,12 @@ async fn top_examples(
                     examples.push((max[r * n + i], tokens[at[r * n + i] as usize]));
                 }
             }
+        }
+        // Only the strongest `max_examples` of each feature can count: the rest are let go as the corpus streams
+        // past, so a long corpus and many features stay within memory.
+        for examples in best.iter_mut().filter(|e| e.len() > 2 * opts.max_examples.max(1)) {
+            examples.sort_by(|a, b| b.0.total_cmp(&a.0));
+            examples.truncate(opts.max_examples);
         }
     }
     Ok(best
