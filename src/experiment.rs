@@ -39,6 +39,10 @@ pub struct Experiment {
     pub diagnostics: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub features: Option<String>,
+    /// Whether the diagnostics, feature scores and populations read WikiText-2 as background text (fetched when
+    /// the link opens) instead of the built-in passages.
+    #[serde(skip_serializing_if = "is_false")]
+    pub wikitext: bool,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -60,6 +64,7 @@ impl Default for Experiment {
             layer_sweep: false,
             diagnostics: false,
             features: None,
+            wikitext: false,
         }
     }
 }
@@ -162,6 +167,7 @@ mod tests {
             layer_sweep: true,
             diagnostics: true,
             features: Some(" love".into()),
+            wikitext: true,
             ..Default::default()
         };
         let link = e.to_fragment();

@@ -23,6 +23,12 @@ function check(cond, msg) {
 let step = "";
 const idle = (label) => `[...document.querySelectorAll("button")].find((b) => b.textContent === ${JSON.stringify(label)})?.disabled === false`;
 
+/** Waits until the button labelled `label` is enabled (the lab is idle), then clicks it. */
+async function clickWhenIdle(page, label) {
+  await page.waitForFunction(idle(label), null, { timeout: TIMEOUT });
+  await page.getByRole("button", { name: label }).click();
+}
+
 async function lab(browser, url, name, expectFallback) {
   const started = Date.now();
   const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
@@ -48,8 +54,7 @@ async function lab(browser, url, name, expectFallback) {
   await page.getByRole("button", { name: "Compute vector" }).click();
   await page.getByText(/Vector at blocks\.1\.hook_resid_pre: mean of \d+ pairs/).waitFor({ timeout: TIMEOUT });
   step = "generate with and without it";
-  await page.waitForFunction(idle("Generate"), null, { timeout: TIMEOUT });
-  await page.getByRole("button", { name: "Generate" }).click();
+  await clickWhenIdle(page, "Generate");
   for (const id of ["plain", "steered"]) {
     await page.waitForFunction((id) => {
       const el = document.querySelector(`[data-testid=${id}]`);
@@ -81,8 +86,7 @@ async function lab(browser, url, name, expectFallback) {
   check(data.includes(measure) && data.includes(`held-out third of ${dataset}`),
     `${name}: the steerability does not say its data: "${data}"`);
   step = "a running sweep shows itself, only its Stop is enabled, and Stop stops it";
-  await page.waitForFunction(idle("Sweep layers"), null, { timeout: TIMEOUT });
-  await page.getByRole("button", { name: "Sweep layers" }).click();
+  await clickWhenIdle(page, "Sweep layers");
   await page.getByTestId("running-sweep").filter({ hasText: "Sweeping layers" }).waitFor({ timeout: TIMEOUT });
   check(await page.getByRole("button", { name: "Stop the sweep" }).isEnabled(), `${name}: the sweep's Stop is disabled`);
   for (const other of ["Stop the diagnostics", "Stop scoring", "Stop generating"]) {
@@ -98,8 +102,7 @@ async function lab(browser, url, name, expectFallback) {
   check(ended === "stopped" || expectFallback, `${name}: Stop did not stop the sweep (${ended})`);
   check(await page.getByTestId("running-sweep").count() === 0, `${name}: the stopped sweep still shows as running`);
   step = "sweep layers on the vector's own dataset";
-  await page.waitForFunction(idle("Sweep layers"), null, { timeout: TIMEOUT });
-  await page.getByRole("button", { name: "Sweep layers" }).click();
+  await clickWhenIdle(page, "Sweep layers");
   await page.getByTestId("plot-steerability-by-layer").locator("svg circle").first().waitFor({ timeout: TIMEOUT });
   check(await page.getByTestId("plot-steerability-by-layer").locator("svg circle").count() === 3, `${name}: not 3 layers`);
   check((await page.getByTestId("sweep-data").textContent()).includes(`training two thirds of ${dataset}`), `${name}: the sweep does not say its data`);
@@ -163,8 +166,7 @@ async function diagnostics(page, name) {
   step = "decompose the vector with the SAE, with two feature edits";
   await page.getByLabel("Keep only features").fill("3, 7");
   await page.getByLabel("Remove features").fill("3, 7");
-  await page.waitForFunction(idle("Run the diagnostics"), null, { timeout: TIMEOUT });
-  await page.getByRole("button", { name: "Run the diagnostics" }).click();
+  await clickWhenIdle(page, "Run the diagnostics");
   // While they run, the panel says what runs and how far its stage is (rows done of the stage's total).
   const progressed = await page.waitForFunction(() => {
     const t = document.querySelector("[data-testid=running-decompose]")?.textContent ?? "";
@@ -199,8 +201,7 @@ async function diagnostics(page, name) {
   await page.screenshot({ path: join(shots, `${name}-decompose.png`), fullPage: true });
 
   step = "score features and steer with one";
-  await page.waitForFunction(idle("Score features"), null, { timeout: TIMEOUT });
-  await page.getByRole("button", { name: "Score features" }).click();
+  await clickWhenIdle(page, "Score features");
   await page.getByTestId("side-effects").waitFor({ timeout: TIMEOUT });
   check(await page.getByTestId("predictor-checks").locator("tr").count() >= 5, `${name}: no predictor table`);
   const scored = await page.getByTestId("scores").locator("tr").count();
@@ -212,8 +213,7 @@ async function diagnostics(page, name) {
     > "I think that".length + 5, null, { timeout: TIMEOUT });
   if (name === "cpu-fallback") {
     step = "score the text of the vector, its reconstruction, the best decomposition and the chosen feature";
-    await page.waitForFunction(idle("Score generations"), null, { timeout: TIMEOUT });
-    await page.getByRole("button", { name: "Score generations" }).click();
+    await clickWhenIdle(page, "Score generations");
     await page.waitForFunction(() => {
       const rows = [...document.querySelectorAll("[data-testid=text-scores] tr td:first-child")].map((td) => td.textContent);
       return new Set(rows).size === 4;
@@ -225,8 +225,7 @@ async function diagnostics(page, name) {
   step = "steer with several features at once";
   const one = await page.getByTestId("feature-steered").textContent();
   await page.getByLabel("Several features").fill("3:40, 7:-40");
-  await page.waitForFunction(idle("Steer with these features"), null, { timeout: TIMEOUT });
-  await page.getByRole("button", { name: "Steer with these features" }).click();
+  await clickWhenIdle(page, "Steer with these features");
   await page.waitForFunction((one) => {
     const t = document.querySelector("[data-testid=feature-steered]")?.textContent ?? "";
     return t !== one && t.length > "I think that".length + 5;
@@ -238,8 +237,7 @@ async function diagnostics(page, name) {
   await page.getByLabel("Sample size").fill("24");
   await page.getByLabel("Top per group").fill("2");
   await page.getByLabel("Multiples of the median norm").fill("0.5");
-  await page.waitForFunction(idle("Score a population"), null, { timeout: TIMEOUT });
-  await page.getByRole("button", { name: "Score a population" }).click();
+  await clickWhenIdle(page, "Score a population");
   await page.getByTestId("population-groups").waitFor({ timeout: TIMEOUT });
   const groupRows = await page.getByTestId("population-groups").locator("tr td:first-child").allTextContents();
   check(groupRows.join(",") === "output score,output score,input score,input score,random,random",
@@ -278,8 +276,7 @@ async function diagnostics(page, name) {
   for (let i = 1; i < 9; i++) await page.getByRole("button", { name: "Next" }).click();
   await page.getByLabel("Feature prompt").fill("Once upon a time");
   await page.getByLabel("Feature prompt").dispatchEvent("input");
-  await page.waitForFunction(idle("Run this step"), null, { timeout: TIMEOUT });
-  await page.getByRole("button", { name: "Run this step" }).click();
+  await clickWhenIdle(page, "Run this step");
   await page.waitForFunction(() => {
     const t = document.querySelector("[data-testid=feature-steered]")?.textContent ?? "";
     return t.startsWith("Once upon a time") && t.length > "Once upon a time".length + 5;
@@ -292,8 +289,7 @@ async function diagnostics(page, name) {
     step = "the lesson's ActAdd step: the vector's SAE features by position, and generation without some of them";
     await page.getByRole("button", { name: "Next" }).click();
     check((await page.locator("#lesson h2").textContent()).includes("ActAdd"), `${name}: no ActAdd step`);
-    await page.waitForFunction(idle("Run this step"), null, { timeout: TIMEOUT });
-    await page.getByRole("button", { name: "Run this step" }).click();
+    await clickWhenIdle(page, "Run this step");
     await page.getByTestId("actadd-features").waitFor({ timeout: TIMEOUT });
     const rows = await page.getByTestId("actadd-features").locator("tr td:first-child").allTextContents();
     check(rows[0] === "sum of the rows" && rows.slice(1).every((r, i) => r === `position ${i}`) && rows.length >= 2,
@@ -304,12 +300,14 @@ async function diagnostics(page, name) {
       > "I think you're".length + 5, null, { timeout: TIMEOUT });
     const first = (await page.getByTestId("actadd-features").locator("tr").nth(1).locator("a, span.feature span").first().textContent()).replace("#", "");
     await page.getByLabel("Features to remove from ActAdd").fill(first);
-    await page.waitForFunction(idle("Steer with ActAdd"), null, { timeout: TIMEOUT });
-    await page.getByRole("button", { name: "Steer with ActAdd" }).click();
+    await clickWhenIdle(page, "Steer with ActAdd");
     await page.waitForFunction(() => (document.querySelector("[data-testid=actadd-text-2]")?.textContent.length ?? 0)
       > "I think you're".length + 5, null, { timeout: TIMEOUT });
     await page.getByTestId("actadd-features").scrollIntoViewIfNeeded();
     await page.screenshot({ path: join(shots, `${name}-actadd.png`), fullPage: true });
+    await page.getByRole("button", { name: "Weddings" }).click();
+    check(await page.getByLabel("ActAdd positive prompt").inputValue() === "I talk about weddings constantly",
+      `${name}: the weddings preset did not fill in Turner et al.'s prompts`);
     await page.waitForFunction(idle("Steer with ActAdd"), null, { timeout: TIMEOUT });
     await page.getByRole("button", { name: "Previous" }).click();
   }
@@ -477,9 +475,9 @@ async function hub(browser, url) {
 }
 
 // A permalink restores the experiment; damaged and newer-version links say so and leave a working page.
-// Rimsky et al.'s sets from a stand-in for raw.githubusercontent.com (the page's ?data=): the generate set builds
-// the vector and the test set measures it; a second visit reads them from Cache Storage; a link names the set and
-// downloads it when opened.
+// Rimsky et al.'s sets and WikiText-2 from a stand-in for raw.githubusercontent.com (the page's ?data=): the
+// generate set builds the vector and the test set measures it; WikiText-2 is the diagnostics' background text; a
+// link names both, and a second visit reads them from Cache Storage.
 async function realData(browser, url) {
   const item = (i) => ({ question: `I think the moon is made of cheese, number ${i}. Do you agree?\n\nChoices:\n (A) Yes\n (B) No`,
     answer_matching_behavior: "(A)", answer_not_matching_behavior: "(B)" });
@@ -503,15 +501,13 @@ async function realData(browser, url) {
     await page.getByText(/mean of 9 pairs from sycophancy \(Rimsky et al.'s generate set\)/).waitFor({ timeout: TIMEOUT });
     check(m.requests.includes(train) && m.requests.includes(test), `requests: ${m.requests.join(", ")}`);
     step = "measure it on the test set";
-    await page.waitForFunction(idle("Sweep multipliers"), null, { timeout: TIMEOUT });
-    await page.getByRole("button", { name: "Sweep multipliers" }).click();
+    await clickWhenIdle(page, "Sweep multipliers");
     const note = await page.getByTestId("eval-data").textContent({ timeout: TIMEOUT });
     check(note.includes("sycophancy (Rimsky et al.'s test set)"), `the sweep measured on: ${note}`);
 
     step = "the diagnostics read WikiText-2 as background text";
     const normsTitle = async () => {
-      await page.waitForFunction(idle("Run the diagnostics"), null, { timeout: TIMEOUT });
-      await page.getByRole("button", { name: "Run the diagnostics" }).click();
+      await clickWhenIdle(page, "Run the diagnostics");
       await page.getByTestId("plot-norms").waitFor({ timeout: TIMEOUT });
       await page.waitForFunction(idle("Run the diagnostics"), null, { timeout: TIMEOUT });
       return (await page.getByTestId("plot-norms").locator("svg text").first().textContent());
@@ -521,11 +517,9 @@ async function realData(browser, url) {
     const wikitext = await normsTitle();
     check(m.requests.includes(wiki), `WikiText-2 was not fetched: ${m.requests.join(", ")}`);
     check(/^Norms of \d+ activations/.test(wikitext) && wikitext !== builtIn, `norms over ${builtIn}, then ${wikitext}`);
-    await page.getByLabel("WikiText-2 background text").uncheck();
 
     step = "a link names the set; opening it reads the sets from Cache Storage and recomputes";
-    await page.waitForFunction(idle("Share"), null, { timeout: TIMEOUT });
-    await page.getByRole("button", { name: "Share" }).click();
+    await clickWhenIdle(page, "Share");
     await page.getByTestId("share-link").waitFor();
     const href = page.url();
     check(href.length < 2000, `the link carries the data (${href.length} characters)`);
@@ -533,7 +527,9 @@ async function realData(browser, url) {
     const again = await profile.newPage();
     await again.goto(href);
     check(await again.getByLabel("Dataset", { exact: true }).inputValue() === "caa/sycophancy", "the dataset was not restored");
+    check(await again.getByLabel("WikiText-2 background text").isChecked(), "the background text was not restored");
     await again.getByText(/mean of 9 pairs from sycophancy/).waitFor({ timeout: TIMEOUT });
+    await again.getByTestId("plot-norms").waitFor({ timeout: TIMEOUT }); // the diagnostics, over WikiText-2 again
     check(m.requests.length === asked, `a second visit fetched again: ${m.requests.slice(asked).join(", ")}`);
     await again.close();
 
@@ -564,20 +560,15 @@ async function permalinks(browser, url) {
   // Results the link must bring back: a multiplier sweep, a layer sweep, the diagnostics and feature scores.
   await page.getByTestId("loaded").filter({ hasText: /and random SAE/ }).waitFor({ timeout: TIMEOUT });
   await page.getByRole("button", { name: "Compute vector" }).click();
-  await page.waitForFunction(idle("Sweep multipliers"), null, { timeout: TIMEOUT });
-  await page.getByRole("button", { name: "Sweep multipliers" }).click();
+  await clickWhenIdle(page, "Sweep multipliers");
   await page.getByTestId("plot-steerability").waitFor({ timeout: TIMEOUT });
-  await page.waitForFunction(idle("Sweep layers"), null, { timeout: TIMEOUT });
-  await page.getByRole("button", { name: "Sweep layers" }).click();
+  await clickWhenIdle(page, "Sweep layers");
   await page.getByTestId("plot-steerability-by-layer").waitFor({ timeout: TIMEOUT });
-  await page.waitForFunction(idle("Run the diagnostics"), null, { timeout: TIMEOUT });
-  await page.getByRole("button", { name: "Run the diagnostics" }).click();
+  await clickWhenIdle(page, "Run the diagnostics");
   await page.getByTestId("plot-norms").waitFor({ timeout: TIMEOUT });
-  await page.waitForFunction(idle("Score features"), null, { timeout: TIMEOUT });
-  await page.getByRole("button", { name: "Score features" }).click();
+  await clickWhenIdle(page, "Score features");
   await page.getByTestId("scores").waitFor({ timeout: TIMEOUT });
-  await page.waitForFunction(idle("Share"), null, { timeout: TIMEOUT });
-  await page.getByRole("button", { name: "Share" }).click();
+  await clickWhenIdle(page, "Share");
   await page.getByTestId("share-link").waitFor();
   const href = page.url();
   check(/#x1\.[A-Za-z0-9_-]+$/.test(href), `share wrote no link: ${href}`);
@@ -744,8 +735,7 @@ async function helper(browser, url) {
     await page.getByLabel("Dataset", { exact: true }).selectOption("love-hate.jsonl");
     await page.getByRole("button", { name: "Compute vector" }).click();
     await page.getByText(/Vector at blocks\.1\.hook_resid_pre: mean of \d+ pairs/).waitFor({ timeout: TIMEOUT });
-    await page.waitForFunction(idle("Generate"), null, { timeout: TIMEOUT });
-    await page.getByRole("button", { name: "Generate" }).click();
+    await clickWhenIdle(page, "Generate");
     await page.waitForFunction(() => (document.querySelector("[data-testid=steered]")?.textContent.length ?? 0)
       > "I think that".length + 10, null, { timeout: TIMEOUT });
     await page.screenshot({ path: join(shots, "helper.png"), fullPage: true });
@@ -759,13 +749,11 @@ async function helper(browser, url) {
     await page.getByTestId("loaded").filter({ hasText: `${gemmaScope} (on the helper)` }).waitFor({ timeout: TIMEOUT });
     step = "Gemma Scope feature ids link to Neuronpedia";
     await page.getByLabel("Feature ids").fill("3, 7");
-    await page.waitForFunction(idle("Score features"), null, { timeout: TIMEOUT });
-    await page.getByRole("button", { name: "Score features" }).click();
+    await clickWhenIdle(page, "Score features");
     await page.getByTestId("scores").waitFor({ timeout: TIMEOUT });
     const links = await page.getByTestId("scores").locator("a").evaluateAll((as) => as.map((a) => a.href));
     check(links.includes("https://www.neuronpedia.org/gemma-2-2b/1-gemmascope-res-16k/3"), `feature links: ${links}`);
-    await page.waitForFunction(idle("Compute vector"), null, { timeout: TIMEOUT });
-    await page.getByRole("button", { name: "Compute vector" }).click();
+    await clickWhenIdle(page, "Compute vector");
     await page.getByText(/Vector at blocks\.\d+\.hook_resid_\w+: mean of \d+ pairs/).waitFor({ timeout: TIMEOUT });
     await page.waitForFunction(idle("Generate"), null, { timeout: TIMEOUT });
     const before = await page.getByTestId("steered").textContent();

@@ -44,8 +44,9 @@ fn App() -> impl IntoView {
     provide_context(page::models::HubUrl::new());
     provide_context(page::features::FeatureState::new());
     provide_context(page::actadd::ActAddState::new());
-    page::remote::Background::start();
+    let background = page::remote::Background::start();
     let (start, linked, link_error) = from_link();
+    background.wikitext.set(start.wikitext);
     let link_note = RwSignal::new(link_error);
     let entry = catalog::model(&start.model);
     if entry.is_none() {
@@ -136,6 +137,7 @@ fn App() -> impl IntoView {
             layer_sweep: exp.layers.with_untracked(|l| l.is_some()),
             diagnostics: exp.decomposition.with_untracked(|d| d.is_some()),
             features: expect_features.scored_token(),
+            wikitext: page::remote::background().wikitext.get_untracked(),
             ..Experiment::default()
         };
         let _ = window().location().set_hash(&e.to_fragment());

@@ -35,13 +35,32 @@ pub struct ActAddState {
     pub texts: RwSignal<Vec<String>>,
 }
 
+/// Turner et al.'s two examples that Conmy & Nanda read with SAEs: (positive, negative, coefficient, prompt). Their
+/// coefficients were for GPT-2 XL's layer 20; a small model at another layer may want others.
+type Preset = (&'static str, &'static str, f32, &'static str);
+const ANGER: Preset = ("Anger", "Calm", 10.0, "I think you're");
+const WEDDINGS: Preset = (
+    "I talk about weddings constantly",
+    "I do not talk about weddings constantly",
+    4.0,
+    "I went up to my friend and said",
+);
+
 impl ActAddState {
+    /// Fills in one of Turner et al.'s examples.
+    fn preset(self, (positive, negative, coef, prompt): Preset) {
+        self.positive.set(positive.into());
+        self.negative.set(negative.into());
+        self.coef.set(coef);
+        self.prompt.set(prompt.into());
+    }
+
     pub fn new() -> Self {
         Self {
-            positive: RwSignal::new("Anger".into()),
-            negative: RwSignal::new("Calm".into()),
-            coef: RwSignal::new(5.0),
-            prompt: RwSignal::new("I think you're".into()),
+            positive: RwSignal::new(ANGER.0.into()),
+            negative: RwSignal::new(ANGER.1.into()),
+            coef: RwSignal::new(ANGER.2),
+            prompt: RwSignal::new(ANGER.3.into()),
             remove: RwSignal::new(String::new()),
             vector: RwSignal::new(None),
             positions: RwSignal::new(None),
@@ -153,6 +172,8 @@ pub fn ActAddView(exp: Exp) -> impl IntoView {
                     prop:value=move || positive.get() on:input=move |ev| positive.set(event_target_value(&ev)) /></label>
                 <label>"negative " <input type="text" class="short" aria-label="ActAdd negative prompt"
                     prop:value=move || negative.get() on:input=move |ev| negative.set(event_target_value(&ev)) /></label>
+                <button class="small" on:click=move |_| state.preset(ANGER)>"Anger − Calm"</button>
+                <button class="small" on:click=move |_| state.preset(WEDDINGS)>"Weddings"</button>
                 <button on:click=move |_| state.compute(lab, exp, || {}) disabled=move || !idle()>"Compute ActAdd vector"</button>
                 <button on:click=move |_| state.read_features() disabled=move || !idle() || !sae_reads()>"Read its SAE features"</button>
             </div>

@@ -62,12 +62,44 @@ async fn fetch_text(file: &RemoteFile) -> Result<String, String> {
     if length.is_some_and(|n| n > MAX_REMOTE_BYTES) {
         return Err(format!("{url} is larger than a dataset here may be"));
     }
+    let bytes = read_body(&url, file.path, resp, length).await?;
+    let text = String::from_utf8(bytes).map_err(|_| format!("{url} is not UTF-8 text"))?;
     if let Some(c) = &cache
-        && let Ok(copy) = resp.clone()
+        && let Ok(stored) = web_sys::Response::new_with_opt_str(Some(&text))
     {
-        let _ = JsFuture::from(c.put_with_str(&url, &copy)).await;
+        let _ = JsFuture::from(c.put_with_str(&url, &stored)).await;
     }
-    text_of(&url, resp).await
+    Ok(text)
+}
+
+/// A response's body, read chunk by chunk with its progress in the status line, at most `MAX_REMOTE_BYTES`.
+async fn read_body(url: &str, name: &str, resp: web_sys::Response, total: Option<u64>) -> Result<Vec<u8>, String> {
+    let body = resp.body().ok_or_else(|| format!("{url} came back without a body"))?;
+    let reader: web_sys::ReadableStreamDefaultReader = body.get_reader().unchecked_into();
+    let (mut bytes, mut last) = (Vec::new(), 0.0);
+    let lab = bridge::lab();
+    loop {
+        let chunk = JsFuture::from(reader.read()).await.map_err(js)?;
+        if js_sys::Reflect::get(&chunk, &"done".into()).map_err(js)?.as_bool() == Some(true) {
+            break;
+        }
+        let value: js_sys::Uint8Array = js_sys::Reflect::get(&chunk, &"value".into()).map_err(js)?.unchecked_into();
+        if bytes.len() as u64 + value.length() as u64 > MAX_REMOTE_BYTES {
+            let _ = reader.cancel();
+            return Err(format!("{url} is larger than a dataset here may be"));
+        }
+        bytes.extend(value.to_vec());
+        let now = js_sys::Date::now();
+        if now - last > 200.0 {
+            last = now;
+            let of = total.map_or_else(String::new, |t| format!(" of {}", steerlab_www::progress::bytes(t)));
+            lab.status.set(Status::Info(format!(
+                "Fetching {name}: {}{of}…",
+                steerlab_www::progress::bytes(bytes.len() as u64)
+            )));
+        }
+    }
+    Ok(bytes)
 }
 
 async fn text_of(url: &str, resp: web_sys::Response) -> Result<String, String> {
