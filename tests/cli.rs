@@ -388,6 +388,30 @@ fn actadd_and_feature_steering() {
     let sae = sae_dir.display().to_string();
     let bytes = std::fs::read(sae_dir.join("sae_weights.safetensors")).unwrap();
     let (_, w_dec) = tensor_f32(&SafeTensors::deserialize(&bytes).unwrap(), "W_dec");
+
+    // edit-vector: every ActAdd row without features 3 and 7 is orthogonal to their decoder rows, and the kept
+    // and removed parts add up to the row.
+    let edited = |flag: &str| {
+        let out = dir.join(format!("edited{flag}.safetensors")).display().to_string();
+        let o = steerlab(&["edit-vector", "--sae", &sae, "--vector", &sv, flag, "3,7", "--out", &out]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let e = SteeringVector::from_safetensors(&std::fs::read(&out).unwrap(), "edited").unwrap();
+        assert_eq!(e.rows, Some(k));
+        (e.values, out)
+    };
+    let ((removed, removed_file), (kept, _)) = (edited("--remove"), edited("--keep"));
+    for (r, row) in removed.chunks(d).enumerate() {
+        for f in [3, 7] {
+            let dot: f32 = row.iter().zip(&w_dec[f * d..(f + 1) * d]).map(|(a, b)| a * b).sum();
+            assert!(dot.abs() <= 1e-4, "row {r} still has feature {f}'s direction ({dot})");
+        }
+    }
+    let sum: Vec<f32> = removed.iter().zip(&kept).map(|(a, b)| a + b).collect();
+    assert!(max_abs_diff(&sum, &v.values) <= 1e-4, "kept + removed is the vector");
+    let steered = trace(&["--steer", &removed_file]);
+    assert_eq!(steered.len(), plain.len());
+    let o = steerlab(&["edit-vector", "--sae", &sae, "--vector", &sv, "--remove", "96", "--out", "/dev/null"]);
+    assert!(stderr(&o).contains("feature 96 does not exist"), "{}", stderr(&o));
     let steered = trace(&["--sae", &sae, "--feature", "3:5", "--feature", "7:-1.5"]);
     for (p, (s, b)) in steered.chunks(d).zip(plain.chunks(d)).enumerate() {
         let want: Vec<f32> = (0..d).map(|i| 5.0 * w_dec[3 * d + i] - 1.5 * w_dec[7 * d + i]).collect();

@@ -32,6 +32,8 @@ mod bench;
 #[cfg(not(target_arch = "wasm32"))]
 mod bench_flow;
 #[cfg(not(target_arch = "wasm32"))]
+mod edit_vector;
+#[cfg(not(target_arch = "wasm32"))]
 mod features;
 #[cfg(not(target_arch = "wasm32"))]
 mod fetch;
@@ -154,6 +156,9 @@ mod cli {
         /// Generation-level scores of a vector or SAE features: greedy continuations at each strength, their share
         /// of concept words and their coherence under the unsteered model.
         SteerScore(crate::steer_score::SteerScoreArgs),
+        /// A steering vector restricted to, or without, chosen SAE features (every row of an ActAdd vector alike),
+        /// written as a new vector file.
+        EditVector(crate::edit_vector::EditVectorArgs),
         /// The SAE diagnostics of a steering vector (Mayne et al. 2024), as tables and JSON.
         Decompose(crate::science::DecomposeArgs),
         /// Score SAE features for steering (output / input scores) and their side effects.
@@ -342,6 +347,7 @@ mod cli {
             }
             Cmd::Steerability(args) => crate::science::steerability_cmd(args),
             Cmd::SteerScore(args) => crate::steer_score::run(args),
+            Cmd::EditVector(args) => crate::edit_vector::run(args),
             Cmd::Decompose(args) => crate::science::decompose_cmd(args),
             Cmd::Features(args) => crate::features::run(args),
             Cmd::Population(args) => crate::population::run(args),
