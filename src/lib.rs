@@ -8,6 +8,7 @@ pub mod error;
 pub mod experiment;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod files;
+pub mod gguf;
 pub mod hub_names;
 pub mod model;
 pub mod npz;

@@ -532,3 +532,37 @@ fn population_at_several_layers() {
         assert!(!o.status.success() && stderr(&o).contains(msg), "{extra:?}: {}", stderr(&o));
     }
 }
+
+/// GGUF control vectors: `export` writes the very bytes that the gguf package read back with the right names and
+/// values (scripts/make_gguf_fixtures.py), and `import` reads what repeng's writer wrote.
+#[test]
+fn gguf_control_vectors_match_the_gguf_package() {
+    let fx = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gguf");
+    let dir = scratch("gguf");
+    let path = |p: &Path| p.display().to_string();
+    let (vector, out) = (path(&fx.join("vector.safetensors")), path(&dir.join("sv.gguf")));
+    let o = steerlab(&["export", "--vector", &vector, "--format", "gguf", "--out", &out]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("blocks.3.hook_resid_pre is llama.cpp's layer 2"));
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(fx.join("steerlab.gguf")).unwrap());
+
+    let repeng = path(&fx.join("repeng.gguf"));
+    let sv = path(&dir.join("layer4.safetensors"));
+    let o = steerlab(&["import", &repeng, "--out", &sv]);
+    assert!(stderr(&o).contains("it holds layers 1, 2, 4: pick one with --layer"), "{}", stderr(&o));
+    let o = steerlab(&["import", &repeng, "--layer", "3", "--out", &sv]);
+    assert!(stderr(&o).contains("it has no layer 3"), "{}", stderr(&o));
+    let o = steerlab(&["import", &repeng, "--layer", "4", "--out", &sv]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let got = SteeringVector::from_safetensors(&std::fs::read(&sv).unwrap(), "layer4").unwrap();
+    let bytes = std::fs::read(fx.join("directions.safetensors")).unwrap();
+    let (_, want) = tensor_f32(&SafeTensors::deserialize(&bytes).unwrap(), "direction.4");
+    assert_eq!((&got.values, got.hook()), (&want, Some("blocks.4.hook_resid_post")));
+    assert_eq!(got.metadata.get("model").map(String::as_str), Some("gpt2"));
+
+    // What llama.cpp has no slot for, and what is not a control vector, say so.
+    let o = steerlab(&["export", "--vector", &vector, "--hook", "blocks.1.hook_resid_pre", "--out", &out]);
+    assert!(stderr(&o).contains("cannot be a llama.cpp control vector"), "{}", stderr(&o));
+    let o = steerlab(&["import", &vector, "--out", &sv]);
+    assert!(stderr(&o).contains("not a GGUF control vector: no GGUF magic"), "{}", stderr(&o));
+}

@@ -140,6 +140,18 @@ proptest! {
     }
 
     #[test]
+    fn gguf_control_vectors(bytes in prop_oneof![
+        prop::collection::vec(any::<u8>(), 0..512),
+        mutated(fixture("gguf/repeng.gguf")),
+        mutated(fixture("gguf/steerlab.gguf")),
+    ]) {
+        cap_address_space();
+        if let Err(e) = steerlab::gguf::read(&bytes, "cv.gguf") {
+            errors_are_clear(e);
+        }
+    }
+
+    #[test]
     fn npz_archives(bytes in prop_oneof![
         prop::collection::vec(any::<u8>(), 0..512),
         mutated(fixture("saes/gemma-scope-res/layer_1/width_96/average_l0_9/params.npz")),

@@ -337,6 +337,10 @@ async function exports(page) {
   check(sv.bytes.length === 8 + headerLen + 4 * header.steering_vector.shape[0], "the vector file is cut short");
   check(header.__metadata__?.hook === "blocks.1.hook_resid_pre", `vector metadata ${JSON.stringify(header.__metadata__)}`);
 
+  step = "a vector at block 1's input has no llama.cpp control-vector slot, and the page says so";
+  await page.getByRole("button", { name: "Save .gguf" }).click();
+  await page.getByRole("status").filter({ hasText: "cannot be a llama.cpp control vector" }).waitFor();
+
   step = "export the sweep as CSV and its plot as SVG and PNG";
   const steerability = page.getByRole("region", { name: "Steerability" });
   const csv = (await saved(page, steerability.getByRole("button", { name: "CSV" }).first())).bytes.toString().trim().split("\n");

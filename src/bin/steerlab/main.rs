@@ -38,6 +38,8 @@ mod features;
 #[cfg(not(target_arch = "wasm32"))]
 mod fetch;
 #[cfg(not(target_arch = "wasm32"))]
+mod interop;
+#[cfg(not(target_arch = "wasm32"))]
 mod population;
 #[cfg(not(target_arch = "wasm32"))]
 mod science;
@@ -159,6 +161,11 @@ mod cli {
         /// A steering vector restricted to, or without, chosen SAE features (every row of an ActAdd vector alike),
         /// written as a new vector file.
         EditVector(crate::edit_vector::EditVectorArgs),
+        /// A steering vector as a llama.cpp control vector (GGUF): direction K is added to block K's output,
+        /// blocks.K.hook_resid_post = blocks.K+1.hook_resid_pre.
+        Export(crate::interop::ExportArgs),
+        /// A GGUF control vector (llama.cpp's or repeng's) as a steering-vector file at blocks.K.hook_resid_post.
+        Import(crate::interop::ImportArgs),
         /// The SAE diagnostics of a steering vector (Mayne et al. 2024), as tables and JSON.
         Decompose(crate::science::DecomposeArgs),
         /// Score SAE features for steering (output / input scores) and their side effects.
@@ -348,6 +355,8 @@ mod cli {
             Cmd::Steerability(args) => crate::science::steerability_cmd(args),
             Cmd::SteerScore(args) => crate::steer_score::run(args),
             Cmd::EditVector(args) => crate::edit_vector::run(args),
+            Cmd::Export(args) => crate::interop::export(args),
+            Cmd::Import(args) => crate::interop::import(args),
             Cmd::Decompose(args) => crate::science::decompose_cmd(args),
             Cmd::Features(args) => crate::features::run(args),
             Cmd::Population(args) => crate::population::run(args),

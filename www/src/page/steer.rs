@@ -321,6 +321,24 @@ pub fn SteerView(exp: Exp) -> impl IntoView {
         }
     };
 
+    // A llama.cpp control vector (GGUF): direction K goes to block K's output, so some hooks have no slot there.
+    let save_gguf = move |_| {
+        let Some(v) = exp.vector.get_untracked() else { return };
+        let n_layers = lab.model.get_untracked().map_or(1, |m| m.n_layers);
+        let layer = steerlab::model::hooks::HookPoint::parse(&v.hook, n_layers).and_then(steerlab::gguf::layer_of);
+        match layer {
+            Ok(k) => {
+                let model_hint = lab.model.get_untracked().map(|m| m.label).unwrap_or_default();
+                let file = steerlab::gguf::write(&steerlab::gguf::ControlVector {
+                    model_hint,
+                    directions: vec![(k, v.values)],
+                });
+                export::download("control_vector.gguf", "application/octet-stream", &file);
+            }
+            Err(e) => lab.status.set(bridge::Status::Error(e.to_string())),
+        }
+    };
+
     view! {
         <section class="panel" aria-label="Steer" id="steer">
             <h2>"1. A steering vector (CAA)"</h2>
@@ -355,6 +373,8 @@ pub fn SteerView(exp: Exp) -> impl IntoView {
                 </label>
                 <button on:click=move |_| compute_vector(exp, None, || {}) disabled=move || !idle()>"Compute vector"</button>
                 <button class="small" on:click=save_vector disabled=move || exp.vector.get().is_none()>"Save .safetensors"</button>
+                <button class="small" on:click=save_gguf disabled=move || exp.vector.get().is_none()
+                    title="A llama.cpp control vector (--control-vector)">"Save .gguf"</button>
             </div>
             {move || (exp.dataset.get() == TYPED).then(|| view! {
                 <textarea aria-label="Your pairs" rows="4" prop:value=move || exp.typed.get()
