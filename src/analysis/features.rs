@@ -116,13 +116,24 @@ pub async fn feature_scores(
     features: &[usize],
     opts: &ScoreOptions<'_>,
 ) -> Result<Vec<FeatureScore>> {
+    Ok(feature_scores_and_norms(model, sae, features, opts).await?.0)
+}
+
+/// As `feature_scores`, also giving the activation norm at the SAE's hook of every corpus token the input scores
+/// read (each passage's but the first, in corpus order), so a caller that needs them runs the corpus once.
+pub async fn feature_scores_and_norms(
+    model: &Model,
+    sae: &Sae,
+    features: &[usize],
+    opts: &ScoreOptions<'_>,
+) -> Result<(Vec<FeatureScore>, Vec<f32>)> {
     let point = sae.check_fits(model.cfg())?;
     sae.check_features(features)?;
     if !opts.amplification.is_finite() || opts.lens_k == 0 {
         return Err(Error::invalid("the amplification must be finite and the lens keep at least one token"));
     }
     if features.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), Vec::new()));
     }
     let lenses = logit_lens(model, sae, features, opts.lens_k).await?;
     let tokens = model.encode_prompt(opts.prompt)?;
@@ -133,7 +144,7 @@ pub async fn feature_scores(
     let (acts, _) = sae.reconstruct(upload(last.clone(), &model.net.device));
     let max_act = read(acts.max()).await?.data[0];
     let scale = decoder_scale(sae, last, &model.net.device).await?;
-    let examples = top_examples(model, sae, point, features, opts).await?;
+    let (examples, norms) = top_examples(model, sae, point, features, opts).await?;
 
     // One row per feature: the prompt with that feature amplified at its last position.
     let coef = max_act * opts.amplification * scale;
@@ -179,7 +190,7 @@ pub async fn feature_scores(
         });
     }
     scores.sort_by(|a, b| b.output_score.total_cmp(&a.output_score));
-    Ok(scores)
+    Ok((scores, norms))
 }
 
 /// Per row of next-token probabilities [rows, vocab], with `k` lens token ids per row ([rows * k]): the largest
@@ -204,14 +215,15 @@ async fn decoder_scale(sae: &Sae, x: HostTensor, device: &burn::tensor::Device) 
 
 /// For each feature, the most-activating token of each of its top-activating passages (at most
 /// `max_examples`, strongest first; passages where it does not fire are left out). Passages run batched and
-/// their SAE activations stay on the device; only each passage's maximum per feature comes back.
+/// their SAE activations stay on the device; only each passage's maximum per feature comes back, and each
+/// token's activation norm (every passage's tokens but the first, in corpus order).
 async fn top_examples(
     model: &Model,
     sae: &Sae,
     point: HookPoint,
     features: &[usize],
     opts: &ScoreOptions<'_>,
-) -> Result<Vec<Vec<u32>>> {
+) -> Result<(Vec<Vec<u32>>, Vec<f32>)> {
     let device = &model.net.device;
     let seqs = passage_tokens(model, opts.corpus)?;
     let lens: Vec<usize> = seqs.iter().map(Vec::len).collect();
@@ -219,11 +231,16 @@ async fn top_examples(
     let ids = index_tensor(features, device);
     // Per feature: (max activation, token at it) for each passage.
     let mut best: Vec<Vec<(f32, u32)>> = vec![Vec::new(); n];
+    let mut norms = Vec::new();
     for part in model.chunks(&lens, |seq| seq * sae.cfg.d_sae * 4) {
         model.report("input scores (background passages)", part.start, lens.len());
         let batch = Batch::new(&seqs[part.clone()])?;
         let (rows, t) = (batch.rows(), batch.seq);
         let x = model.run_to(Input::Tokens { ids: &batch.ids, rows }, &mut Hooks::default(), point)?; // [rows, t, d]
+        let token_norms = read(x.clone().powi_scalar(2).sum_dim(2).sqrt()).await?.data; // [rows, t, 1]
+        for (r, &len) in batch.lens.iter().enumerate() {
+            norms.extend_from_slice(&token_norms[r * t + 1..r * t + len]);
+        }
         let acts = sae.encode(x.reshape([rows * t, d])).select(1, ids.clone()).reshape([rows, t, n]); // [rows, t, n]
         // Position 0 (outlier norms) and the padding never count.
         let skip: Vec<bool> = batch.lens.iter().flat_map(|&len| (0..t).map(move |p| p == 0 || p >= len)).collect();
@@ -244,13 +261,14 @@ async fn top_examples(
             examples.truncate(opts.max_examples);
         }
     }
-    Ok(best
+    let examples = best
         .into_iter()
         .map(|mut e| {
             e.sort_by(|a, b| b.0.total_cmp(&a.0));
             e.into_iter().take(opts.max_examples).map(|(_, t)| t).collect()
         })
-        .collect())
+        .collect();
+    Ok((examples, norms))
 }
 
 /// Softmax of a row of logits, in f64 for the sum.

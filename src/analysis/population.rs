@@ -12,8 +12,7 @@
 //! - success = their harmonic mean (Arad et al. combine an LLM judge's concept and fluency ratings the same way;
 //!   the two ratings here are our own stand-ins for that judge). A feature's success is its best over strengths.
 
-use super::corpus::corpus_stats;
-use super::features::{FeatureScore, ScoreOptions, feature_scores};
+use super::features::{FeatureScore, ScoreOptions, feature_scores_and_norms};
 use super::norms::norm_histogram;
 use crate::device::read;
 use crate::error::{Error, Result};
@@ -136,15 +135,15 @@ pub async fn population(model: &Model, sae: &Sae, opts: &PopulationOptions<'_>) 
     }
     let mut rng = StdRng::seed_from_u64(opts.seed);
     let sample = draw(&mut rng, d_sae, opts.sample);
-    let mut scores = feature_scores(model, sae, &sample, &opts.scores).await?;
+    // The input scores run the corpus anyway: its activation norms (the unit of strength) come with them.
+    let (mut scores, norms) = feature_scores_and_norms(model, sae, &sample, &opts.scores).await?;
     scores.sort_by_key(|s| s.feature);
     let points: Vec<Point> = scores
         .iter()
         .map(|s| Point { feature: s.feature, output_score: s.output_score, input_score: s.input_score })
         .collect();
     let cooccurrence = cooccurrence(&points);
-    let corpus = corpus_stats(model, opts.scores.corpus, point, 0, &mut |_| Ok(())).await?;
-    let median_norm = norm_histogram(&corpus.norms, &[], 1).median;
+    let median_norm = norm_histogram(&norms, &[], 1).median;
 
     let mut out = Population {
         hook: point.to_string(),
