@@ -20,7 +20,8 @@ pub struct Experiment {
     /// The model, by the lab's catalogue id (`gpt2`, `pythia-70m-deduped`, or `embedded` for the built-in default).
     pub model: String,
     pub revision: Option<String>,
-    /// The SAE, if one is used: the hook it reads, in the model's SAE release.
+    /// The SAE, if one is used: the hook it reads, in the model's SAE release, or a SAELens id
+    /// (`release/sae_id`; hooks have no `/`).
     pub sae: Option<String>,
     pub dataset: DatasetRef,
     /// Hook the steering vector is read at and added to.

@@ -343,3 +343,95 @@ fn fetch_resumes_checks_and_lays_out_the_hub_cache() {
     assert!(text(&out).contains("cannot reach"), "{}", text(&out));
     let _ = std::fs::remove_dir_all(&cache);
 }
+
+/// A SAELens id names one folder of its release's repository: `fetch` takes only that folder; `--sae ID` finds it
+/// in the cache (or fetches it there when missing) and reads it with the release's config overrides, as
+/// `SAE.from_pretrained` does (gpt2-small-res-jb's `center_writing_weights`).
+#[test]
+fn saelens_ids_fetch_their_folder_and_load_with_the_release_overrides() {
+    let sae_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/saes/standard");
+    let folder = "blocks.1.hook_resid_pre";
+    let mut files = vec![];
+    for name in ["cfg.json", "sae_weights.safetensors"] {
+        let bytes = std::fs::read(sae_dir.join(name)).unwrap();
+        let sha256 = hex(&sha2::Sha256::digest(&bytes));
+        files.push(File { path: format!("{folder}/{name}"), bytes, lfs: name.ends_with(".safetensors"), sha256 });
+    }
+    // Another SAE of the release, which fetching one id must leave alone.
+    let other =
+        File { path: "blocks.2.hook_resid_pre/cfg.json".into(), bytes: b"{}".to_vec(), lfs: false, sha256: "".into() };
+    files.push(other);
+    let state = Arc::new(Mutex::new(State::default()));
+    state
+        .lock()
+        .unwrap()
+        .repos
+        .insert("jbloom/GPT2-Small-SAEs-Reformatted".into(), Repo { files, gated: false, cut: None, stall: None });
+    let hub = serve(state.clone());
+    let tmp = std::env::temp_dir().join(format!("steerlab-saelens-id-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let id = format!("gpt2-small-res-jb/{folder}");
+
+    let out = fetch(&hub, &tmp.join("cache"), &[&id], None);
+    assert!(out.status.success(), "{}", text(&out));
+    let snapshot = tmp.join("cache/models--jbloom--GPT2-Small-SAEs-Reformatted/snapshots").join(COMMIT);
+    assert!(snapshot.join(folder).join("sae_weights.safetensors").is_file());
+    assert!(!snapshot.join("blocks.2.hook_resid_pre").exists(), "only the id's folder is fetched");
+
+    // Vectors to encode, off-centre so that centring them matters.
+    let x: Vec<f32> = (0..3 * 32).map(|i| ((i * 37 % 11) as f32 - 3.0) * 0.7 + 1.5).collect();
+    let input = tmp.join("x.safetensors");
+    let tensors = [steerlab::tensor_file::NamedTensor::f32("x", vec![3, 32], x)];
+    std::fs::write(&input, steerlab::tensor_file::to_safetensors(&tensors, HashMap::new()).unwrap()).unwrap();
+    let encode = |sae: &str, cache: &Path, endpoint: Option<&str>| {
+        let out_file = tmp.join(format!("acts-{}.safetensors", sae.len() + cache.as_os_str().len()));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_steerlab"));
+        cmd.args(["sae-encode", "--sae", sae, "--tensor", "x", "--input"]).arg(&input).arg("--out").arg(&out_file);
+        cmd.env("HF_HUB_CACHE", cache).env_remove("HF_TOKEN").env("HF_HOME", tmp.join("no-home"));
+        match endpoint {
+            Some(e) => cmd.env("HF_ENDPOINT", e),
+            None => cmd.env("HF_ENDPOINT", "http://127.0.0.1:9"), // nothing answers there
+        };
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{sae}: {}", text(&out));
+        common::Expected::from_file(&out_file).f32("feature_acts")
+    };
+    // The same SAE in a plain folder, with and without the release's overrides merged into its cfg.json.
+    let plain = tmp.join("plain");
+    let merged = tmp.join("merged");
+    for dir in [&plain, &merged] {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::copy(sae_dir.join("sae_weights.safetensors"), dir.join("sae_weights.safetensors")).unwrap();
+    }
+    let cfg = std::fs::read_to_string(sae_dir.join("cfg.json")).unwrap();
+    std::fs::write(plain.join("cfg.json"), &cfg).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&cfg).unwrap();
+    v["model_from_pretrained_kwargs"] = serde_json::json!({"center_writing_weights": true});
+    std::fs::write(merged.join("cfg.json"), v.to_string()).unwrap();
+
+    let downloads = state.lock().unwrap().log.len();
+    let by_id = encode(&id, &tmp.join("cache"), None);
+    assert_eq!(state.lock().unwrap().log.len(), downloads, "a cached id is not fetched again");
+    let with_overrides = encode(merged.to_str().unwrap(), &tmp.join("cache"), None);
+    let without = encode(plain.to_str().unwrap(), &tmp.join("cache"), None);
+    assert_eq!(by_id, with_overrides);
+    assert!(common::max_abs_diff(&by_id, &without) > 1e-3, "the overrides change the encoding");
+    // The cached folder read as a folder gets the release's overrides too.
+    assert_eq!(encode(snapshot.join(folder).to_str().unwrap(), &tmp.join("cache"), None), by_id);
+
+    // Not cached: fetched from $HF_ENDPOINT into $HF_HUB_CACHE first.
+    assert_eq!(encode(&id, &tmp.join("fresh-cache"), Some(&hub)), by_id);
+    assert!(
+        tmp.join("fresh-cache/models--jbloom--GPT2-Small-SAEs-Reformatted/snapshots")
+            .join(COMMIT)
+            .join(folder)
+            .is_dir()
+    );
+
+    // Mistyped ids say what was meant.
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_steerlab"));
+    cmd.args(["sae-encode", "--sae", "gpt2-small-res-jb/blocks.1.hook_resid_pr", "--tensor", "x", "--out", "o"]);
+    let out = cmd.arg("--input").arg(&input).output().unwrap();
+    assert!(!out.status.success() && text(&out).contains("did you mean blocks.1.hook_resid_pre"), "{}", text(&out));
+    let _ = std::fs::remove_dir_all(&tmp);
+}

@@ -122,6 +122,19 @@ impl SaeConfig {
     }
 }
 
+/// `cfg.json` with a release's overrides (a JSON object) merged in at the top level, as SAELens's
+/// `config_overrides` are.
+pub fn with_overrides(cfg: &str, overrides: Option<&str>) -> std::result::Result<String, String> {
+    let Some(o) = overrides else { return Ok(cfg.to_string()) };
+    let mut v: Value = serde_json::from_str(cfg).map_err(|e| format!("cfg.json is not valid JSON: {e}"))?;
+    let o: Value = serde_json::from_str(o).map_err(|e| format!("bad config overrides: {e}"))?;
+    match (v.as_object_mut(), o.as_object()) {
+        (Some(v), Some(o)) => v.extend(o.clone()),
+        _ => return Err("cfg.json and the config overrides must both be JSON objects".into()),
+    }
+    Ok(v.to_string())
+}
+
 /// Sanity bounds on an SAE's sizes, checked before anything is sized from them: inputs as wide as the widest
 /// model steerlab reads, and up to 16M features (OpenAI's largest published SAE).
 pub const MAX_D_IN: usize = crate::model::config::MAX_WIDTH;

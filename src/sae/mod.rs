@@ -5,6 +5,7 @@ pub mod config;
 pub mod decompose;
 pub mod edit;
 pub mod fidelity;
+pub mod releases;
 
 use crate::device::read;
 use crate::error::{Error, Result};
@@ -108,6 +109,10 @@ impl Sae {
             return Self::from_gemma_scope(&npz.display().to_string(), &read_bytes(&npz)?, device);
         }
         let cfg = read_text(&dir.join("cfg.json"))?;
+        // A release's folder in the hub cache is read as SAELens reads it, with the release's config overrides.
+        let overrides = releases::by_cache_dir(dir).and_then(|(r, _)| r.config_overrides);
+        let cfg = config::with_overrides(&cfg, overrides)
+            .map_err(|e| Error::file(dir.join("cfg.json").display().to_string(), e))?;
         let name = dir.display().to_string();
         let sparsify = dir.join("sae.safetensors");
         if !dir.join("sae_weights.safetensors").exists() && sparsify.exists() {

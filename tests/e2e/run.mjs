@@ -420,12 +420,27 @@ async function hub(browser, url) {
     check(m.requests.some((r) => r.includes("/jbloom/GPT2-Small-SAEs-Reformatted/resolve/") && r.endsWith("blocks.1.hook_resid_pre/cfg.json")),
       `SAE requests: ${m.requests}`);
 
-    step = "a link names the revision";
+    step = "a SAELens id loads its SAE from its own repository; a mistyped one names the closest";
+    const saeId = "gpt2-small-resid-post-v5-128k/blocks.1.hook_resid_post";
+    await page.getByLabel("SAELens id").fill("gpt2-small-resid-post-v5-128kk/blocks.1.hook_resid_post");
+    await page.getByLabel("SAELens id").dispatchEvent("change");
+    await page.getByRole("button", { name: "Load by id" }).click();
+    await page.getByRole("status").filter({ hasText: "did you mean gpt2-small-resid-post-v5-128k" }).waitFor();
+    await page.getByLabel("SAELens id").fill(saeId);
+    await page.getByLabel("SAELens id").dispatchEvent("change");
+    m.requests.length = 0;
+    await page.getByRole("button", { name: "Load by id" }).click();
+    await page.getByTestId("loaded").filter({ hasText: saeId }).waitFor({ timeout: TIMEOUT });
+    check(m.requests.includes("/jbloom/GPT2-Small-OAI-v5-128k-resid-post-SAEs/resolve/main/v5_128k_layer_1/cfg.json"),
+      `SAELens id requests: ${m.requests}`);
+
+    step = "a link names the revision and the SAELens id";
     await page.getByRole("button", { name: "Share" }).click();
     const link = await browser.newPage({ viewport: { width: 1100, height: 900 } });
     await link.goto(page.url());
     await link.getByText("Sources and your own files").click();
     check(await link.getByLabel("Revision").inputValue() === "0123abcd", "the link lost the revision");
+    check(await link.getByLabel("SAELens id").inputValue() === saeId, "the link lost the SAELens id");
     check(await link.locator("select[aria-label=Model]").inputValue() === "gpt2", "the link lost the model");
     await link.close();
 

@@ -1,5 +1,7 @@
 //! The models and SAEs the lab offers, at pinned hub revisions, and where Neuronpedia shows their features.
 
+use steerlab::sae::releases::{self, Release, ReleaseSae};
+
 /// The public Hugging Face hub; the page lets a user point at a mirror instead.
 pub const HUB: &str = "https://huggingface.co";
 /// The embedded default is served by the site itself, in the hub's URL layout.
@@ -24,18 +26,21 @@ pub struct ModelEntry {
     pub saes: SaeRelease,
 }
 
-/// A set of residual-stream SAEs, one folder per hook.
+/// A set of residual-stream SAEs, one folder per hook, at a pinned revision.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SaeRelease {
     pub label: &'static str,
-    pub repo: &'static str,
     pub revision: &'static str,
-    /// (hook, folder, Neuronpedia source id) per SAE.
-    pub saes: &'static [(&'static str, &'static str, Option<&'static str>)],
-    /// Neuronpedia's model id, when it shows this release.
-    pub neuronpedia_model: Option<&'static str>,
-    /// Keys merged into each `cfg.json` before it is read, as SAELens's `config_overrides` do.
-    pub config_overrides: Option<&'static str>,
+    pub set: SaeSet,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SaeSet {
+    /// A release of sae-lens's table (`steerlab::sae::releases`): its repository, folders, hooks, config overrides
+    /// and Neuronpedia ids come from there.
+    SaeLens(&'static str),
+    /// The embedded default's one SAE, served by the site.
+    Embedded { repo: &'static str, hook: &'static str },
 }
 
 pub const EMBEDDED: ModelEntry = ModelEntry {
@@ -47,11 +52,8 @@ pub const EMBEDDED: ModelEntry = ModelEntry {
     megabytes: 5,
     saes: SaeRelease {
         label: "random SAE (embedded)",
-        repo: "steerlab/gpt2-tiny-saes",
         revision: "main",
-        saes: &[("blocks.1.hook_resid_pre", "blocks.1.hook_resid_pre", None)],
-        neuronpedia_model: None,
-        config_overrides: None,
+        set: SaeSet::Embedded { repo: "steerlab/gpt2-tiny-saes", hook: "blocks.1.hook_resid_pre" },
     },
 };
 
@@ -64,26 +66,8 @@ pub const GPT2_SMALL: ModelEntry = ModelEntry {
     megabytes: 552,
     saes: SaeRelease {
         label: "gpt2-small-res-jb (Bloom 2024)",
-        repo: "jbloom/GPT2-Small-SAEs-Reformatted",
         revision: "57d08a4fd333fbf18caf3fbea63ceeb88e2f50d9",
-        saes: &[
-            ("blocks.0.hook_resid_pre", "blocks.0.hook_resid_pre", Some("0-res-jb")),
-            ("blocks.1.hook_resid_pre", "blocks.1.hook_resid_pre", Some("1-res-jb")),
-            ("blocks.2.hook_resid_pre", "blocks.2.hook_resid_pre", Some("2-res-jb")),
-            ("blocks.3.hook_resid_pre", "blocks.3.hook_resid_pre", Some("3-res-jb")),
-            ("blocks.4.hook_resid_pre", "blocks.4.hook_resid_pre", Some("4-res-jb")),
-            ("blocks.5.hook_resid_pre", "blocks.5.hook_resid_pre", Some("5-res-jb")),
-            ("blocks.6.hook_resid_pre", "blocks.6.hook_resid_pre", Some("6-res-jb")),
-            ("blocks.7.hook_resid_pre", "blocks.7.hook_resid_pre", Some("7-res-jb")),
-            ("blocks.8.hook_resid_pre", "blocks.8.hook_resid_pre", Some("8-res-jb")),
-            ("blocks.9.hook_resid_pre", "blocks.9.hook_resid_pre", Some("9-res-jb")),
-            ("blocks.10.hook_resid_pre", "blocks.10.hook_resid_pre", Some("10-res-jb")),
-            ("blocks.11.hook_resid_pre", "blocks.11.hook_resid_pre", Some("11-res-jb")),
-            ("blocks.11.hook_resid_post", "blocks.11.hook_resid_post", Some("12-res-jb")),
-        ],
-        neuronpedia_model: Some("gpt2-small"),
-        // Trained on TransformerLens's GPT-2 with centred writing weights (SAELens's override for this release).
-        config_overrides: Some(r#"{"model_from_pretrained_kwargs":{"center_writing_weights":true}}"#),
+        set: SaeSet::SaeLens("gpt2-small-res-jb"),
     },
 };
 
@@ -98,19 +82,8 @@ pub const PYTHIA_70M_DEDUPED: ModelEntry = ModelEntry {
     megabytes: 169,
     saes: SaeRelease {
         label: "pythia-70m-deduped-res-sm (Marks et al. 2024)",
-        repo: "ctigges/pythia-70m-deduped__res-sm_processed",
         revision: "main",
-        saes: &[
-            ("blocks.0.hook_resid_pre", "e-res-sm", Some("e-att-sm")),
-            ("blocks.0.hook_resid_post", "0-res-sm", Some("0-res-sm")),
-            ("blocks.1.hook_resid_post", "1-res-sm", Some("1-res-sm")),
-            ("blocks.2.hook_resid_post", "2-res-sm", Some("2-res-sm")),
-            ("blocks.3.hook_resid_post", "3-res-sm", Some("3-res-sm")),
-            ("blocks.4.hook_resid_post", "4-res-sm", Some("4-res-sm")),
-            ("blocks.5.hook_resid_post", "5-res-sm", Some("5-res-sm")),
-        ],
-        neuronpedia_model: Some("pythia-70m-deduped"),
-        config_overrides: None,
+        set: SaeSet::SaeLens("pythia-70m-deduped-res-sm"),
     },
 };
 
@@ -120,45 +93,95 @@ pub fn model(id: &str) -> Option<&'static ModelEntry> {
     MODELS.iter().find(|m| m.id == id)
 }
 
-/// The catalogue's SAE release stored in hub repository `repo` (a helper SAE named `owner/name@rev/folder`).
-pub fn release_of_repo(repo: &str) -> Option<&'static SaeRelease> {
-    MODELS.iter().map(|m| &m.saes).find(|r| !r.repo.is_empty() && r.repo == repo)
-}
-
-/// Neuronpedia's `model/source` for each Gemma Scope residual SAE it shows: `repo \t folder \t id` lines, from
-/// sae-lens's table (`scripts/make_gemma_scope_links.py`).
-const GEMMA_SCOPE_NEURONPEDIA: &str = include_str!("gemma_scope_neuronpedia.tsv");
-
 /// Neuronpedia's page for `feature` of a helper SAE named `[dir/]owner/repo@rev/folder` (the helper's names for
-/// hub-cache folders), when Neuronpedia shows that SAE: a catalogue release by hook, or a Gemma Scope SAE by folder.
-pub fn helper_sae_neuronpedia(name: &str, hook: &str, feature: usize) -> Option<String> {
+/// hub-cache folders), when sae-lens's table gives that folder a Neuronpedia id.
+pub fn helper_sae_neuronpedia(name: &str, feature: usize) -> Option<String> {
     let (before, after) = name.split_once('@')?;
     let mut tail = before.rsplit('/');
     let (name_part, owner) = (tail.next()?, tail.next()?);
-    let repo = format!("{owner}/{name_part}");
-    if let Some(release) = release_of_repo(&repo) {
-        return release.neuronpedia(hook, feature);
-    }
-    let folder = after.split_once('/')?.1.trim_end_matches('/');
-    let id = GEMMA_SCOPE_NEURONPEDIA.lines().find_map(|line| {
-        let mut cols = line.split('\t');
-        (cols.next() == Some(repo.as_str()) && cols.next() == Some(folder)).then(|| cols.next()).flatten()
-    })?;
-    Some(format!("https://www.neuronpedia.org/{id}/{feature}"))
+    let folder = after.split_once('/')?.1;
+    releases::by_folder(&format!("{owner}/{name_part}"), folder)?.1.neuronpedia_url(feature)
 }
 
 impl SaeRelease {
+    fn release(&self) -> Option<&'static Release> {
+        match self.set {
+            SaeSet::SaeLens(id) => releases::release(id),
+            SaeSet::Embedded { .. } => None,
+        }
+    }
+
+    pub fn repo(&self) -> &'static str {
+        match self.set {
+            SaeSet::SaeLens(_) => self.release().map_or("", |r| r.repo),
+            SaeSet::Embedded { repo, .. } => repo,
+        }
+    }
+
+    /// The hooks its SAEs read, in the release's order.
+    pub fn hooks(&self) -> Vec<&'static str> {
+        match (self.set, self.release()) {
+            (SaeSet::Embedded { hook, .. }, _) => vec![hook],
+            (_, Some(r)) => r.saes.iter().map(|s| s.hook).collect(),
+            (_, None) => vec![],
+        }
+    }
+
+    fn sae(&self, hook: &str) -> Option<&'static ReleaseSae> {
+        self.release()?.saes.iter().find(|s| s.hook == hook)
+    }
+
     /// The folder of the SAE reading `hook`.
     pub fn folder(&self, hook: &str) -> Option<&'static str> {
-        self.saes.iter().find(|s| s.0 == hook).map(|s| s.1)
+        match self.set {
+            SaeSet::Embedded { hook: h, .. } => (h == hook).then_some(h),
+            SaeSet::SaeLens(_) => self.sae(hook).map(|s| s.path),
+        }
+    }
+
+    /// SAELens's id for the SAE reading `hook` (`release/sae_id`).
+    pub fn saelens_id(&self, hook: &str) -> Option<String> {
+        Some(format!("{}/{}", self.release()?.id, self.sae(hook)?.id))
+    }
+
+    pub fn config_overrides(&self) -> Option<&'static str> {
+        self.release()?.config_overrides
     }
 
     /// Neuronpedia's page for `feature` of the SAE at `hook`, when it has one.
     pub fn neuronpedia(&self, hook: &str, feature: usize) -> Option<String> {
-        let model = self.neuronpedia_model?;
-        let source = self.saes.iter().find(|s| s.0 == hook)?.2?;
-        Some(format!("https://www.neuronpedia.org/{model}/{source}/{feature}"))
+        self.sae(hook)?.neuronpedia_url(feature)
     }
+}
+
+/// A SAELens id that the page can load: its repository, revision (the catalogue's pin when the catalogue has that
+/// release, else `main`), folder and overrides, checked against the model the page has loaded (`model_repo`, a
+/// catalogue model's repository, when known).
+pub fn page_sae(
+    id: &str,
+    model_repo: Option<&str>,
+) -> Result<(&'static Release, &'static ReleaseSae, &'static str), String> {
+    let (release, sae) = releases::resolve(id.trim())?;
+    if release.format != releases::Format::SaeLens {
+        return Err(format!(
+            "{} is a Gemma Scope SAE (params.npz) for {}: Gemma-2 runs in the helper (see \"Run on this computer\")",
+            id.trim(),
+            release.model
+        ));
+    }
+    let wants = releases::model_repo(release.model);
+    if let (Some(loaded), Some(wants)) = (model_repo, wants)
+        && loaded != wants
+    {
+        return Err(format!(
+            "{} reads {} ({wants}); the loaded model is {loaded}: load that model first",
+            id.trim(),
+            release.model
+        ));
+    }
+    let revision =
+        MODELS.iter().map(|m| m.saes).find(|r| r.set == SaeSet::SaeLens(release.id)).map_or("main", |r| r.revision);
+    Ok((release, sae, revision))
 }
 
 #[cfg(test)]
@@ -169,12 +192,15 @@ mod tests {
     fn entries_are_consistent() {
         for m in MODELS {
             assert_eq!(model(m.id), Some(&m));
-            assert!(!m.saes.saes.is_empty(), "{} has no SAE", m.id);
-            if !m.embedded {
-                assert!(m.repo.contains('/') && m.saes.repo.contains('/'));
+            assert!(!m.saes.hooks().is_empty(), "{} has no SAE", m.id);
+            for hook in m.saes.hooks() {
+                assert!(m.saes.folder(hook).is_some(), "{} {hook}", m.id);
             }
-            if let Some(o) = m.saes.config_overrides {
-                assert!(serde_json::from_str::<serde_json::Value>(o).unwrap().is_object());
+            if !m.embedded {
+                assert!(m.repo.contains('/') && m.saes.repo().contains('/'));
+                // The catalogue's SAEs are SAELens releases of this very model.
+                let release = m.saes.release().unwrap();
+                assert_eq!(releases::model_repo(release.model), Some(m.repo), "{}", m.id);
             }
         }
         assert_eq!(model("nope"), None);
@@ -188,38 +214,54 @@ mod tests {
         );
         assert_eq!(PYTHIA_70M_DEDUPED.saes.folder("blocks.3.hook_resid_post"), Some("3-res-sm"));
         assert_eq!(EMBEDDED.saes.neuronpedia("blocks.1.hook_resid_pre", 3), None);
+        assert_eq!(EMBEDDED.saes.folder("blocks.1.hook_resid_pre"), Some("blocks.1.hook_resid_pre"));
         assert_eq!(GPT2_SMALL.saes.neuronpedia("blocks.99.hook_resid_pre", 3), None);
-        assert_eq!(release_of_repo("jbloom/GPT2-Small-SAEs-Reformatted"), Some(&GPT2_SMALL.saes));
-        assert_eq!(release_of_repo("google/gemma-scope-2b-pt-res"), None);
+        assert_eq!(
+            GPT2_SMALL.saes.saelens_id("blocks.6.hook_resid_pre").as_deref(),
+            Some("gpt2-small-res-jb/blocks.6.hook_resid_pre")
+        );
+        assert!(GPT2_SMALL.saes.config_overrides().unwrap().contains("center_writing_weights"));
+        assert_eq!(PYTHIA_70M_DEDUPED.saes.config_overrides(), None);
+    }
+
+    #[test]
+    fn saelens_ids_for_the_page() {
+        let (r, s, rev) =
+            page_sae(" gpt2-small-res-jb/blocks.6.hook_resid_pre ", Some("openai-community/gpt2")).unwrap();
+        assert_eq!(
+            (r.repo, s.path, rev),
+            ("jbloom/GPT2-Small-SAEs-Reformatted", "blocks.6.hook_resid_pre", GPT2_SMALL.saes.revision)
+        );
+        let (_, s, rev) = page_sae("gpt2-small-resid-post-v5-128k/blocks.3.hook_resid_post", None).unwrap();
+        assert_eq!((s.path, rev), ("v5_128k_layer_3", "main"));
+        let e =
+            page_sae("gpt2-small-res-jb/blocks.6.hook_resid_pre", Some("EleutherAI/pythia-70m-deduped")).unwrap_err();
+        assert!(e.contains("load that model first"), "{e}");
+        let e = page_sae("gemma-scope-2b-pt-res-canonical/layer_12/width_16k/canonical", None).unwrap_err();
+        assert!(e.contains("helper"), "{e}");
+        assert!(page_sae("gpt2-small-res-jb/blocks.6.hook_resid", None).unwrap_err().contains("did you mean"));
     }
 
     #[test]
     fn helper_sae_links() {
-        let link = |name: &str, hook: &str| helper_sae_neuronpedia(name, hook, 77);
+        let link = |name: &str| helper_sae_neuronpedia(name, 77);
         assert_eq!(
-            link("jbloom/GPT2-Small-SAEs-Reformatted@0123abcd/blocks.8.hook_resid_pre", "blocks.8.hook_resid_pre")
-                .as_deref(),
+            link("jbloom/GPT2-Small-SAEs-Reformatted@0123abcd/blocks.8.hook_resid_pre").as_deref(),
             Some("https://www.neuronpedia.org/gpt2-small/8-res-jb/77")
         );
         // Gemma Scope: the canonical SAE of a layer and width, and another L0 that Neuronpedia also shows.
-        let hook = "blocks.12.hook_resid_post";
         assert_eq!(
-            link("google/gemma-scope-2b-pt-res@fedcba98/layer_12/width_16k/average_l0_82", hook).as_deref(),
+            link("google/gemma-scope-2b-pt-res@fedcba98/layer_12/width_16k/average_l0_82").as_deref(),
             Some("https://www.neuronpedia.org/gemma-2-2b/12-gemmascope-res-16k/77")
         );
         assert_eq!(
-            link("hub/google/gemma-scope-2b-pt-res@fedcba98/layer_12/width_16k/average_l0_22", hook).as_deref(),
+            link("hub/google/gemma-scope-2b-pt-res@fedcba98/layer_12/width_16k/average_l0_22/").as_deref(),
             Some("https://www.neuronpedia.org/gemma-2-2b/12-gemmascope-res-16k__l0-22/77")
         );
         // Not on Neuronpedia, not a hub folder, or a folder of its own.
-        assert_eq!(link("google/gemma-scope-2b-pt-res@fedcba98/layer_12/width_16k/average_l0_999", hook), None);
-        assert_eq!(link("google/gemma-scope-2b-pt-mlp@fedcba98/layer_12/width_16k/average_l0_82", hook), None);
-        assert_eq!(link("saes/gemma-scope-res/layer_12/width_16k/average_l0_82", hook), None);
-        assert_eq!(link("google/gemma-scope-2b-pt-res@fedcba98", hook), None);
-        // Every line of the table has its three columns.
-        for line in GEMMA_SCOPE_NEURONPEDIA.lines() {
-            let cols: Vec<_> = line.split('\t').collect();
-            assert!(cols.len() == 3 && cols[0].starts_with("google/gemma-scope-") && cols[2].contains('/'), "{line}");
-        }
+        assert_eq!(link("google/gemma-scope-2b-pt-res@fedcba98/layer_12/width_16k/average_l0_999"), None);
+        assert_eq!(link("google/gemma-scope-2b-pt-mlp@fedcba98/layer_12/width_16k/average_l0_82"), None);
+        assert_eq!(link("saes/gemma-scope-res/layer_12/width_16k/average_l0_82"), None);
+        assert_eq!(link("google/gemma-scope-2b-pt-res@fedcba98"), None);
     }
 }

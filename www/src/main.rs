@@ -128,7 +128,11 @@ fn App() -> impl IntoView {
         let e = Experiment {
             model: model.as_ref().map_or("embedded".into(), |m| m.id.clone()),
             revision,
-            sae: lab.sae.get_untracked().map(|(_, hook)| hook),
+            // An SAE loaded by its SAELens id is kept as that id, a catalogue one as its hook.
+            sae: lab
+                .sae
+                .get_untracked()
+                .map(|(label, hook)| if steerlab::sae::releases::resolve(&label).is_ok() { label } else { hook }),
             dataset: exp.link_dataset(),
             hook: exp.vector.get_untracked().map_or_else(|| exp.hook(), |v| v.hook),
             multiplier: exp.multiplier.get_untracked(),

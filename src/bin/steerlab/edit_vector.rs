@@ -6,13 +6,12 @@ use clap::Args;
 use std::path::PathBuf;
 use steerlab::analysis::actadd::edit_rows;
 use steerlab::device::{DeviceChoice, init_device};
-use steerlab::sae::Sae;
 use steerlab::sae::edit::{EditMode, FeatureEdit, parse_features};
 use steerlab::{Error, Result};
 
 #[derive(Args)]
 pub struct EditVectorArgs {
-    /// SAE directory reading the vector's hook.
+    /// SAE directory or SAELens id reading the vector's hook.
     #[arg(long)]
     sae: PathBuf,
     /// Steering-vector file ([d_model], or [k, d_model] from `actadd`).
@@ -32,7 +31,7 @@ pub struct EditVectorArgs {
 
 pub fn run(a: EditVectorArgs) -> Result<()> {
     let device = pollster::block_on(init_device(a.device))?;
-    let sae = Sae::from_dir(&a.sae, &device)?;
+    let sae = crate::sae_id::load(&a.sae, &device)?;
     let mut sv = crate::science::load_vector(&a.vector)?;
     let name = a.vector.display().to_string();
     if let Some(hook) = sv.metadata.get("hook").filter(|h| **h != sae.cfg.hook_name) {

@@ -8,7 +8,6 @@ use steerlab::analysis::side_effects::SideEffects;
 use steerlab::device::{DeviceChoice, init_device};
 use steerlab::engine::{Engine, Request, Response};
 use steerlab::model::Model;
-use steerlab::sae::Sae;
 use steerlab::{Error, Result};
 
 #[derive(Args)]
@@ -16,7 +15,8 @@ pub struct FeaturesArgs {
     /// Hugging Face model directory.
     #[arg(long)]
     model: PathBuf,
-    /// SAE directory (SAELens, sparsify or Gemma Scope layout) reading a hook of the model.
+    /// SAE directory (SAELens, sparsify or Gemma Scope layout) or SAELens id (`steerlab saes`) reading a hook of
+    /// the model.
     #[arg(long)]
     sae: PathBuf,
     /// Features to score, e.g. 12,345,6789.
@@ -63,7 +63,7 @@ pub fn run(a: FeaturesArgs) -> Result<()> {
     let device = pollster::block_on(init_device(a.device))?;
     let mut engine = Engine::default();
     engine.set_model(Model::from_dir(&a.model, &device)?);
-    engine.set_sae(Sae::from_dir(&a.sae, &device)?)?;
+    engine.set_sae(crate::sae_id::load(&a.sae, &device)?)?;
     let lines = |path: &Option<PathBuf>| path.as_deref().map(crate::science::passages_file).transpose();
     let request = Request::Features {
         features: a.features.clone(),

@@ -42,6 +42,8 @@ mod interop;
 #[cfg(not(target_arch = "wasm32"))]
 mod population;
 #[cfg(not(target_arch = "wasm32"))]
+mod sae_id;
+#[cfg(not(target_arch = "wasm32"))]
 mod science;
 #[cfg(not(target_arch = "wasm32"))]
 mod serve;
@@ -60,7 +62,6 @@ mod cli {
     use steerlab::model::hooks::{Hooks, Intervention};
     use steerlab::model::sampling::Sampling;
     use steerlab::model::weights::SafetensorsWeights;
-    use steerlab::sae::Sae;
     use steerlab::sae::fidelity::reconstruction_error;
     use steerlab::steer::actadd::actadd_vector;
     use steerlab::steer::apply::{aligned_intervention, intervention};
@@ -138,7 +139,7 @@ mod cli {
         /// Encode vectors with an SAE: writes `feature_acts` [n, d_sae], `reconstruction` [n, d_in] and each
         /// vector's reconstruction error (`mse`, `relative_error` [n]).
         SaeEncode {
-            /// SAE directory (SAELens, sparsify or Gemma Scope layout).
+            /// SAE directory (SAELens, sparsify or Gemma Scope layout) or SAELens id (`steerlab saes`).
             #[arg(long)]
             sae: PathBuf,
             /// safetensors file holding the vectors.
@@ -181,6 +182,8 @@ mod cli {
         /// Download a model (or SAE files) from the Hugging Face hub into its cache, where `serve` finds it: with
         /// progress, resume and checksums.
         Fetch(crate::fetch::FetchArgs),
+        /// The SAELens release ids `--sae` and `fetch` take (release/sae_id): every release, or one's SAEs.
+        Saes(crate::sae_id::SaesArgs),
         /// Download real data at pinned commits: Rimsky et al.'s CAA A/B sets (`caa/sycophancy`, ... or `caa`) and
         /// a background corpus (`wikitext-2`), into a cache folder; prints the flags that use them.
         FetchData(crate::fetch::data::FetchDataArgs),
@@ -208,7 +211,7 @@ mod cli {
         /// Multiplier of the steering vector.
         #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
         coef: f32,
-        /// SAE whose features --feature steers with (at the SAE's hook).
+        /// SAE (directory or SAELens id) whose features --feature steers with (at the SAE's hook).
         #[arg(long, requires = "feature")]
         sae: Option<PathBuf>,
         /// Steer with SAE feature INDEX: its decoder direction × STRENGTH at every position. Repeatable.
@@ -311,7 +314,7 @@ mod cli {
             }
             Cmd::SaeEncode { sae, input, tensor, out, device } => {
                 let device = pollster::block_on(init_device(device))?;
-                let sae = Sae::from_dir(&sae, &device)?;
+                let sae = crate::sae_id::load(&sae, &device)?;
                 let bytes = read_bytes(&input)?;
                 let x = SafetensorsWeights::parse(&bytes, &input.display().to_string(), &[])?.get_any(&tensor)?;
                 let (acts, rec) = pollster::block_on(sae.encode_host(x.clone(), &device))?;
@@ -363,6 +366,7 @@ mod cli {
             Cmd::Bench(args) => crate::bench::run(args),
             Cmd::Serve(args) => crate::serve::run(args),
             Cmd::Fetch(args) => crate::fetch::run(args),
+            Cmd::Saes(args) => crate::sae_id::list(args),
             Cmd::FetchData(args) => crate::fetch::data::run(args),
             Cmd::Loadtest(args) => crate::serve::loadtest::run(args),
         }

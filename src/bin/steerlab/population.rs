@@ -8,7 +8,6 @@ use steerlab::analysis::population::Population;
 use steerlab::device::{DeviceChoice, init_device};
 use steerlab::engine::{Engine, Request, Response};
 use steerlab::model::Model;
-use steerlab::sae::Sae;
 use steerlab::{Error, Result};
 
 #[derive(Args)]
@@ -16,7 +15,7 @@ pub struct PopulationArgs {
     /// Hugging Face model directory.
     #[arg(long)]
     model: PathBuf,
-    /// SAE directory reading a hook of the model; repeat for several layers.
+    /// SAE directory or SAELens id reading a hook of the model; repeat for several layers.
     #[arg(long, required = true)]
     sae: Vec<PathBuf>,
     /// Features to score per SAE, drawn at random (every feature when at least its width).
@@ -56,7 +55,7 @@ pub fn run(a: PopulationArgs) -> Result<()> {
     let (prompts, corpus) = (lines(&a.prompts)?, lines(&a.corpus)?);
     let mut all = Vec::new();
     for dir in &a.sae {
-        engine.set_sae(Sae::from_dir(dir, &device)?)?;
+        engine.set_sae(crate::sae_id::load(dir, &device)?)?;
         let request = Request::Population {
             sample: a.sample,
             seed: a.seed,

@@ -121,7 +121,7 @@ pub fn feature_direction(
     model: &Model,
     device: &burn::tensor::Device,
 ) -> Result<(String, Vec<f32>)> {
-    let sae = steerlab::sae::Sae::from_dir(dir, device)?;
+    let sae = crate::sae_id::load(dir, device)?;
     sae.check_fits(model.cfg())?;
     let features = features.iter().map(|f| parse_feature(f)).collect::<Result<Vec<_>>>()?;
     Ok((sae.cfg.hook_name.clone(), pollster::block_on(sae.feature_direction(&features))?))
@@ -153,7 +153,8 @@ pub struct DecomposeArgs {
     /// Hugging Face model directory.
     #[arg(long)]
     model: PathBuf,
-    /// SAELens directory (cfg.json, sae_weights.safetensors) reading the vector's hook.
+    /// SAE directory (cfg.json, sae_weights.safetensors) or SAELens id (e.g.
+    /// gpt2-small-res-jb/blocks.6.hook_resid_pre, see `steerlab saes`) reading the vector's hook.
     #[arg(long)]
     sae: PathBuf,
     /// Steering vector (safetensors `steering_vector`), read at the SAE's hook; an ActAdd vector ([k, d_model]) is
@@ -198,14 +199,13 @@ pub struct DecomposeArgs {
 pub fn decompose_cmd(a: DecomposeArgs) -> Result<()> {
     use steerlab::analysis::bias::vectors_vs_zero;
     use steerlab::analysis::{DecomposeOptions, decompose};
-    use steerlab::sae::Sae;
     use steerlab::sae::edit::{EditMode, FeatureEdit, parse_features};
     use steerlab::steer::builtin::{CORPUS, corpus_passages};
     use steerlab::steer::caa::caa_vector;
 
     let device = pollster::block_on(init_device(a.device))?;
     let model = Model::from_dir(&a.model, &device)?;
-    let sae = Sae::from_dir(&a.sae, &device)?;
+    let sae = crate::sae_id::load(&a.sae, &device)?;
     let sv = load_vector(&a.vector)?;
     if let Some(hook) = sv.metadata.get("hook").filter(|h| **h != sae.cfg.hook_name) {
         return Err(Error::file(

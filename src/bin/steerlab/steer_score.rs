@@ -20,7 +20,7 @@ pub struct SteerScoreArgs {
     vector: Option<PathBuf>,
     #[arg(long, requires = "vector")]
     hook: Option<String>,
-    /// An SAE whose --feature INDEX:STRENGTH decoder rows (summed) are added × each strength at its hook.
+    /// An SAE (directory or SAELens id) whose --feature INDEX:STRENGTH decoder rows (summed) are added × each strength at its hook.
     #[arg(long, requires = "feature")]
     sae: Option<PathBuf>,
     #[arg(long, requires = "sae")]

@@ -39,8 +39,9 @@ pub fn RealModelBanner() -> impl IntoView {
     let lab = expect_context::<Lab>();
     let hub = expect_context::<HubUrl>().0;
     let load = move |entry: &'static ModelEntry| {
-        let hook = entry.saes.saes[entry.saes.saes.len() / 2].0.to_string();
-        load_entry(entry, &hub.get_untracked(), entry.revision, Some(hook));
+        let hooks = entry.saes.hooks();
+        let hook = hooks.get(hooks.len() / 2).map(|h| h.to_string());
+        load_entry(entry, &hub.get_untracked(), entry.revision, hook);
     };
     let busy = move || lab.device.get().is_none() || lab.loading.get().is_some() || lab.busy.get() > 0;
     // Download time at 50 Mbit/s, a typical classroom connection.
@@ -97,10 +98,14 @@ fn local_storage() -> Option<web_sys::Storage> {
 pub fn load_entry(entry: &'static ModelEntry, hub: &str, revision: &str, sae_hook: Option<String>) {
     let base = if entry.embedded { SITE_HUB.to_string() } else { hub.to_string() };
     let source = Source::Hub { base: base.clone(), repo: entry.repo.into(), revision: revision.into(), folder: None };
-    let hook = sae_hook.or_else(|| entry.embedded.then(|| entry.saes.saes[0].0.to_string()));
+    let first = entry.saes.hooks().first().map(|h| h.to_string());
+    let hook = sae_hook.or_else(|| first.filter(|_| entry.embedded));
     bridge::load(Kind::Model, entry.id, entry.label.into(), source, None, vec![], move |_, result| {
-        if let (Ok(()), Some(hook)) = (result, hook) {
-            load_sae(entry, &base, &hook);
+        match (result, hook) {
+            // A permalink's SAE may be a SAELens id rather than a hook of the catalogue's release.
+            (Ok(()), Some(id)) if id.contains('/') => load_saelens_id(&id, &base, Some(entry.repo)),
+            (Ok(()), Some(hook)) => load_sae(entry, &base, &hook),
+            _ => {}
         }
     });
 }
@@ -111,9 +116,28 @@ pub fn load_sae(entry: &'static ModelEntry, hub: &str, hook: &str) {
     let Some(folder) = r.folder(hook) else { return };
     let base = if entry.embedded { SITE_HUB.to_string() } else { hub.to_string() };
     let source =
-        Source::Hub { base, repo: r.repo.into(), revision: r.revision.into(), folder: Some(folder.to_string()) };
+        Source::Hub { base, repo: r.repo().into(), revision: r.revision.into(), folder: Some(folder.to_string()) };
     let label = format!("{} at {hook}", r.label);
-    bridge::load(Kind::Sae, entry.id, label, source, r.config_overrides.map(String::from), vec![], |_, _| {});
+    bridge::load(Kind::Sae, entry.id, label, source, r.config_overrides().map(String::from), vec![], |_, _| {});
+}
+
+/// Loads the SAE a SAELens id names (`gpt2-small-res-jb/blocks.6.hook_resid_pre`) from `hub`, labelled by its id
+/// (which permalinks then keep); a mistyped id, or one for another model, says so.
+pub fn load_saelens_id(id: &str, hub: &str, model_repo: Option<&str>) {
+    let lab = bridge::lab();
+    let (release, sae, revision) = match catalog::page_sae(id, model_repo) {
+        Ok(found) => found,
+        Err(e) => return lab.status.set(bridge::Status::Error(e)),
+    };
+    let source = Source::Hub {
+        base: hub.to_string(),
+        repo: release.repo.into(),
+        revision: revision.into(),
+        folder: Some(sae.path.to_string()),
+    };
+    let label = format!("{}/{}", release.id, sae.id);
+    let overrides = release.config_overrides.map(String::from);
+    bridge::load(Kind::Sae, "saelens", label, source, overrides, vec![], |_, _| {});
 }
 
 /// Model files or SAE files the user dropped or picked, told apart by their names.
@@ -171,7 +195,9 @@ pub fn ModelPanel(
     let choice = RwSignal::new(start.id.to_string());
     let entry = move || catalog::model(&choice.get()).unwrap_or(&catalog::EMBEDDED);
     let revision = RwSignal::new(start_revision.unwrap_or_else(|| start.revision.to_string()));
-    let sae_hook = RwSignal::new(start_sae.clone().unwrap_or_else(|| start.saes.saes[0].0.to_string()));
+    let first_hook = |e: &ModelEntry| e.saes.hooks().first().map_or(String::new(), |h| h.to_string());
+    let sae_hook = RwSignal::new(start_sae.clone().filter(|s| !s.contains('/')).unwrap_or_else(|| first_hook(start)));
+    let sae_id = RwSignal::new(start_sae.clone().filter(|s| s.contains('/')).unwrap_or_default());
     let adapter = RwSignal::new(None::<Result<AdapterInfo, String>>);
     let storage = RwSignal::new(String::new());
     let dragging = RwSignal::new(false);
@@ -183,6 +209,7 @@ pub fn ModelPanel(
     // permalink only if the user agrees to the download (the button below), unless it is cached already.
     let started = StoredValue::new(false);
     let start_sae_hook = start_sae.clone();
+    let link_sae = StoredValue::new(start_sae.clone().filter(|_| !start.embedded));
     Effect::new(move || {
         if lab.device.get().is_some() && !started.get_value() {
             started.set_value(true);
@@ -207,14 +234,22 @@ pub fn ModelPanel(
         let id = event_target_value(&ev);
         if let Some(e) = catalog::model(&id) {
             revision.set(e.revision.into());
-            sae_hook.set(e.saes.saes[0].0.into());
+            sae_hook.set(first_hook(e));
         }
         choice.set(id);
     };
     let load_model = move |_| {
-        load_entry(entry(), &hub.get_untracked(), &revision.get_untracked(), None);
+        // The first load of a link's model brings the link's SAE with it.
+        let sae = (entry().id == start.id).then(|| link_sae.get_value()).flatten();
+        link_sae.set_value(None);
+        load_entry(entry(), &hub.get_untracked(), &revision.get_untracked(), sae);
     };
     let load_sae_click = move |_| load_sae(entry(), &hub.get_untracked(), &sae_hook.get_untracked());
+    let load_id_click = move |_| {
+        let loaded = lab.model.get_untracked().and_then(|m| catalog::model(&m.id));
+        let model_repo = loaded.filter(|e| !e.embedded).map(|e| e.repo);
+        load_saelens_id(&sae_id.get_untracked(), &hub.get_untracked(), model_repo)
+    };
     let on_drop = move |ev: leptos::ev::DragEvent| {
         ev.prevent_default();
         dragging.set(false);
@@ -277,8 +312,7 @@ pub fn ModelPanel(
                 <button on:click=load_model disabled=move || !can_load()>"Load model"</button>
                 <label>"SAE "
                     <select aria-label="SAE" on:change=move |ev| sae_hook.set(event_target_value(&ev))>
-                        {move || entry().saes.saes.iter().map(|(hook, _, _)| {
-                            let hook = *hook;
+                        {move || entry().saes.hooks().into_iter().map(|hook| {
                             view! { <option value=hook selected=move || sae_hook.get() == hook>{hook}</option> }
                         }).collect_view()}
                     </select>
@@ -296,8 +330,18 @@ pub fn ModelPanel(
                 </div>
                 <p class="note">{move || {
                     let e = entry();
-                    format!("{} from {}, SAEs from {} ({}).", e.label, e.repo, e.saes.repo, e.saes.label)
+                    let id = e.saes.saelens_id(&sae_hook.get()).map(|id| format!(" The chosen SAE's SAELens id: {id}.")).unwrap_or_default();
+                    format!("{} from {}, SAEs from {} ({}).{id}", e.label, e.repo, e.saes.repo(), e.saes.label)
                 }}</p>
+                <div class="row">
+                    <label>"SAELens id " <input type="text" aria-label="SAELens id"
+                        placeholder="gpt2-small-res-jb/blocks.6.hook_resid_pre" prop:value=move || sae_id.get()
+                        on:change=move |ev| sae_id.set(event_target_value(&ev)) /></label>
+                    <button on:click=load_id_click
+                        disabled=move || !can_load() || lab.model.get().is_none() || sae_id.get().trim().is_empty()>"Load by id"</button>
+                </div>
+                <p class="note">"Any residual-stream SAE of GPT-2 small or Pythia-70M-deduped in sae-lens's table, named \
+                    release/sae_id as SAE.from_pretrained takes it, from the hub URL above."</p>
                 <div class=move || if dragging.get() { "drop active" } else { "drop" }
                     on:dragover=move |ev: leptos::ev::DragEvent| { ev.prevent_default(); dragging.set(true) }
                     on:dragleave=move |_| dragging.set(false)

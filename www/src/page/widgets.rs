@@ -22,14 +22,19 @@ pub fn Plot(svg: String, name: String) -> impl IntoView {
 }
 
 /// Neuronpedia's page for `feature` of the loaded SAE: it has pages for public SAEs only, the catalogue's loaded
-/// in the page, and those a helper loaded from the hub cache (named `owner/repo@rev/folder`).
+/// in the page, those loaded by SAELens id, and those a helper loaded from the hub cache (named
+/// `owner/repo@rev/folder`).
 pub fn neuronpedia(lab: &Lab, feature: usize) -> Option<String> {
     let (label, hook) = lab.sae.get_untracked()?;
+    // An SAE loaded by its SAELens id is labelled by it.
+    if let Ok((_, sae)) = steerlab::sae::releases::resolve(&label) {
+        return sae.neuronpedia_url(feature);
+    }
     match catalog::model(&lab.model.get_untracked()?.id) {
         Some(entry) => entry.saes.neuronpedia(&hook, feature),
         None if lab.remote.get_untracked() => {
             let name = label.strip_suffix(super::helper::ON_HELPER)?;
-            catalog::helper_sae_neuronpedia(name, &hook, feature)
+            catalog::helper_sae_neuronpedia(name, feature)
         }
         None => None,
     }

@@ -19,8 +19,9 @@ const MODEL_FILES: &[&str] =
 
 #[derive(clap::Args)]
 pub struct FetchArgs {
-    /// Repository on the hub, `owner/name`: e.g. openai-community/gpt2-xl, EleutherAI/pythia-410m-deduped,
-    /// google/gemma-2-2b, google/gemma-scope-2b-pt-res (with --include).
+    /// Repository on the hub, `owner/name`, or a SAELens id (`release/sae_id`, see `steerlab saes`): e.g.
+    /// openai-community/gpt2-xl, EleutherAI/pythia-410m-deduped, google/gemma-2-2b,
+    /// google/gemma-scope-2b-pt-res (with --include), gpt2-small-res-jb/blocks.6.hook_resid_pre.
     repo: String,
     /// Branch, tag or commit.
     #[arg(long, default_value = "main")]
@@ -49,14 +50,46 @@ pub struct FetchArgs {
     allow_insecure_token: bool,
 }
 
-pub fn run(args: FetchArgs) -> Result<()> {
+pub fn run(mut args: FetchArgs) -> Result<()> {
+    // A SAELens id (`gpt2-small-res-jb/blocks.6.hook_resid_pre`) names its release's repository and one folder.
+    if args.include.is_empty()
+        && let Ok((release, sae)) = steerlab::sae::releases::resolve(&args.repo)
+    {
+        eprintln!("{}: {} in {}", args.repo, sae.path, release.repo);
+        args.include = release.format.files().iter().map(|f| format!("{}/{f}", sae.path)).collect();
+        args.repo = release.repo.to_string();
+    }
+    let snapshot = download(&args)?;
+    println!("{}", snapshot.display());
+    Ok(())
+}
+
+impl FetchArgs {
+    /// What `steerlab fetch REPO --include PATTERN…` does, with the defaults for everything else.
+    pub fn files(repo: &str, revision: &str, include: Vec<String>) -> Self {
+        Self {
+            repo: repo.into(),
+            revision: revision.into(),
+            include,
+            hub: None,
+            cache: None,
+            retries: 5,
+            read_timeout: 60,
+            allow_insecure_token: false,
+        }
+    }
+}
+
+/// Downloads what `args` asks for into the cache and returns the snapshot folder.
+pub fn download(args: &FetchArgs) -> Result<PathBuf> {
     check_repo(&args.repo)?;
     check_revision(&args.revision)?;
     let cache = args
         .cache
+        .clone()
         .or_else(crate::serve::library::hub_cache)
         .ok_or_else(|| Error::invalid("no cache folder: pass --cache DIR"))?;
-    let endpoint = args.hub.or_else(|| std::env::var("HF_ENDPOINT").ok().filter(|v| !v.is_empty()));
+    let endpoint = args.hub.clone().or_else(|| std::env::var("HF_ENDPOINT").ok().filter(|v| !v.is_empty()));
     let endpoint = endpoint.as_deref().unwrap_or("https://huggingface.co");
     let mut token = token();
     if token.is_some() && endpoint.starts_with("http://") && !args.allow_insecure_token {
@@ -132,9 +165,8 @@ pub fn run(args: FetchArgs) -> Result<()> {
         let refs = repo_dir.join("refs").join(&args.revision);
         write_file(&refs, listing.commit.as_bytes())?;
     }
-    println!("{}", snapshot.display());
     eprintln!("done: `steerlab serve` offers it as {}@{}", args.repo, &listing.commit[..8]);
-    Ok(())
+    Ok(snapshot)
 }
 
 fn check_repo(repo: &str) -> Result<()> {

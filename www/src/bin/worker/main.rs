@@ -265,7 +265,7 @@ mod worker {
                 Ok(FromWorker::Loaded { kind, label: label.into(), n_layers, hook: None })
             }
             Kind::Sae => {
-                let cfg = with_overrides(&text(0)?, overrides)?;
+                let cfg = steerlab::sae::config::with_overrides(&text(0)?, overrides)?;
                 let sae = Sae::from_files(label, &cfg, &bytes[1], &device).map_err(|e| e.to_string())?;
                 let hook = sae.cfg.hook_name.clone();
                 let mut engine = engine_mut(s, cancel).await?;
@@ -318,17 +318,5 @@ mod worker {
             let _ = scope().set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
         });
         let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
-    }
-
-    /// `cfg.json` with the release's overrides merged in at the top level (as SAELens's `config_overrides`).
-    fn with_overrides(cfg: &str, overrides: Option<&str>) -> Result<String, String> {
-        let Some(o) = overrides else { return Ok(cfg.to_string()) };
-        let mut v: serde_json::Value =
-            serde_json::from_str(cfg).map_err(|e| format!("cfg.json is not valid JSON: {e}"))?;
-        let o: serde_json::Value = serde_json::from_str(o).map_err(|e| format!("bad config overrides: {e}"))?;
-        if let (Some(v), Some(o)) = (v.as_object_mut(), o.as_object()) {
-            v.extend(o.clone());
-        }
-        Ok(v.to_string())
     }
 }
