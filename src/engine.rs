@@ -5,6 +5,9 @@
 
 use crate::analysis::actadd::{PositionFeatures, edit_rows, position_features};
 use crate::analysis::bias::{VectorVsZero, vectors_vs_zero};
+use crate::analysis::dashboard::{
+    DashboardOptions, FeatureDashboard, TextFeatures, feature_dashboards, features_on_text,
+};
 use crate::analysis::features::{FeatureScore, NEUTRAL_PROMPT, ScoreOptions, feature_scores, features_promoting};
 use crate::analysis::population::{Population, PopulationOptions, population};
 use crate::analysis::side_effects::{SideEffects, side_effects};
@@ -209,6 +212,24 @@ pub enum Request {
         #[serde(default)]
         prompts: Option<String>,
     },
+    /// Feature dashboards over the background corpus: top-activating passages, activation histogram, logit lens
+    /// and decoder-cosine neighbours (at most `dashboard::MAX_FEATURES` features at once).
+    Dashboards {
+        features: Vec<usize>,
+        /// Background passages, one a line (default: the built-in corpus).
+        #[serde(default)]
+        corpus: Option<String>,
+        #[serde(default = "ten")]
+        passages: usize,
+        #[serde(default = "ten")]
+        k: usize,
+    },
+    /// The features most active on a typed text, token by token and overall.
+    SearchFeatures {
+        text: String,
+        #[serde(default = "ten")]
+        top: usize,
+    },
 }
 
 fn one() -> usize {
@@ -282,6 +303,14 @@ pub enum Response {
         hook: String,
         /// The rows summed first, then each position.
         positions: Vec<PositionFeatures>,
+    },
+    Dashboards {
+        hook: String,
+        dashboards: Vec<FeatureDashboard>,
+    },
+    TextFeatures {
+        hook: String,
+        text: TextFeatures,
     },
 }
 
@@ -557,6 +586,18 @@ impl Engine {
                 let scores = feature_scores(model, sae, &features, &opts).await?;
                 let side = side_effects(model, sae, &features, &corpus, &prompts, strength, lens_k).await?;
                 Ok(Response::Features { hook: sae.cfg.hook_name.clone(), scores, side_effects: side })
+            }
+            Request::Dashboards { features, corpus, passages, k } => {
+                let (model, sae) = (model()?, self.sae()?);
+                let corpus = corpus_passages(corpus.as_deref().unwrap_or(CORPUS));
+                let opts = DashboardOptions { corpus: &corpus, passages, bins: 30, k };
+                let dashboards = feature_dashboards(model, sae, &features, &opts).await?;
+                Ok(Response::Dashboards { hook: sae.cfg.hook_name.clone(), dashboards })
+            }
+            Request::SearchFeatures { text, top } => {
+                let (model, sae) = (model()?, self.sae()?);
+                let text = features_on_text(model, sae, &text, top).await?;
+                Ok(Response::TextFeatures { hook: sae.cfg.hook_name.clone(), text })
             }
         }
     }

@@ -603,3 +603,65 @@ fn steerability_table_matches_the_reference() {
         }
     }
 }
+
+/// Feature dashboards and the text search against transformers + sae-lens (scripts/make_dashboard_fixtures.py):
+/// the same top passages and their strongest tokens, histogram, logit lens both ways and decoder neighbours.
+#[test]
+fn dashboards_match_transformers_and_sae_lens() {
+    use steerlab::analysis::dashboard::{DashboardOptions, feature_dashboards, features_on_text};
+    use steerlab::steer::builtin::{CORPUS, corpus_passages};
+    let exp: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(sae_dir("standard").join("dashboards.json")).unwrap()).unwrap();
+    let num = |v: &serde_json::Value| v.as_f64().unwrap() as f32;
+    let int = |v: &serde_json::Value| v.as_u64().unwrap() as usize;
+    let corpus = corpus_passages(CORPUS);
+    let features: Vec<usize> = (0..int(&exp["n"])).collect();
+    let (k, bins) = (int(&exp["k"]), int(&exp["bins"]));
+    for (dev_name, device) in devices() {
+        let model = Model::from_dir(&model_dir("gpt2-tiny"), &device).unwrap();
+        let sae = Sae::from_dir(&sae_dir("standard"), &device).unwrap();
+        let opts = DashboardOptions { corpus: &corpus, passages: int(&exp["passages"]), bins, k };
+        let got = pollster::block_on(feature_dashboards(&model, &sae, &features, &opts)).unwrap();
+        for (d, want) in got.iter().zip(exp["features"].as_array().unwrap()) {
+            let at = format!("feature {} on {dev_name}", d.feature);
+            let passages = want["passages"].as_array().unwrap();
+            assert_eq!(d.passages.len(), passages.len(), "{at}: passages");
+            for (p, w) in d.passages.iter().zip(passages) {
+                assert_eq!(p.passage, int(&w[0]), "{at}: passage order");
+                assert!((p.max - num(&w[1])).abs() <= 1e-4 * num(&w[1]).max(1.0), "{at}: max {} vs {}", p.max, w[1]);
+                assert_eq!(p.start + p.at, int(&w[2]), "{at}: strongest token of passage {}", p.passage);
+                assert_eq!(p.acts[p.at], p.max);
+                assert_eq!(p.tokens.len(), p.acts.len());
+            }
+            let h = &want["histogram"];
+            assert_eq!((d.histogram.fired, d.histogram.tokens), (int(&h["fired"]), int(&h["tokens"])), "{at}");
+            let counts: Vec<usize> = h["counts"].as_array().unwrap().iter().map(int).collect();
+            // Activations a hair from a bin edge may fall either side of it.
+            let moved: usize = d.histogram.counts.iter().zip(&counts).map(|(&a, &b)| (a as usize).abs_diff(b)).sum();
+            assert!(moved <= 2, "{at}: histogram {:?} vs {counts:?}", d.histogram.counts);
+            if let Some(top) = d.histogram.edges.last() {
+                assert!((top - num(&h["top"])).abs() <= 1e-4 * top.max(1.0), "{at}: top edge");
+            }
+            let ids = |v: &serde_json::Value| v.as_array().unwrap().iter().map(|x| int(x) as u32).collect::<Vec<_>>();
+            assert_eq!(d.promoted.iter().map(|t| t.id).collect::<Vec<_>>(), ids(&want["promoted"]), "{at}: promoted");
+            assert_eq!(d.suppressed.iter().map(|t| t.id).collect::<Vec<_>>(), ids(&want["suppressed"]), "{at}");
+            for (n, w) in d.neighbours.iter().zip(want["neighbours"].as_array().unwrap()) {
+                assert_eq!(n.feature, int(&w[0]), "{at}: neighbours");
+                assert!((n.cosine - num(&w[1])).abs() <= 1e-5, "{at}: cosine");
+            }
+        }
+
+        let text = pollster::block_on(features_on_text(&model, &sae, exp["text"].as_str().unwrap(), k)).unwrap();
+        let per_token = exp["per_token"].as_array().unwrap();
+        assert_eq!(text.tokens.len(), per_token.len(), "search tokens on {dev_name}");
+        for (t, w) in text.tokens.iter().zip(per_token) {
+            let want: Vec<usize> = w.as_array().unwrap().iter().map(|x| int(&x[0])).collect();
+            assert_eq!(t.features.iter().map(|f| f.feature).collect::<Vec<_>>(), want, "{:?} on {dev_name}", t.text);
+        }
+        for (f, w) in text.top.iter().zip(exp["top"].as_array().unwrap()) {
+            assert_eq!((f.feature, f.token), (int(&w[0]), int(&w[2])), "search top on {dev_name}");
+            assert!((f.act - num(&w[1])).abs() <= 1e-4 * num(&w[1]).max(1.0));
+        }
+        assert_eq!(text.top.len(), exp["top"].as_array().unwrap().len());
+    }
+}

@@ -7,6 +7,7 @@
 pub mod actadd;
 pub mod bias;
 pub mod corpus;
+pub mod dashboard;
 pub mod defaults;
 pub mod features;
 pub mod norms;

@@ -2,6 +2,7 @@
 
 pub mod actadd;
 pub mod bridge;
+pub mod dashboard;
 pub mod decompose;
 pub mod export;
 pub mod features;

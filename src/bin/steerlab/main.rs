@@ -32,6 +32,8 @@ mod bench;
 #[cfg(not(target_arch = "wasm32"))]
 mod bench_flow;
 #[cfg(not(target_arch = "wasm32"))]
+mod dashboard;
+#[cfg(not(target_arch = "wasm32"))]
 mod edit_vector;
 #[cfg(not(target_arch = "wasm32"))]
 mod features;
@@ -174,6 +176,9 @@ mod cli {
         /// Arad et al.'s scores across a sample of features at one or more layers, and how the top features by
         /// output score steer text against the top ones by input score and random ones.
         Population(crate::population::PopulationArgs),
+        /// Feature dashboards computed locally: top-activating passages with each token's activation, the
+        /// activation histogram, the logit lens and decoder-cosine neighbours; or the features most active on a text.
+        Dashboard(crate::dashboard::DashboardArgs),
         /// Time GPT-2 small's forward pass (random weights) against PyTorch on this machine.
         Bench(crate::bench::BenchArgs),
         /// Serve the engine to the browser lab over HTTP on 127.0.0.1 (heavier models, the native GPU), guarded
@@ -367,6 +372,7 @@ mod cli {
             Cmd::Serve(args) => crate::serve::run(args),
             Cmd::Fetch(args) => crate::fetch::run(args),
             Cmd::Saes(args) => crate::sae_id::list(args),
+            Cmd::Dashboard(args) => crate::dashboard::run(args),
             Cmd::FetchData(args) => crate::fetch::data::run(args),
             Cmd::Loadtest(args) => crate::serve::loadtest::run(args),
         }

@@ -53,6 +53,8 @@ impl Job {
             }
             Request::SteerScore { .. } => ("score", "Scoring generations"),
             Request::VectorsVsZero { .. } => ("decompose", "Comparing the behaviours' vectors with encode(0)"),
+            Request::Dashboards { .. } => ("dashboard", "Building the feature dashboard"),
+            Request::SearchFeatures { .. } => ("dashboard", "Finding the features active on the text"),
         })
     }
 

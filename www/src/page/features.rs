@@ -225,6 +225,7 @@ pub fn FeaturesView() -> impl IntoView {
                 </div>
             })}
             <super::population::PopulationView />
+            <super::dashboard::DashboardView />
         </section>
     }
 }

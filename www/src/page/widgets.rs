@@ -40,12 +40,19 @@ pub fn neuronpedia(lab: &Lab, feature: usize) -> Option<String> {
     }
 }
 
-/// A feature id, linked to its Neuronpedia page when there is one.
+/// A feature id: it opens the feature's local dashboard, with a ↗ link to its Neuronpedia page when there is one.
 pub fn feature_link(feature: usize, url: Option<String>) -> AnyView {
-    match url {
-        Some(u) => view! { <a href=u target="_blank" rel="noopener">{format!("#{feature}")}</a> }.into_any(),
-        None => view! { <span>{format!("#{feature}")}</span> }.into_any(),
+    let open = move |ev: leptos::ev::MouseEvent| {
+        ev.prevent_default();
+        super::dashboard::open(feature);
+    };
+    view! {
+        <span class="fid">
+            <a href="#dashboard" class="local" title="This feature's dashboard" on:click=open>{format!("#{feature}")}</a>
+            {url.map(|u| view! { " "<a href=u target="_blank" rel="noopener" class="np" title="On Neuronpedia">"↗"</a> })}
+        </span>
     }
+    .into_any()
 }
 
 /// A labelled progress bar; no fraction shows an indeterminate bar.

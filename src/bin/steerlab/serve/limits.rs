@@ -236,6 +236,18 @@ impl Limits {
                 size("amplification", *amplification)?;
                 strength.map_or(Ok(()), |s| size("strength", s))
             }
+            Request::Dashboards { features, corpus, passages, k } => {
+                if let Some(c) = corpus {
+                    typed("the corpus", c)?;
+                }
+                sweep("features", features.len())?;
+                sweep("passages", *passages)?;
+                sweep("logit-lens tokens and neighbours", *k)
+            }
+            Request::SearchFeatures { text: t, top } => {
+                text("the text", t)?;
+                sweep("top features", *top)
+            }
         }
     }
 }
