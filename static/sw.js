@@ -4,8 +4,8 @@
 // index.html, each under MAX_FILE_BYTES; a good response refreshes a file already kept and adds nothing else, so
 // no other request (a permalink's query, a typo, a large file) grows the cache. Downloaded models live in their
 // own cache (steerlab-models-v1), which the engine worker fills with the files the learner chose.
-const SHELL = "steerlab-shell-v2";
-// The engine worker's wasm is the largest shell file (tens of MB in a dev build).
+const SHELL = "steerlab-shell-v3";
+// The engine worker's wasm is the largest shell file (tens of MB in a dev build, a few in a release one).
 const MAX_FILE_BYTES = 128 * 1024 * 1024;
 // Files whose names trunk does not hash; the page's hashed files are read from index.html at install.
 const FIXED = [
@@ -24,7 +24,9 @@ async function precache() {
   const linked = [...html.matchAll(/(?:href|src)="([^"#]+)"|'([^']+\.(?:js|wasm))'/g)]
     .map((m) => m[1] ?? m[2])
     .filter((u) => !/^[a-z]+:/i.test(u));
-  const urls = [...new Set([...FIXED, ...linked.map((u) => (u.startsWith("/") ? "." + u : u))])];
+  // Resolved against the site's own folder, so a site served from a sub-path (--public-url /steerlab/) keeps the
+  // right files.
+  const urls = [...new Set([...FIXED, ...linked].map((u) => new URL(u, self.registration.scope).href))];
   // One missing optional file must not stop the rest from being kept.
   await Promise.all(urls.map(async (u) => {
     try {
@@ -64,7 +66,7 @@ self.addEventListener("fetch", (e) => {
     } catch (err) {
       // Offline: the page itself for any navigation inside the lab, else the file as last seen.
       const hit = await cache.match(e.request, { ignoreSearch: true })
-        ?? (e.request.mode === "navigate" ? await cache.match("./index.html") : undefined);
+        ?? (e.request.mode === "navigate" ? await cache.match(new URL("./index.html", self.registration.scope).href) : undefined);
       if (hit) return hit;
       throw err;
     }

@@ -251,6 +251,34 @@ async function diagnostics(page, name) {
   await page.getByTestId("scores").scrollIntoViewIfNeeded();
   await page.screenshot({ path: join(shots, `${name}-features.png`), fullPage: true });
 
+  step = "a feature id opens its dashboard; a neighbour opens its own; a text finds its features";
+  const fid = page.getByTestId("scores").locator("a.local").first();
+  const fnum = (await fid.textContent()).replace("#", "");
+  await page.waitForFunction(idle("Show dashboard"), null, { timeout: TIMEOUT });
+  await fid.click();
+  const dash = page.getByTestId("dashboard");
+  await dash.locator("h4").first().filter({ hasText: `#${fnum} ` }).waitFor({ timeout: TIMEOUT });
+  const head = await dash.locator("h4").first().textContent();
+  check(/fires on \d+ of \d+ background tokens/.test(head), `${name}: dashboard heading "${head}"`);
+  check(await dash.locator("code.lens").count() === 20, `${name}: the dashboard's logit lens`);
+  check(await dash.locator(".neighbour").count() === 10, `${name}: the dashboard's neighbours`);
+  const shown = await dash.locator("p.passage").count();
+  check(shown === await dash.locator("p.passage .tok.top").count(), `${name}: a passage without its strongest token`);
+  check(shown > 0 ? await dash.getByTestId("plot-feature-" + fnum + "-activations").count() === 1
+    : await dash.getByText("It fires on no background passage").count() === 1, `${name}: passages or histogram missing`);
+  await page.locator("#dashboard").screenshot({ path: join(shots, `${name}-dashboard.png`) });
+  const near = dash.locator(".neighbour a.local").first();
+  const nnum = (await near.textContent()).replace("#", "");
+  await near.click();
+  await dash.locator("h4").first().filter({ hasText: `#${nnum} ` }).waitFor({ timeout: TIMEOUT });
+  await page.waitForFunction(idle("Find features"), null, { timeout: TIMEOUT });
+  await page.getByLabel("Text to search").fill("The wedding was lovely");
+  await page.getByRole("button", { name: "Find features" }).click();
+  await page.getByTestId("search").waitFor({ timeout: TIMEOUT });
+  check(await page.getByTestId("search").locator("tr").count() >= 4, `${name}: the search has no row per token`);
+  await page.getByTestId("search").screenshot({ path: join(shots, `${name}-search.png`) });
+  await page.waitForFunction(idle("Find features"), null, { timeout: TIMEOUT });
+
   step = "walk the lesson: each diagnostic step reads the page's own numbers";
   const first = await page.getByTestId("lesson-text").textContent();
   await page.getByRole("button", { name: "Next" }).click();
@@ -659,7 +687,7 @@ async function offline(browser, url) {
     // Wait until the shell cache holds the page's own script.
     const script = [...document.querySelectorAll("link[rel=modulepreload], script[src]")].map((e) => e.href || e.src)[0];
     for (let i = 0; i < 600; i++) {
-      const c = await caches.open("steerlab-shell-v2");
+      const c = await caches.open("steerlab-shell-v3");
       if (await c.match("./worker_bg.wasm") && (!script || await c.match(script))) return;
       await new Promise((r) => setTimeout(r, 100));
     }
@@ -670,7 +698,7 @@ async function offline(browser, url) {
     await fetch("./index.html?probe=1");
     await fetch("./icon.svg?probe=2");
     await new Promise((r) => setTimeout(r, 500));
-    const keys = await (await caches.open("steerlab-shell-v2")).keys();
+    const keys = await (await caches.open("steerlab-shell-v3")).keys();
     return keys.map((k) => k.url).filter((u) => u.includes("probe"));
   });
   check(kept.length === 0, `the service worker cached requests outside the shell: ${kept}`);
@@ -690,7 +718,7 @@ async function offline(browser, url) {
 async function helper(browser, url) {
   const bin = process.env.STEERLAB_BIN ?? join(process.env.CARGO_TARGET_DIR ?? join(here, "../../target"), "debug/steerlab");
   await access(bin);
-  const origin = url.replace(/\/$/, "");
+  const origin = new URL(url).origin;
   // The fixtures, and the Gemma Scope fixture SAE again where the hub cache would keep Gemma Scope's canonical
   // layer-1 SAE, so the page can link its features to Neuronpedia.
   const models = await mkdtemp(join(tmpdir(), "steerlab-e2e-helper-"));
@@ -798,7 +826,8 @@ async function helper(browser, url) {
   }
 }
 
-const server = await serve(dist);
+// STEERLAB_BASE: the path the site was built for (trunk's --public-url), e.g. /steerlab/ for a project site.
+const server = await serve(dist, process.env.STEERLAB_BASE ?? "/");
 await mkdir(shots, { recursive: true });
 let failed = false;
 for (const [name, args, fallback] of [

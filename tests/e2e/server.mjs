@@ -9,11 +9,16 @@ const TYPES = {
   ".webmanifest": "application/manifest+json", ".png": "image/png", ".safetensors": "application/octet-stream",
 };
 
-/** Serves `root` on a free port of 127.0.0.1; resolves to { url, close }. */
-export function serve(root) {
+/**
+ * Serves `root` on a free port of 127.0.0.1 under the path `base` (a site built with `--public-url /steerlab/` is
+ * served at `/steerlab/`, as a GitHub Pages project site is; nothing answers outside it); resolves to { url, close }.
+ */
+export function serve(root, base = "/") {
   const server = createServer(async (req, res) => {
-    const path = normalize(decodeURIComponent(new URL(req.url, "http://x").pathname)).replace(/^(\.\.[/\\])+/, "");
-    let file = join(root, path);
+    const full = decodeURIComponent(new URL(req.url, "http://x").pathname);
+    const inside = full.startsWith(base) ? full.slice(base.length - 1) : null;
+    const path = normalize(inside ?? "/nowhere/").replace(/^(\.\.[/\\])+/, "");
+    let file = inside === null ? "" : join(root, path);
     try {
       if ((await stat(file)).isDirectory()) file = join(file, "index.html");
       const body = await readFile(file);
@@ -27,7 +32,7 @@ export function serve(root) {
   return new Promise((resolve) => {
     server.listen(0, "127.0.0.1", () => {
       const { port } = server.address();
-      resolve({ url: `http://127.0.0.1:${port}/`, close: () => new Promise((r) => { server.closeAllConnections(); server.close(r); }) });
+      resolve({ url: `http://127.0.0.1:${port}${base}`, close: () => new Promise((r) => { server.closeAllConnections(); server.close(r); }) });
     });
   });
 }

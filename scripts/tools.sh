@@ -1,0 +1,22 @@
+# Sourced by scripts/lab.sh, scripts/build_site.sh and .ci/run: installs what building the browser lab needs, once,
+# at pinned versions, so that no build downloads anything: the wasm32 target, trunk and the wasm-bindgen CLI (its
+# version must equal the wasm-bindgen crate's) and, for release builds, binaryen's wasm-opt from crates.io (Debian's
+# binaryen 108 corrupts this wasm). Each install compiles for a few minutes, once.
+export PATH="$HOME/.cargo/bin:$PATH"
+
+lab_tools() {
+  local release=${1:-}
+  rustup target add wasm32-unknown-unknown >/dev/null
+  if ! trunk --version 2>/dev/null | grep -q 'trunk 0.21.14'; then
+    echo "steerlab: installing trunk 0.21.14 (once; a few minutes)"
+    cargo install trunk --version 0.21.14 --locked --no-default-features
+  fi
+  if ! wasm-bindgen --version 2>/dev/null | grep -q 'wasm-bindgen 0.2.130'; then
+    echo "steerlab: installing wasm-bindgen-cli 0.2.130 (once; a few minutes)"
+    cargo install wasm-bindgen-cli --version 0.2.130
+  fi
+  if [ "$release" = --release ] && ! wasm-opt --version 2>/dev/null | grep -q 'version 116'; then
+    echo "steerlab: installing wasm-opt 0.116.1 (binaryen 116; once, about 15 minutes on 2 cores)"
+    cargo install wasm-opt --version 0.116.1 --locked
+  fi
+}
