@@ -65,6 +65,11 @@ fn start_with(extra: &[&str], nofile: Option<u64>) -> Helper {
         &fixtures().join("saes/standard"),
         &root.join("models--steerlab--saes/snapshots/fedcba9876543210/blocks.1.hook_resid_pre"),
     );
+    // The same SAE where the hub cache keeps gpt2-small-res-jb's layer-1 SAE, to be loaded by its SAELens id.
+    copy_dir(
+        &fixtures().join("saes/standard"),
+        &root.join("models--jbloom--GPT2-Small-SAEs-Reformatted/snapshots/57d08a4fd333fbf1/blocks.1.hook_resid_pre"),
+    );
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_steerlab"));
     cmd.args(["serve", "--port", "0", "--device", "cpu", "--allow-origin", ALLOWED, "--models"])
         .arg(&root)
@@ -212,6 +217,14 @@ fn helper_guards_and_serves() {
         r#""name":"steerlab/gpt2-tiny@01234567""#,
     );
     let sae = r#"{"sae": "steerlab/saes@fedcba98/blocks.1.hook_resid_pre"}"#;
+    expect(&h.post("/v1/load", sae), 200, r#""hook_name":"blocks.1.hook_resid_pre""#);
+    // By SAELens id: found by its release's repository and folder, read with the release's config overrides; one
+    // the helper lacks says how to fetch it.
+    let by_id = h.post("/v1/load", r#"{"sae": "gpt2-small-res-jb/blocks.1.hook_resid_pre"}"#);
+    expect(&by_id, 200, r#""name":"gpt2-small-res-jb/blocks.1.hook_resid_pre""#);
+    assert!(by_id.body.contains(r#""center_input":true"#), "{}", by_id.body);
+    let missing = r#"{"sae": "gpt2-small-res-jb/blocks.2.hook_resid_pre"}"#;
+    expect(&h.post("/v1/load", missing), 404, "run `steerlab fetch gpt2-small-res-jb/blocks.2.hook_resid_pre`");
     expect(&h.post("/v1/load", sae), 200, r#""hook_name":"blocks.1.hook_resid_pre""#);
     let g = h.post("/v1/run", r#"{"op":"generate","prompt":"Hello","options":{"max_new_tokens":6}}"#);
     expect(&g, 200, r#"{"reply":{"ok":{"kind":"generated""#);

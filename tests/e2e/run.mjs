@@ -790,9 +790,12 @@ async function helper(browser, url) {
     await page.getByLabel("Helper model").selectOption("models/gemma2-tiny");
     await page.getByRole("button", { name: "Load on the helper" }).click();
     await page.getByTestId("loaded").filter({ hasText: "models/gemma2-tiny (on the helper)" }).waitFor({ timeout: TIMEOUT });
-    const gemmaScope = "google/gemma-scope-2b-pt-res@01234567/layer_1/width_16k/average_l0_102";
-    await page.getByLabel("Helper SAE").selectOption(gemmaScope);
-    await page.getByRole("button", { name: "Load SAE on the helper" }).click();
+    // By its SAELens id: the helper finds the canonical SAE's folder in its hub cache.
+    const gemmaScope = "gemma-scope-2b-pt-res-canonical/layer_1/width_16k/canonical";
+    await page.getByText("Sources and your own files").click();
+    await page.getByLabel("SAELens id").fill(gemmaScope);
+    await page.getByLabel("SAELens id").dispatchEvent("change");
+    await page.getByRole("button", { name: "Load by id" }).click();
     await page.getByTestId("loaded").filter({ hasText: `${gemmaScope} (on the helper)` }).waitFor({ timeout: TIMEOUT });
     step = "Gemma Scope feature ids link to Neuronpedia";
     await page.getByLabel("Feature ids").fill("3, 7");

@@ -164,7 +164,8 @@ pub fn page_sae(
     let (release, sae) = releases::resolve(id.trim())?;
     if release.format != releases::Format::SaeLens {
         return Err(format!(
-            "{} is a Gemma Scope SAE (params.npz) for {}: Gemma-2 runs in the helper (see \"Run on this computer\")",
+            "{} is a Gemma Scope SAE (params.npz) for {}: Gemma-2 runs in the native helper (Native helper, \
+             below), which loads it by this id",
             id.trim(),
             release.model
         ));

@@ -246,9 +246,17 @@ pub fn ModelPanel(
     };
     let load_sae_click = move |_| load_sae(entry(), &hub.get_untracked(), &sae_hook.get_untracked());
     let load_id_click = move |_| {
+        let id = sae_id.get_untracked().trim().to_string();
+        // The lab runs on the helper: it finds the id in its own hub cache (Gemma Scope too).
+        if lab.remote.get_untracked() {
+            return match steerlab::sae::releases::resolve(&id) {
+                Ok(_) => super::helper::load(lab, Kind::Sae, id),
+                Err(e) => lab.status.set(bridge::Status::Error(e)),
+            };
+        }
         let loaded = lab.model.get_untracked().and_then(|m| catalog::model(&m.id));
         let model_repo = loaded.filter(|e| !e.embedded).map(|e| e.repo);
-        load_saelens_id(&sae_id.get_untracked(), &hub.get_untracked(), model_repo)
+        load_saelens_id(&id, &hub.get_untracked(), model_repo)
     };
     let on_drop = move |ev: leptos::ev::DragEvent| {
         ev.prevent_default();
@@ -341,7 +349,8 @@ pub fn ModelPanel(
                         disabled=move || !can_load() || lab.model.get().is_none() || sae_id.get().trim().is_empty()>"Load by id"</button>
                 </div>
                 <p class="note">"Any residual-stream SAE of GPT-2 small or Pythia-70M-deduped in sae-lens's table, named \
-                    release/sae_id as SAE.from_pretrained takes it, from the hub URL above."</p>
+                    release/sae_id as SAE.from_pretrained takes it, from the hub URL above; with the native helper, \
+                    any in its hub cache (Gemma Scope too: steerlab fetch ID there)."</p>
                 <div class=move || if dragging.get() { "drop active" } else { "drop" }
                     on:dragover=move |ev: leptos::ev::DragEvent| { ev.prevent_default(); dragging.set(true) }
                     on:dragleave=move |_| dragging.set(false)

@@ -26,8 +26,9 @@ pub fn Plot(svg: String, name: String) -> impl IntoView {
 /// `owner/repo@rev/folder`).
 pub fn neuronpedia(lab: &Lab, feature: usize) -> Option<String> {
     let (label, hook) = lab.sae.get_untracked()?;
-    // An SAE loaded by its SAELens id is labelled by it.
-    if let Ok((_, sae)) = steerlab::sae::releases::resolve(&label) {
+    // An SAE loaded by its SAELens id (in the tab or on the helper) is labelled by it.
+    let name = label.strip_suffix(super::helper::ON_HELPER).unwrap_or(&label);
+    if let Ok((_, sae)) = steerlab::sae::releases::resolve(name) {
         return sae.neuronpedia_url(feature);
     }
     match catalog::model(&lab.model.get_untracked()?.id) {

@@ -235,7 +235,27 @@ async fn load(State(app): State<Arc<App>>, body: std::result::Result<Bytes, Byte
     if !found.iter().any(|e| e.kind == kind && e.name == name) {
         found = entries(&app, std::time::Duration::from_secs(1)).await;
     }
-    let Some(entry) = found.iter().find(|e| e.kind == kind && e.name == name).cloned() else {
+    let mut entry = found.iter().find(|e| e.kind == kind && e.name == name).cloned();
+    // An SAE may also be named by its SAELens id, found by its release's repository and folder in the hub cache.
+    if entry.is_none()
+        && kind == Kind::Sae
+        && let Ok((release, sae)) = steerlab::sae::releases::resolve(&name)
+    {
+        let same = |e: &&library::Entry| {
+            steerlab::sae::releases::by_cache_dir(&e.dir)
+                .is_some_and(|(r, s)| r.repo == release.repo && s.path == sae.path)
+        };
+        entry = found.iter().filter(|e| e.kind == Kind::Sae).find(same).cloned();
+        if entry.is_none() {
+            let why = format!(
+                "the SAELens SAE {name} ({} in {}) is not in this helper's models folder: run `steerlab fetch {name}` \
+                 on its machine",
+                sae.path, release.repo
+            );
+            return error(StatusCode::NOT_FOUND, why);
+        }
+    }
+    let Some(entry) = entry else {
         let what = if kind == Kind::Model { "model" } else { "SAE" };
         return error(StatusCode::NOT_FOUND, format!("no {what} named \"{name}\" here: GET /v1/info lists them"));
     };
