@@ -191,9 +191,7 @@ fn histogram(values: &[f32], bins: usize, tokens: usize) -> ActivationHistogram 
 
 /// Each feature's `k` nearest other features by decoder cosine.
 async fn neighbours(sae: &Sae, features: &[usize], k: usize) -> Result<Vec<Vec<Neighbour>>> {
-    let unit = sae.unit_decoder(); // [d_sae, d]
-    let ids = index_tensor(features, &unit.device());
-    let cos = read(unit.clone().select(0, ids).matmul(unit.transpose())).await?; // [n, d_sae]
+    let cos = read(sae.decoder_cosines(features)).await?; // [n, d_sae]
     let d_sae = sae.cfg.d_sae;
     Ok(features
         .iter()

@@ -271,9 +271,7 @@ fn predictor_checks(rows: &[SideEffectRow]) -> Vec<PredictorCheck> {
 
 /// Per feature: the largest |cosine| with another decoder row and the count of rows within NEIGHBOUR_COSINE.
 async fn decoder_geometry(sae: &Sae, features: &[usize]) -> Result<Vec<(f32, usize)>> {
-    let unit = sae.unit_decoder(); // [d_sae, d]
-    let ids = index_tensor(features, &unit.device());
-    let cos = read(unit.clone().select(0, ids).matmul(unit.transpose())).await?; // [n, d_sae]
+    let cos = read(sae.decoder_cosines(features)).await?; // [n, d_sae]
     let d_sae = sae.cfg.d_sae;
     Ok(features
         .iter()

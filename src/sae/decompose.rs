@@ -32,6 +32,13 @@ impl Sae {
         self.w_dec.clone() / norms
     }
 
+    /// The cosine of each of `features`' decoder rows with every decoder row: [features, d_sae].
+    pub fn decoder_cosines(&self, features: &[usize]) -> Tensor<2> {
+        let unit = self.unit_decoder(); // [d_sae, d]
+        let ids = crate::model::layers::index_tensor(features, &unit.device());
+        unit.clone().select(0, ids).matmul(unit.transpose())
+    }
+
     /// encode(sv + mean) − encode(mean) and its decoding Σ coef_f · W_dec[f] (no b_dec), reconstructed as
     /// `reconstruct(sv + mean) − reconstruct(mean)` so input normalisations are undone too.
     pub async fn bias_corrected(&self, sv: &[f32], mean: &[f32]) -> Result<Decomposed> {
