@@ -8,9 +8,11 @@ use crate::analysis::bias::{VectorVsZero, vectors_vs_zero};
 use crate::analysis::dashboard::{
     DashboardOptions, FeatureDashboard, TextFeatures, feature_dashboards, features_on_text,
 };
-use crate::analysis::features::{FeatureScore, NEUTRAL_PROMPT, ScoreOptions, feature_scores, features_promoting};
+use crate::analysis::features::{
+    FeatureScore, NEUTRAL_PROMPT, ScoreOptions, feature_scores_and_norms, features_promoting,
+};
 use crate::analysis::population::{Population, PopulationOptions, population};
-use crate::analysis::side_effects::{SideEffects, side_effects};
+use crate::analysis::side_effects::{SideEffects, Tally, side_effects_of_corpus};
 use crate::analysis::{DecomposeOptions, Decomposition, decompose};
 use crate::error::{Error, Result};
 use crate::model::Model;
@@ -583,8 +585,11 @@ impl Engine {
                 let prompts = corpus_passages(prompts.as_deref().unwrap_or(PROMPTS));
                 let prompt = prompt.as_deref().unwrap_or(NEUTRAL_PROMPT);
                 let opts = ScoreOptions { prompt, amplification, lens_k, corpus: &corpus, max_examples: 100 };
-                let scores = feature_scores(model, sae, &features, &opts).await?;
-                let side = side_effects(model, sae, &features, &corpus, &prompts, strength, lens_k).await?;
+                // One pass over the corpus: the input scores' passages also feed the side effects' tallies and norms.
+                let mut tally = Tally::new(&features, &model.net.device);
+                let (scores, norms) = feature_scores_and_norms(model, sae, &features, &opts, Some(&mut tally)).await?;
+                let side =
+                    side_effects_of_corpus(model, sae, &features, tally, &norms, &prompts, strength, lens_k).await?;
                 Ok(Response::Features { hook: sae.cfg.hook_name.clone(), scores, side_effects: side })
             }
             Request::Dashboards { features, corpus, passages, k } => {

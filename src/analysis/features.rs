@@ -8,6 +8,7 @@
 //!   one of its lens tokens.
 
 use super::corpus::passage_tokens;
+use super::side_effects::Tally;
 use crate::device::read;
 use crate::error::{Error, Result};
 use crate::model::Model;
@@ -116,16 +117,18 @@ pub async fn feature_scores(
     features: &[usize],
     opts: &ScoreOptions<'_>,
 ) -> Result<Vec<FeatureScore>> {
-    Ok(feature_scores_and_norms(model, sae, features, opts).await?.0)
+    Ok(feature_scores_and_norms(model, sae, features, opts, None).await?.0)
 }
 
 /// As `feature_scores`, also giving the activation norm at the SAE's hook of every corpus token the input scores
-/// read (each passage's but the first, in corpus order), so a caller that needs them runs the corpus once.
+/// read (each passage's but the first, in corpus order), and adding those tokens' SAE activations to `tally`, so
+/// a caller that needs them (the side effects, a population's strengths) runs the corpus once.
 pub async fn feature_scores_and_norms(
     model: &Model,
     sae: &Sae,
     features: &[usize],
     opts: &ScoreOptions<'_>,
+    tally: Option<&mut Tally>,
 ) -> Result<(Vec<FeatureScore>, Vec<f32>)> {
     let point = sae.check_fits(model.cfg())?;
     sae.check_features(features)?;
@@ -144,7 +147,7 @@ pub async fn feature_scores_and_norms(
     let (acts, _) = sae.reconstruct(upload(last.clone(), &model.net.device));
     let max_act = read(acts.max()).await?.data[0];
     let scale = decoder_scale(sae, last, &model.net.device).await?;
-    let (examples, norms) = top_examples(model, sae, point, features, opts).await?;
+    let (examples, norms) = top_examples(model, sae, point, features, opts, tally).await?;
 
     // One row per feature: the prompt with that feature amplified at its last position.
     let coef = max_act * opts.amplification * scale;
@@ -223,6 +226,7 @@ async fn top_examples(
     point: HookPoint,
     features: &[usize],
     opts: &ScoreOptions<'_>,
+    mut tally: Option<&mut Tally>,
 ) -> Result<(Vec<Vec<u32>>, Vec<f32>)> {
     let device = &model.net.device;
     let seqs = passage_tokens(model, opts.corpus)?;
@@ -241,7 +245,14 @@ async fn top_examples(
         for (r, &len) in batch.lens.iter().enumerate() {
             norms.extend_from_slice(&token_norms[r * t + 1..r * t + len]);
         }
-        let acts = sae.encode(x.reshape([rows * t, d])).select(1, ids.clone()).reshape([rows, t, n]); // [rows, t, n]
+        let all = sae.encode(x.reshape([rows * t, d])); // [rows * t, d_sae]
+        if let Some(tally) = tally.as_deref_mut() {
+            // The same tokens as the norms: each passage's but the first.
+            let kept: Vec<usize> =
+                batch.lens.iter().enumerate().flat_map(|(r, &len)| (1..len).map(move |p| r * t + p)).collect();
+            tally.add(all.clone().select(0, index_tensor(&kept, device)));
+        }
+        let acts = all.select(1, ids.clone()).reshape([rows, t, n]); // [rows, t, n]
         // Position 0 (outlier norms) and the padding never count.
         let skip: Vec<bool> = batch.lens.iter().flat_map(|&len| (0..t).map(move |p| p == 0 || p >= len)).collect();
         let skip = Tensor::<3, Bool>::from_data(TensorData::new(skip, [rows, t, 1]), device).expand([rows, t, n]);

@@ -136,7 +136,7 @@ pub async fn population(model: &Model, sae: &Sae, opts: &PopulationOptions<'_>) 
     let mut rng = StdRng::seed_from_u64(opts.seed);
     let sample = draw(&mut rng, d_sae, opts.sample);
     // The input scores run the corpus anyway: its activation norms (the unit of strength) come with them.
-    let (mut scores, norms) = feature_scores_and_norms(model, sae, &sample, &opts.scores).await?;
+    let (mut scores, norms) = feature_scores_and_norms(model, sae, &sample, &opts.scores, None).await?;
     scores.sort_by_key(|s| s.feature);
     let points: Vec<Point> = scores
         .iter()

@@ -96,6 +96,33 @@ pub async fn side_effects(
 ) -> Result<SideEffects> {
     let point = sae.check_fits(model.cfg())?;
     sae.check_features(features)?;
+    // Firing counts and co-firing, summed on the device chunk by chunk as the corpus streams past.
+    let mut tally = Tally::new(features, &model.net.device);
+    let d = sae.cfg.d_in;
+    let device = &model.net.device;
+    let corpus_stats = corpus_stats(model, corpus, point, 0, &mut |rows| {
+        tally.add(sae.encode(upload::<2>(HostTensor::new(vec![rows.len() / d, d], rows.to_vec()), device)));
+        Ok(())
+    })
+    .await?;
+    side_effects_of_corpus(model, sae, features, tally, &corpus_stats.norms, prompts, strength, lens_k).await
+}
+
+/// As `side_effects`, for a corpus already run: its activations tallied and each token's norm (from
+/// `feature_scores_and_norms`, which runs the same corpus for the input scores).
+#[allow(clippy::too_many_arguments)]
+pub async fn side_effects_of_corpus(
+    model: &Model,
+    sae: &Sae,
+    features: &[usize],
+    tally: Tally,
+    norms: &[f32],
+    prompts: &[String],
+    strength: Option<f32>,
+    lens_k: usize,
+) -> Result<SideEffects> {
+    let point = sae.check_fits(model.cfg())?;
+    sae.check_features(features)?;
     if features.is_empty() || prompts.is_empty() {
         return Err(Error::invalid("side effects need at least one feature and one prompt"));
     }
@@ -104,15 +131,7 @@ pub async fn side_effects(
     if strength.is_some_and(|s| !s.is_finite()) {
         return Err(Error::invalid(format!("strength {} is not finite", strength.unwrap_or_default())));
     }
-    // Firing counts and co-firing, summed on the device chunk by chunk as the corpus streams past.
-    let mut tally = Tally::new(features, device);
-    let d = sae.cfg.d_in;
-    let corpus_stats = corpus_stats(model, corpus, point, 0, &mut |rows| {
-        tally.add(sae.encode(upload::<2>(HostTensor::new(vec![rows.len() / d, d], rows.to_vec()), device)));
-        Ok(())
-    })
-    .await?;
-    let strength = strength.unwrap_or_else(|| 0.5 * norm_histogram(&corpus_stats.norms, &[], 1).median);
+    let strength = strength.unwrap_or_else(|| 0.5 * norm_histogram(norms, &[], 1).median);
     let stats = tally.finish(features).await?;
     let lens_dist = lens_probs(model, sae, features).await?;
     let lenses: Vec<_> = lens_dist.iter().map(|probs| lens_tokens(model, probs, lens_k)).collect();
@@ -293,21 +312,21 @@ async fn activation_stats(acts: Tensor<2>, features: &[usize]) -> Result<Vec<(f3
     tally.finish(features).await
 }
 
-/// What `activation_stats` needs, summed over chunks of corpus activations on the device: tokens, every
+/// What the activation predictors need, summed over chunks of corpus activations on the device: tokens, every
 /// feature's firing count, how often the chosen features fire with each feature, and their activation sums.
-struct Tally {
+pub struct Tally {
     ids: Tensor<1, Int>,
     tokens: usize,
     sums: Option<(Tensor<2>, Tensor<2>, Tensor<2>)>,
 }
 
 impl Tally {
-    fn new(features: &[usize], device: &burn::tensor::Device) -> Self {
+    pub fn new(features: &[usize], device: &burn::tensor::Device) -> Self {
         Self { ids: index_tensor(features, device), tokens: 0, sums: None }
     }
 
     /// Adds one chunk's SAE activations [n, d_sae].
-    fn add(&mut self, acts: Tensor<2>) {
+    pub fn add(&mut self, acts: Tensor<2>) {
         self.tokens += acts.dims()[0];
         let fired = acts.clone().greater_elem(0.0).float(); // [n, d_sae]
         let mine = fired.clone().select(1, self.ids.clone()); // [n, k]

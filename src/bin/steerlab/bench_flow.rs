@@ -5,8 +5,6 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
-use steerlab::analysis::features::{NEUTRAL_PROMPT, ScoreOptions, feature_scores, features_promoting};
-use steerlab::analysis::side_effects::side_effects;
 use steerlab::analysis::{DecomposeOptions, decompose};
 use steerlab::device::{DeviceChoice, init_device};
 use steerlab::model::Model;
@@ -79,21 +77,26 @@ pub fn run(flow: Flow, device: DeviceChoice, python: &str) -> Result<()> {
             d.table.iter().map(|r| r.steerability.unwrap_or(f32::NAN)).collect()
         }
         Flow::Features => {
-            let model = Model::from_dir(&files.model, &dev)?;
-            let sae = Sae::from_dir(&files.sae, &dev)?;
-            let features = pollster::block_on(features_promoting(&model, &sae, " love", 10))?;
-            let corpus = corpus_passages(CORPUS);
-            let prompts = corpus_passages(PROMPTS);
-            let opts = ScoreOptions {
-                prompt: NEUTRAL_PROMPT,
+            // Through the engine, as the lab and `steerlab features` run it (one corpus pass for both parts).
+            let mut engine = steerlab::engine::Engine::default();
+            engine.set_model(Model::from_dir(&files.model, &dev)?);
+            engine.set_sae(Sae::from_dir(&files.sae, &dev)?)?;
+            let request = steerlab::engine::Request::Features {
+                features: vec![],
+                promoting: Some(" love".into()),
+                count: 10,
                 amplification: 10.0,
                 lens_k: 20,
-                corpus: &corpus,
-                max_examples: 100,
+                strength: None,
+                prompt: None,
+                corpus: None,
+                prompts: None,
             };
-            let scores = pollster::block_on(feature_scores(&model, &sae, &features, &opts))?;
-            let side = pollster::block_on(side_effects(&model, &sae, &features, &corpus, &prompts, None, 20))?;
-            eprintln!("  {} features scored, {} side-effect rows", scores.len(), side.rows.len());
+            let response = pollster::block_on(engine.handle(request, steerlab::engine::never(), &mut |_| {}))?;
+            let steerlab::engine::Response::Features { scores, side_effects, .. } = response else {
+                unreachable!("a features request gets a features response")
+            };
+            eprintln!("  {} features scored, {} side-effect rows", scores.len(), side_effects.rows.len());
             scores.iter().map(|s| s.output_score).collect()
         }
     };
