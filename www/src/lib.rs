@@ -3,6 +3,8 @@
 //! all of it is unit-tested natively.
 
 pub mod catalog;
+#[cfg(target_arch = "wasm32")]
+pub mod fetch;
 pub mod plot;
 pub mod progress;
 pub mod reading;
@@ -22,16 +24,6 @@ pub fn hub_url(base: &str, repo: &str, revision: &str, file: &str) -> Result<Str
 /// The largest file the browser downloads: the tab holds it whole in wasm32's 4 GiB, beside the model it becomes.
 /// GPT-2 small is 548 MB and Pythia-410M 911 MB; larger models run in the helper.
 pub const MAX_DOWNLOAD_BYTES: u64 = 1536 << 20;
-
-/// How much to reserve for a download the server says is `content_length` long: refused past
-/// `MAX_DOWNLOAD_BYTES`, nothing reserved when the length is unknown.
-pub fn download_reservation(url: &str, content_length: Option<u64>) -> Result<usize, String> {
-    match content_length {
-        Some(n) if n > MAX_DOWNLOAD_BYTES => Err(too_large(url, n)),
-        Some(n) => Ok(n as usize),
-        None => Ok(0),
-    }
-}
 
 /// Why a download of `n` bytes is refused.
 pub fn too_large(url: &str, n: u64) -> String {
@@ -208,9 +200,6 @@ mod tests {
         assert_eq!(hub_url("hub/", "a/b", "main", "config.json").unwrap(), "hub/a/b/resolve/main/config.json");
         let e = hub_url("https://hf.co", "a/b", "../../evil?x=", "config.json").unwrap_err();
         assert!(e.contains("is not a revision"), "{e}");
-        assert_eq!(download_reservation("u", Some(1 << 20)), Ok(1 << 20));
-        assert_eq!(download_reservation("u", None), Ok(0));
-        assert!(download_reservation("u", Some(1 << 31)).unwrap_err().contains("run this model in the native helper"));
-        assert!(download_reservation("u", Some(u64::MAX)).is_err());
+        assert!(too_large("u", 1 << 31).contains("over the 1610612736 a browser tab can hold"));
     }
 }

@@ -9,8 +9,7 @@ use steerlab::steer::dataset::Dataset;
 use steerlab::steer::remote::{
     Behaviour, MAX_REMOTE_BYTES, RAW_BASE, RemoteFile, WIKITEXT, behaviour, wikitext_passages,
 };
-use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::JsFuture;
+use steerlab_www::fetch::{Fetch, fetch_cached};
 
 /// The Cache Storage bucket for datasets.
 pub const DATA_CACHE: &str = "steerlab-data";
@@ -33,82 +32,30 @@ pub fn data_base() -> String {
         .unwrap_or_else(|| RAW_BASE.to_string())
 }
 
-fn js(e: wasm_bindgen::JsValue) -> String {
-    e.as_string().unwrap_or_else(|| format!("{e:?}"))
-}
-
-/// One file's text: from the cache, else fetched (at most `MAX_REMOTE_BYTES`) and kept there.
+/// One file's text: from the cache, else fetched (at most `MAX_REMOTE_BYTES`, its progress in the status line)
+/// and kept there.
 async fn fetch_text(file: &RemoteFile) -> Result<String, String> {
-    let window = window();
     let url = file.url(&data_base());
-    let cache: Option<web_sys::Cache> = match window.caches() {
-        Ok(c) => JsFuture::from(c.open(DATA_CACHE)).await.ok().and_then(|c| c.dyn_into().ok()),
-        Err(_) => None, // no Cache Storage (insecure origin, some private modes): just download
-    };
-    if let Some(c) = &cache
-        && let Ok(hit) = JsFuture::from(c.match_with_str(&url)).await
-        && let Ok(resp) = hit.dyn_into::<web_sys::Response>()
-    {
-        return text_of(&url, resp).await;
-    }
-    let resp: web_sys::Response = JsFuture::from(window.fetch_with_str(&url))
-        .await
-        .map_err(|e| format!("cannot reach {url} ({}): check your connection", js(e)))?
-        .unchecked_into();
-    if !resp.ok() {
-        return Err(format!("downloading {url} failed: HTTP {}", resp.status()));
-    }
-    let length = resp.headers().get("content-length").ok().flatten().and_then(|l| l.parse::<u64>().ok());
-    if length.is_some_and(|n| n > MAX_REMOTE_BYTES) {
-        return Err(format!("{url} is larger than a dataset here may be"));
-    }
-    let bytes = read_body(&url, file.path, resp, length).await?;
-    let text = String::from_utf8(bytes).map_err(|_| format!("{url} is not UTF-8 text"))?;
-    if let Some(c) = &cache
-        && let Ok(stored) = web_sys::Response::new_with_opt_str(Some(&text))
-    {
-        let _ = JsFuture::from(c.put_with_str(&url, &stored)).await;
-    }
-    Ok(text)
-}
-
-/// A response's body, read chunk by chunk with its progress in the status line, at most `MAX_REMOTE_BYTES`.
-async fn read_body(url: &str, name: &str, resp: web_sys::Response, total: Option<u64>) -> Result<Vec<u8>, String> {
-    let body = resp.body().ok_or_else(|| format!("{url} came back without a body"))?;
-    let reader: web_sys::ReadableStreamDefaultReader = body.get_reader().unchecked_into();
-    let (mut bytes, mut last) = (Vec::new(), 0.0);
     let lab = bridge::lab();
-    loop {
-        let chunk = JsFuture::from(reader.read()).await.map_err(js)?;
-        if js_sys::Reflect::get(&chunk, &"done".into()).map_err(js)?.as_bool() == Some(true) {
-            break;
-        }
-        let value: js_sys::Uint8Array = js_sys::Reflect::get(&chunk, &"value".into()).map_err(js)?.unchecked_into();
-        if bytes.len() as u64 + value.length() as u64 > MAX_REMOTE_BYTES {
-            let _ = reader.cancel();
-            return Err(format!("{url} is larger than a dataset here may be"));
-        }
-        bytes.extend(value.to_vec());
-        let now = js_sys::Date::now();
-        if now - last > 200.0 {
-            last = now;
-            let of = total.map_or_else(String::new, |t| format!(" of {}", steerlab_www::progress::bytes(t)));
-            lab.status.set(Status::Info(format!(
-                "Fetching {name}: {}{of}…",
-                steerlab_www::progress::bytes(bytes.len() as u64)
-            )));
-        }
-    }
-    Ok(bytes)
-}
-
-async fn text_of(url: &str, resp: web_sys::Response) -> Result<String, String> {
-    let text = JsFuture::from(resp.text().map_err(js)?).await.map_err(js)?;
-    let text = text.as_string().ok_or_else(|| format!("{url} is not text"))?;
-    if text.len() as u64 > MAX_REMOTE_BYTES {
-        return Err(format!("{url} is larger than a dataset here may be"));
-    }
-    Ok(text)
+    let mut last = 0.0;
+    let fetched = fetch_cached(Fetch {
+        url: &url,
+        bucket: DATA_CACHE,
+        max_bytes: MAX_REMOTE_BYTES,
+        too_large: &|_| format!("{url} is larger than a dataset here may be"),
+        progress: &mut |loaded, total, cached| {
+            let now = js_sys::Date::now();
+            if !cached && now - last > 200.0 {
+                last = now;
+                let of = total.map_or_else(String::new, |t| format!(" of {}", steerlab_www::progress::bytes(t)));
+                let so_far = steerlab_www::progress::bytes(loaded);
+                lab.status.set(Status::Info(format!("Fetching {}: {so_far}{of}…", file.path)));
+            }
+        },
+        cancelled: &|| false,
+    })
+    .await?;
+    String::from_utf8(fetched.bytes).map_err(|_| format!("{url} is not UTF-8 text"))
 }
 
 /// The chosen remote behaviour, if the dataset picker names one (`caa/NAME`).
