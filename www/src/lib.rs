@@ -3,7 +3,6 @@
 //! all of it is unit-tested natively.
 
 pub mod catalog;
-#[cfg(target_arch = "wasm32")]
 pub mod fetch;
 pub mod plot;
 pub mod progress;
