@@ -12,7 +12,7 @@ use crate::analysis::features::{
     FeatureScore, NEUTRAL_PROMPT, ScoreOptions, feature_scores_and_norms, features_promoting,
 };
 use crate::analysis::population::{Population, PopulationOptions, population};
-use crate::analysis::side_effects::{SideEffects, Tally, side_effects_of_corpus};
+use crate::analysis::side_effects::{SideEffects, Tally, side_effects};
 use crate::analysis::{DecomposeOptions, Decomposition, decompose};
 use crate::error::{Error, Result};
 use crate::model::Model;
@@ -588,8 +588,7 @@ impl Engine {
                 // One pass over the corpus: the input scores' passages also feed the side effects' tallies and norms.
                 let mut tally = Tally::new(&features, &model.net.device);
                 let (scores, norms) = feature_scores_and_norms(model, sae, &features, &opts, Some(&mut tally)).await?;
-                let side =
-                    side_effects_of_corpus(model, sae, &features, tally, &norms, &prompts, strength, lens_k).await?;
+                let side = side_effects(model, sae, &features, tally, &norms, &prompts, strength, lens_k).await?;
                 Ok(Response::Features { hook: sae.cfg.hook_name.clone(), scores, side_effects: side })
             }
             Request::Dashboards { features, corpus, passages, k } => {

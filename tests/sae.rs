@@ -397,21 +397,16 @@ fn feature_scores_match_the_papers_method() {
 /// 2026) against the same computed with transformers and sae-lens (scripts/make_side_effect_fixtures.py).
 #[test]
 fn side_effects_match_the_reference() {
-    use steerlab::analysis::side_effects::side_effects;
-    use steerlab::steer::builtin::{CORPUS, corpus_passages};
     let exp = Expected::from_file(&sae_dir("standard").join("side_effects.safetensors"));
     let features: Vec<usize> = serde_json::from_str(&exp.meta("features")).unwrap();
     let prompts: Vec<String> = serde_json::from_str(&exp.meta("prompts")).unwrap();
     let strength: f32 = serde_json::from_str(&exp.meta("strength")).unwrap();
     let lens_k: usize = serde_json::from_str(&exp.meta("lens_k")).unwrap();
-    let corpus = corpus_passages(CORPUS);
     for (dev_name, device) in devices() {
         let model = Model::from_dir(&model_dir("gpt2-tiny"), &device).unwrap();
         let sae = Sae::from_dir(&sae_dir("standard"), &device).unwrap();
-        let alone =
-            pollster::block_on(side_effects(&model, &sae, &features, &corpus, &prompts, Some(strength), lens_k))
-                .unwrap();
-        // The engine's Features request, whose input scores' corpus pass also feeds the side effects.
+        // The engine's Features request over the built-in corpus, whose input scores' pass also feeds the side
+        // effects.
         let mut engine = steerlab::engine::Engine::default();
         engine.set_model(model);
         engine.set_sae(sae).unwrap();
@@ -427,36 +422,34 @@ fn side_effects_match_the_reference() {
             prompts: Some(prompts.join("\n")),
         };
         let response = pollster::block_on(engine.handle(request, steerlab::engine::never(), &mut |_| {})).unwrap();
-        let steerlab::engine::Response::Features { side_effects: via_engine, .. } = response else { panic!() };
-        for (se, dev_name) in [(alone, format!("{dev_name}")), (via_engine, format!("{dev_name}, via the engine"))] {
-            assert_eq!(se.strength, strength);
-            let column = |get: fn(&steerlab::analysis::side_effects::SideEffectRow) -> f32| -> Vec<f32> {
-                se.rows.iter().map(get).collect()
-            };
-            let columns: [(&str, Vec<f32>, f32); 10] = [
-                ("max_cos", column(|r| r.predictors.max_decoder_cosine), 1e-5),
-                ("neighbours", column(|r| r.predictors.neighbours as f32), 0.0),
-                ("firing_rate", column(|r| r.predictors.firing_rate), 1e-6),
-                ("mean_act", column(|r| r.predictors.mean_activation), 1e-4),
-                ("coact", column(|r| r.predictors.max_coactivation), 1e-6),
-                ("footprint", column(|r| r.predictors.logit_footprint), 1e-4),
-                ("effect_mean", column(|r| r.measured.effect_mean), 1e-3),
-                ("effect_std", column(|r| r.measured.effect_std), 1e-3),
-                ("collateral", column(|r| r.measured.collateral_spread), 1e-4),
-                ("downstream", column(|r| r.measured.downstream_spread), 1e-5),
-            ];
-            for (name, got, tol) in columns {
-                let want = exp.f32(name);
-                let d = rel_diff(&got, &want);
-                assert!(d <= tol, "{name} on {dev_name}: {got:?} vs {want:?} ({d})");
-            }
-            let want = exp.f32("checks");
-            for (c, want) in se.checks.iter().zip(want.chunks(3)) {
-                for (got, &w) in [c.vs_instability, c.vs_collateral, c.vs_downstream].into_iter().zip(want) {
-                    match got {
-                        Some(g) => assert!((g - w).abs() <= 1e-4, "{} on {dev_name}: {g} vs {w}", c.predictor),
-                        None => assert!(w.is_nan(), "{} on {dev_name}: undefined vs {w}", c.predictor),
-                    }
+        let steerlab::engine::Response::Features { side_effects: se, .. } = response else { panic!() };
+        assert_eq!(se.strength, strength);
+        let column = |get: fn(&steerlab::analysis::side_effects::SideEffectRow) -> f32| -> Vec<f32> {
+            se.rows.iter().map(get).collect()
+        };
+        let columns: [(&str, Vec<f32>, f32); 10] = [
+            ("max_cos", column(|r| r.predictors.max_decoder_cosine), 1e-5),
+            ("neighbours", column(|r| r.predictors.neighbours as f32), 0.0),
+            ("firing_rate", column(|r| r.predictors.firing_rate), 1e-6),
+            ("mean_act", column(|r| r.predictors.mean_activation), 1e-4),
+            ("coact", column(|r| r.predictors.max_coactivation), 1e-6),
+            ("footprint", column(|r| r.predictors.logit_footprint), 1e-4),
+            ("effect_mean", column(|r| r.measured.effect_mean), 1e-3),
+            ("effect_std", column(|r| r.measured.effect_std), 1e-3),
+            ("collateral", column(|r| r.measured.collateral_spread), 1e-4),
+            ("downstream", column(|r| r.measured.downstream_spread), 1e-5),
+        ];
+        for (name, got, tol) in columns {
+            let want = exp.f32(name);
+            let d = rel_diff(&got, &want);
+            assert!(d <= tol, "{name} on {dev_name}: {got:?} vs {want:?} ({d})");
+        }
+        let want = exp.f32("checks");
+        for (c, want) in se.checks.iter().zip(want.chunks(3)) {
+            for (got, &w) in [c.vs_instability, c.vs_collateral, c.vs_downstream].into_iter().zip(want) {
+                match got {
+                    Some(g) => assert!((g - w).abs() <= 1e-4, "{} on {dev_name}: {g} vs {w}", c.predictor),
+                    None => assert!(w.is_nan(), "{} on {dev_name}: undefined vs {w}", c.predictor),
                 }
             }
         }

@@ -19,7 +19,7 @@
 //!   averaged over prompts. It is measured after every later layer, so unlike collateral spread it does not
 //!   share the SAE's own geometry with the predictors.
 
-use super::corpus::{corpus_activations, corpus_stats};
+use super::corpus::corpus_activations;
 use super::features::{lens_probs, lens_tokens};
 use super::norms::norm_histogram;
 use crate::device::read;
@@ -27,9 +27,8 @@ use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::model::batch::{Batch, gather_positions};
 use crate::model::hooks::{HookPoint, Hooks, RowAdd, RowSteering};
-use crate::model::layers::{index_tensor, row_tensor, upload};
+use crate::model::layers::{index_tensor, row_tensor};
 use crate::model::transformer::{Input, Transformer};
-use crate::model::weights::HostTensor;
 use crate::sae::Sae;
 use crate::stats::{mean, spearman};
 use burn::tensor::{Int, Tensor, TensorData, activation};
@@ -84,34 +83,11 @@ pub struct SideEffects {
 }
 
 /// Predicts and measures the side effects of steering with each of `features` at `strength` (default: half the
-/// median norm of the corpus activations at the SAE's hook, strong enough to show, comparable across models).
-pub async fn side_effects(
-    model: &Model,
-    sae: &Sae,
-    features: &[usize],
-    corpus: &[String],
-    prompts: &[String],
-    strength: Option<f32>,
-    lens_k: usize,
-) -> Result<SideEffects> {
-    let point = sae.check_fits(model.cfg())?;
-    sae.check_features(features)?;
-    // Firing counts and co-firing, summed on the device chunk by chunk as the corpus streams past.
-    let mut tally = Tally::new(features, &model.net.device);
-    let d = sae.cfg.d_in;
-    let device = &model.net.device;
-    let corpus_stats = corpus_stats(model, corpus, point, 0, &mut |rows| {
-        tally.add(sae.encode(upload::<2>(HostTensor::new(vec![rows.len() / d, d], rows.to_vec()), device)));
-        Ok(())
-    })
-    .await?;
-    side_effects_of_corpus(model, sae, features, tally, &corpus_stats.norms, prompts, strength, lens_k).await
-}
-
-/// As `side_effects`, for a corpus already run: its activations tallied and each token's norm (from
-/// `feature_scores_and_norms`, which runs the same corpus for the input scores).
+/// median norm of the corpus activations at the SAE's hook, strong enough to show, comparable across models). The
+/// corpus has already run: `tally` holds its SAE activations and `norms` each token's norm, as
+/// `feature_scores_and_norms` gives them while it runs the same corpus for the input scores.
 #[allow(clippy::too_many_arguments)]
-pub async fn side_effects_of_corpus(
+pub async fn side_effects(
     model: &Model,
     sae: &Sae,
     features: &[usize],
