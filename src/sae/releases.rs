@@ -54,6 +54,11 @@ impl Release {
     pub fn sae(&self, id: &str) -> Option<&ReleaseSae> {
         self.saes.iter().find(|s| s.id == id)
     }
+
+    /// The paths in the repository of `sae`'s files.
+    pub fn files_of(&self, sae: &ReleaseSae) -> Vec<String> {
+        self.format.files().iter().map(|f| format!("{}/{f}", sae.path)).collect()
+    }
 }
 
 impl ReleaseSae {

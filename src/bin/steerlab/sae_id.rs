@@ -30,7 +30,7 @@ pub fn resolve(arg: &Path) -> Result<Option<(String, PathBuf)>> {
         return Ok(Some((text.into_owned(), dir)));
     }
     eprintln!("{text} is not in the hub cache yet: fetching {} from {}", sae.path, release.repo);
-    let files = release.format.files().iter().map(|f| format!("{}/{f}", sae.path)).collect();
+    let files = release.files_of(sae);
     let snapshot = crate::fetch::download(&crate::fetch::FetchArgs::files(release.repo, "main", files))?;
     Ok(Some((text.into_owned(), snapshot.join(sae.path))))
 }

@@ -56,7 +56,7 @@ pub fn run(mut args: FetchArgs) -> Result<()> {
         && let Ok((release, sae)) = steerlab::sae::releases::resolve(&args.repo)
     {
         eprintln!("{}: {} in {}", args.repo, sae.path, release.repo);
-        args.include = release.format.files().iter().map(|f| format!("{}/{f}", sae.path)).collect();
+        args.include = release.files_of(sae);
         args.repo = release.repo.to_string();
     }
     let snapshot = download(&args)?;
