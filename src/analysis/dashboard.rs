@@ -20,6 +20,8 @@ use crate::sae::Sae;
 
 /// Features one request may ask dashboards for: each keeps its firing activations over the corpus until binned.
 pub const MAX_FEATURES: usize = 32;
+/// The most bytes of a text's SAE activations read back at once.
+const READ_BYTES: usize = 16 << 20;
 /// Tokens shown before and after a passage's strongest token.
 const WINDOW_BEFORE: usize = 24;
 const WINDOW_AFTER: usize = 8;
@@ -238,18 +240,25 @@ pub async fn features_on_text(model: &Model, sae: &Sae, text: &str, k: usize) ->
     let ids = model.encode_prompt(text)?;
     let (s, d, d_sae) = (ids.len(), model.cfg().d_model, sae.cfg.d_sae);
     let x = model.run_to(Input::tokens(&ids), &mut Hooks::default(), point)?; // [1, s, d]
-    let acts = read(sae.encode(x.reshape([s, d]))).await?.data; // [s, d_sae]
+    let acts = sae.encode(x.reshape([s, d])); // [s, d_sae]
     let mut per_token = Vec::with_capacity(s);
     let mut best: Vec<(f32, usize)> = vec![(0.0, 0); d_sae];
-    for (p, row) in acts.chunks(d_sae).enumerate() {
-        let top = super::top_indices(row, k.min(d_sae), |a| a);
-        let features =
-            top.into_iter().filter(|&f| row[f] > 0.0).map(|f| FeatureAt { feature: f, act: row[f], token: p });
-        per_token.push(TokenFeatures { text: token_text(model, ids[p]), features: features.collect() });
-        if p > 0 || s == 1 {
-            for (f, &a) in row.iter().enumerate() {
-                if a > best[f].0 {
-                    best[f] = (a, p);
+    // Read back a few tokens' activations at a time: a wide SAE's [s, d_sae] need not fit the host at once.
+    let rows_per_read = (READ_BYTES / (4 * d_sae)).max(1);
+    for start in (0..s).step_by(rows_per_read) {
+        let end = (start + rows_per_read).min(s);
+        let part = read(acts.clone().slice([start..end, 0..d_sae])).await?.data; // [end - start, d_sae]
+        for (i, row) in part.chunks(d_sae).enumerate() {
+            let p = start + i;
+            let top = super::top_indices(row, k.min(d_sae), |a| a);
+            let features =
+                top.into_iter().filter(|&f| row[f] > 0.0).map(|f| FeatureAt { feature: f, act: row[f], token: p });
+            per_token.push(TokenFeatures { text: token_text(model, ids[p]), features: features.collect() });
+            if p > 0 || s == 1 {
+                for (f, &a) in row.iter().enumerate() {
+                    if a > best[f].0 {
+                        best[f] = (a, p);
+                    }
                 }
             }
         }
