@@ -2,11 +2,16 @@
 //! reading tensors back, always async so the same code runs in the browser.
 
 use crate::error::{Error, Result};
+#[cfg(feature = "engine")]
 use crate::model::weights::HostTensor;
 /// The device tensors live on (burn's, chosen at run time), for callers that do not depend on burn.
+#[cfg(feature = "engine")]
 pub use burn::tensor::Device;
-use burn::tensor::wgpu::WgpuInitError;
-use burn::tensor::{DeviceKind, Tensor};
+#[cfg(feature = "engine")]
+use {
+    burn::tensor::wgpu::WgpuInitError,
+    burn::tensor::{DeviceKind, Tensor},
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -30,6 +35,7 @@ impl std::str::FromStr for DeviceChoice {
 }
 
 /// The device for `choice`. The wgpu runtime initialises once per process; later calls reuse it.
+#[cfg(feature = "engine")]
 pub async fn init_device(choice: DeviceChoice) -> Result<Device> {
     match choice {
         DeviceChoice::Cpu => Ok(Device::flex()),
@@ -67,12 +73,13 @@ async fn cuda() -> Result<Device> {
     checked(|| Device::cuda(0), "CUDA")
 }
 
-#[cfg(not(all(feature = "cuda", not(target_arch = "wasm32"))))]
+#[cfg(all(feature = "engine", not(all(feature = "cuda", not(target_arch = "wasm32")))))]
 async fn cuda() -> Result<Device> {
     Err(Error::Device("this steerlab was built without CUDA: build it with `--features cuda`, or use wgpu".into()))
 }
 
 /// The device `make` gives, if 1 + 2 computes to 3 on it; a panic inside (no driver) becomes an error.
+#[cfg(feature = "engine")]
 #[cfg(not(target_arch = "wasm32"))]
 #[cfg_attr(not(feature = "cuda"), allow(dead_code))] // only CUDA builds use it outside the tests
 fn checked(make: impl FnOnce() -> Device + std::panic::UnwindSafe, what: &str) -> Result<Device> {
@@ -90,6 +97,7 @@ fn checked(make: impl FnOnce() -> Device + std::panic::UnwindSafe, what: &str) -
 }
 
 /// Reads a tensor back to the host as f32.
+#[cfg(feature = "engine")]
 pub async fn read<const D: usize>(t: Tensor<D>) -> Result<HostTensor> {
     let shape = t.dims().to_vec();
     let data = t.into_data_async().await.map_err(|e| Error::Device(format!("reading a tensor back: {e:?}")))?;

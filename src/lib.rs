@@ -16,7 +16,9 @@ pub mod sae;
 pub mod stats;
 pub mod steer;
 pub mod tensor_file;
+#[cfg(feature = "engine")]
 pub mod tokenizer;
+#[cfg(feature = "engine")]
 pub mod trace;
 
 pub use error::{Error, Result};

@@ -3,11 +3,15 @@
 //! features of its encoding next to encode(0) (for a short row the encoder bias picks them, Mayne et al. 2024);
 //! and the vector with chosen features' decoder span taken out of, or kept in, every row.
 
-use super::bias::{FeatureActs, bias_dominance};
-use crate::error::{Error, Result};
-use crate::sae::Sae;
-use crate::sae::edit::FeatureEdit;
-use crate::stats::norm;
+use super::bias::FeatureActs;
+#[cfg(feature = "engine")]
+use {
+    super::bias::bias_dominance,
+    crate::error::{Error, Result},
+    crate::sae::Sae,
+    crate::sae::edit::FeatureEdit,
+    crate::stats::norm,
+};
 
 /// One position's row (or, with `position` None, the rows summed).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -23,6 +27,7 @@ pub struct PositionFeatures {
 }
 
 /// `values` as `rows` rows of the SAE's width.
+#[cfg(feature = "engine")]
 fn rows_of<'a>(sae: &Sae, values: &'a [f32], rows: usize) -> Result<Vec<&'a [f32]>> {
     let d = sae.cfg.d_in;
     if rows == 0 || values.len() != rows * d {
@@ -36,6 +41,7 @@ fn rows_of<'a>(sae: &Sae, values: &'a [f32], rows: usize) -> Result<Vec<&'a [f32
 }
 
 /// Every position's row and their sum against encode(0), `top` features each; the sum comes first.
+#[cfg(feature = "engine")]
 pub async fn position_features(sae: &Sae, values: &[f32], rows: usize, top: usize) -> Result<Vec<PositionFeatures>> {
     let parts = rows_of(sae, values, rows)?;
     let summed: Vec<f32> = (0..sae.cfg.d_in).map(|j| parts.iter().map(|r| r[j]).sum()).collect();
@@ -56,6 +62,7 @@ pub async fn position_features(sae: &Sae, values: &[f32], rows: usize, top: usiz
 }
 
 /// Each row of `values` edited alike: restricted to the features' decoder span, or with it taken out.
+#[cfg(feature = "engine")]
 pub async fn edit_rows(sae: &Sae, values: &[f32], rows: usize, edit: &FeatureEdit) -> Result<Vec<f32>> {
     sae.check_features(&edit.features)?;
     let mut out = Vec::with_capacity(values.len());

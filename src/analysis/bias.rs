@@ -1,12 +1,15 @@
 //! Diagnostic 2: is the encoder bias in charge? The top features of encode(SV) next to encode(0) and
 //! encode(s · SV): when SV is short, its encoding is nearly encode(0) (Mayne et al. 2024).
 
-use super::top_indices;
-use crate::device::read;
-use crate::error::Result;
-use crate::sae::Sae;
-use crate::stats::cosine;
-use burn::tensor::{Tensor, TensorData};
+#[cfg(feature = "engine")]
+use {
+    super::top_indices,
+    crate::device::read,
+    crate::error::Result,
+    crate::sae::Sae,
+    crate::stats::cosine,
+    burn::tensor::{Tensor, TensorData},
+};
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FeatureActs {
@@ -36,6 +39,7 @@ impl BiasDominance {
     }
 }
 
+#[cfg(feature = "engine")]
 pub async fn bias_dominance(sae: &Sae, sv: &[f32], scales: &[f32], k: usize) -> Result<BiasDominance> {
     let d = sae.cfg.d_in;
     let mut rows = vec![0.0; d]; // encode(0) first
@@ -82,6 +86,7 @@ pub struct VectorVsZero {
 }
 
 /// Several named vectors against encode(0), each as it is (scale 1).
+#[cfg(feature = "engine")]
 pub async fn vectors_vs_zero(sae: &Sae, vectors: &[(String, Vec<f32>)], k: usize) -> Result<Vec<VectorVsZero>> {
     let mut rows = Vec::with_capacity(vectors.len());
     for (name, v) in vectors {

@@ -7,25 +7,34 @@
 //! Position 0 of a passage is left out of every statistic (its outlier norms would dominate, as in the input
 //! scores), but shown.
 
+#[cfg(feature = "engine")]
 use super::corpus::passage_tokens;
-use super::features::{LensToken, lens_probs, lens_tokens};
-use crate::device::read;
-use crate::error::{Error, Result};
-use crate::model::Model;
-use crate::model::batch::Batch;
-use crate::model::hooks::Hooks;
-use crate::model::layers::index_tensor;
-use crate::model::transformer::Input;
-use crate::sae::Sae;
+use super::features::LensToken;
+#[cfg(feature = "engine")]
+use {
+    super::features::{lens_probs, lens_tokens},
+    crate::device::read,
+    crate::error::{Error, Result},
+    crate::model::Model,
+    crate::model::batch::Batch,
+    crate::model::hooks::Hooks,
+    crate::model::layers::index_tensor,
+    crate::model::transformer::Input,
+    crate::sae::Sae,
+};
 
 /// Features one request may ask dashboards for: each keeps its firing activations over the corpus until binned.
 pub const MAX_FEATURES: usize = 32;
 /// The most bytes of a text's SAE activations read back at once.
+#[cfg(feature = "engine")]
 const READ_BYTES: usize = 16 << 20;
 /// Tokens shown before and after a passage's strongest token.
+#[cfg(feature = "engine")]
 const WINDOW_BEFORE: usize = 24;
+#[cfg(feature = "engine")]
 const WINDOW_AFTER: usize = 8;
 
+#[cfg(feature = "engine")]
 pub struct DashboardOptions<'a> {
     pub corpus: &'a [String],
     /// Top-activating passages kept per feature.
@@ -83,6 +92,7 @@ pub struct Neighbour {
 }
 
 /// Dashboards of `features`, their corpus passages run batched once for all of them.
+#[cfg(feature = "engine")]
 pub async fn feature_dashboards(
     model: &Model,
     sae: &Sae,
@@ -153,15 +163,18 @@ pub async fn feature_dashboards(
     Ok(out)
 }
 
+#[cfg(feature = "engine")]
 fn strongest_first(kept: &mut [(f32, usize, Vec<f32>)]) {
     kept.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
 }
 
+#[cfg(feature = "engine")]
 fn token_text(model: &Model, id: u32) -> String {
     model.tokenizer.decode(&[id]).unwrap_or_default()
 }
 
 /// The passage's tokens around its strongest one (after position 0).
+#[cfg(feature = "engine")]
 fn window(model: &Model, tokens: &[u32], passage: usize, acts: &[f32], max: f32) -> ActivatingPassage {
     let at = 1 + acts[1..].iter().position(|&a| a == max).unwrap_or(0);
     let start = at.saturating_sub(WINDOW_BEFORE);
@@ -178,6 +191,7 @@ fn window(model: &Model, tokens: &[u32], passage: usize, acts: &[f32], max: f32)
 }
 
 /// `bins` equal bins from 0 to the largest value (which falls in the last).
+#[cfg(feature = "engine")]
 fn histogram(values: &[f32], bins: usize, tokens: usize) -> ActivationHistogram {
     let max = values.iter().copied().fold(0.0f32, f32::max);
     if values.is_empty() || max <= 0.0 {
@@ -192,6 +206,7 @@ fn histogram(values: &[f32], bins: usize, tokens: usize) -> ActivationHistogram 
 }
 
 /// Each feature's `k` nearest other features by decoder cosine.
+#[cfg(feature = "engine")]
 async fn neighbours(sae: &Sae, features: &[usize], k: usize) -> Result<Vec<Vec<Neighbour>>> {
     let cos = read(sae.decoder_cosines(features)).await?; // [n, d_sae]
     let d_sae = sae.cfg.d_sae;
@@ -232,6 +247,7 @@ pub struct FeatureAt {
 }
 
 /// The `k` most active features on each token of `text`, and overall.
+#[cfg(feature = "engine")]
 pub async fn features_on_text(model: &Model, sae: &Sae, text: &str, k: usize) -> Result<TextFeatures> {
     let point = sae.check_fits(model.cfg())?;
     if k == 0 || k > 1000 {

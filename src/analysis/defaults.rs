@@ -2,13 +2,16 @@
 //! whatever the prompt; the positive and the negative prompts share them and CAA's difference removes them,
 //! so a feature the SAE uses for every activation can look very different on the steering vector.
 
-use super::corpus::CorpusStats;
-use crate::device::read;
-use crate::error::Result;
-use crate::model::layers::{index_tensor, row_tensor, upload};
-use crate::model::weights::HostTensor;
-use crate::sae::Sae;
-use crate::stats::mean;
+#[cfg(feature = "engine")]
+use {
+    super::corpus::CorpusStats,
+    crate::device::read,
+    crate::error::Result,
+    crate::model::layers::{index_tensor, row_tensor, upload},
+    crate::model::weights::HostTensor,
+    crate::sae::Sae,
+    crate::stats::mean,
+};
 
 /// Values of one group for a strip plot: their mean and up to `STRIP` of them, evenly spaced.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -43,6 +46,7 @@ pub struct DefaultComponent {
 
 /// The projections of `features` on the corpus (its mean, and its sampled tokens as dots), on the positive and
 /// negative prompts, and on the vector.
+#[cfg(feature = "engine")]
 pub async fn default_components(
     sae: &Sae,
     features: &[usize],
@@ -94,6 +98,7 @@ pub async fn default_components(
         .collect())
 }
 
+#[cfg(feature = "engine")]
 fn strip(values: &[f32]) -> Strip {
     let mean = mean(values.iter().copied());
     let step = values.len().div_ceil(STRIP).max(1);

@@ -7,18 +7,21 @@
 //! - Input score: the fraction of the feature's top-activating corpus passages whose most-activating token is
 //!   one of its lens tokens.
 
-use super::corpus::passage_tokens;
-use super::side_effects::Tally;
-use crate::device::read;
-use crate::error::{Error, Result};
-use crate::model::Model;
-use crate::model::batch::{Batch, gather_positions};
-use crate::model::hooks::{HookPoint, Hooks, RowAdd, RowSteering};
-use crate::model::layers::{index_tensor, upload};
-use crate::model::transformer::{Input, Transformer};
-use crate::model::weights::HostTensor;
-use crate::sae::Sae;
-use burn::tensor::{Bool, Int, Tensor, TensorData, activation};
+#[cfg(feature = "engine")]
+use {
+    super::corpus::passage_tokens,
+    super::side_effects::Tally,
+    crate::device::read,
+    crate::error::{Error, Result},
+    crate::model::Model,
+    crate::model::batch::{Batch, gather_positions},
+    crate::model::hooks::{HookPoint, Hooks, RowAdd, RowSteering},
+    crate::model::layers::{index_tensor, upload},
+    crate::model::transformer::{Input, Transformer},
+    crate::model::weights::HostTensor,
+    crate::sae::Sae,
+    burn::tensor::{Bool, Int, Tensor, TensorData, activation},
+};
 
 /// The neutral prompt Arad et al. amplify features on.
 pub const NEUTRAL_PROMPT: &str = "From my experience,";
@@ -49,6 +52,7 @@ pub struct FeatureScore {
     pub examples: usize,
 }
 
+#[cfg(feature = "engine")]
 pub struct ScoreOptions<'a> {
     /// The prompt the output score amplifies features on (Arad et al.: "From my experience,").
     pub prompt: &'a str,
@@ -64,9 +68,11 @@ pub struct ScoreOptions<'a> {
 
 /// Features whose whole logit-lens distribution is read back at once: 256 × GPT-2's vocabulary is 51 MB, so a
 /// population of every feature never holds them all.
+#[cfg(feature = "engine")]
 const LENS_CHUNK: usize = 256;
 
 /// The top-`k` logit-lens tokens of each feature.
+#[cfg(feature = "engine")]
 pub async fn logit_lens(model: &Model, sae: &Sae, features: &[usize], k: usize) -> Result<Vec<Vec<LensToken>>> {
     let mut out = Vec::with_capacity(features.len());
     for chunk in features.chunks(LENS_CHUNK) {
@@ -76,6 +82,7 @@ pub async fn logit_lens(model: &Model, sae: &Sae, features: &[usize], k: usize) 
 }
 
 /// Each feature's logit lens as probabilities: softmax over the vocabulary, one row per feature.
+#[cfg(feature = "engine")]
 pub async fn lens_probs(model: &Model, sae: &Sae, features: &[usize]) -> Result<Vec<Vec<f32>>> {
     if features.is_empty() {
         return Ok(Vec::new());
@@ -85,6 +92,7 @@ pub async fn lens_probs(model: &Model, sae: &Sae, features: &[usize]) -> Result<
 }
 
 /// The `k` most likely tokens of one feature's lens probabilities, most likely first.
+#[cfg(feature = "engine")]
 pub fn lens_tokens(model: &Model, probs: &[f32], k: usize) -> Vec<LensToken> {
     let token = |id: usize| LensToken {
         id: id as u32,
@@ -96,6 +104,7 @@ pub fn lens_tokens(model: &Model, probs: &[f32], k: usize) -> Vec<LensToken> {
 
 /// The `n` features whose logit lens gives `token_text` (one token) the largest logit: candidates for steering
 /// towards it.
+#[cfg(feature = "engine")]
 pub async fn features_promoting(model: &Model, sae: &Sae, token_text: &str, n: usize) -> Result<Vec<usize>> {
     let token = match model.tokenizer.encode(token_text)?[..] {
         [id] => id,
@@ -111,6 +120,7 @@ pub async fn features_promoting(model: &Model, sae: &Sae, token_text: &str, n: u
 }
 
 /// Output and input scores of `features`, best output score first.
+#[cfg(feature = "engine")]
 pub async fn feature_scores(
     model: &Model,
     sae: &Sae,
@@ -123,6 +133,7 @@ pub async fn feature_scores(
 /// As `feature_scores`, also giving the activation norm at the SAE's hook of every corpus token the input scores
 /// read (each passage's but the first, in corpus order), and adding those tokens' SAE activations to `tally`, so
 /// a caller that needs them (the side effects, a population's strengths) runs the corpus once.
+#[cfg(feature = "engine")]
 pub async fn feature_scores_and_norms(
     model: &Model,
     sae: &Sae,
@@ -198,6 +209,7 @@ pub async fn feature_scores_and_norms(
 
 /// Per row of next-token probabilities [rows, vocab], with `k` lens token ids per row ([rows * k]): the largest
 /// lens-token probability and how many tokens are more likely than it (its rank), [rows] each.
+#[cfg(feature = "engine")]
 fn best_lens_token(probs: Tensor<2>, lens_ids: &[u32], k: usize) -> (Tensor<1>, Tensor<1>) {
     let [rows, vocab] = probs.dims();
     let ids: Vec<i64> = lens_ids.iter().map(|&t| t as i64).collect();
@@ -209,6 +221,7 @@ fn best_lens_token(probs: Tensor<2>, lens_ids: &[u32], k: usize) -> (Tensor<1>, 
 
 /// How much one unit of feature activation moves the raw residual stream at `x` [1, d]: 1, or the scale the
 /// SAE's input normalisation divides by (decoding undoes it).
+#[cfg(feature = "engine")]
 async fn decoder_scale(sae: &Sae, x: HostTensor, device: &burn::tensor::Device) -> Result<f32> {
     match sae.normalize(upload(x, device)).1 {
         Some((scale, _)) => Ok(read(scale).await?.data[0]),
@@ -220,6 +233,7 @@ async fn decoder_scale(sae: &Sae, x: HostTensor, device: &burn::tensor::Device) 
 /// `max_examples`, strongest first; passages where it does not fire are left out). Passages run batched and
 /// their SAE activations stay on the device; only each passage's maximum per feature comes back, and each
 /// token's activation norm (every passage's tokens but the first, in corpus order).
+#[cfg(feature = "engine")]
 async fn top_examples(
     model: &Model,
     sae: &Sae,

@@ -6,6 +6,7 @@
 
 pub mod actadd;
 pub mod bias;
+#[cfg(feature = "engine")]
 pub mod corpus;
 pub mod dashboard;
 pub mod defaults;
@@ -16,14 +17,18 @@ pub mod projections;
 pub mod side_effects;
 pub mod table;
 
-use crate::error::{Error, Result};
-use crate::model::Model;
-use crate::sae::Sae;
-use crate::stats::norm;
-use crate::steer::dataset::ContrastivePair;
-use crate::steer::propensity::Probes;
+#[cfg(feature = "engine")]
+use {
+    crate::error::{Error, Result},
+    crate::model::Model,
+    crate::sae::Sae,
+    crate::stats::norm,
+    crate::steer::dataset::ContrastivePair,
+    crate::steer::propensity::Probes,
+};
 
 /// What `decompose` needs besides the model, the SAE and the steering vector.
+#[cfg(feature = "engine")]
 pub struct DecomposeOptions<'a> {
     /// Background text, one passage per entry: activation norms and the mean activation come from it.
     pub corpus: &'a [String],
@@ -52,6 +57,7 @@ pub struct Decomposition {
 }
 
 /// Runs the five diagnostics for `sv`, a steering vector at the SAE's hook.
+#[cfg(feature = "engine")]
 pub async fn decompose(model: &Model, sae: &Sae, sv: &[f32], opts: &DecomposeOptions<'_>) -> Result<Decomposition> {
     let point = sae.check_fits(model.cfg())?;
     if sv.len() != sae.cfg.d_in {
@@ -90,6 +96,7 @@ pub async fn decompose(model: &Model, sae: &Sae, sv: &[f32], opts: &DecomposeOpt
 }
 
 /// Indices of the `k` largest values, largest first.
+#[cfg(feature = "engine")]
 pub(crate) fn top_indices(values: &[f32], k: usize, key: impl Fn(f32) -> f32) -> Vec<usize> {
     let mut idx: Vec<usize> = (0..values.len()).collect();
     idx.sort_by(|&a, &b| key(values[b]).total_cmp(&key(values[a])));

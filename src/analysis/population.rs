@@ -12,21 +12,26 @@
 //! - success = their harmonic mean (Arad et al. combine an LLM judge's concept and fluency ratings the same way;
 //!   the two ratings here are our own stand-ins for that judge). A feature's success is its best over strengths.
 
-use super::features::{FeatureScore, ScoreOptions, feature_scores_and_norms};
-use super::norms::norm_histogram;
-use crate::device::read;
-use crate::error::{Error, Result};
-use crate::model::Model;
-use crate::sae::Sae;
-use crate::stats::{mean, spearman};
-use crate::steer::score::{Generated, generate_scored, mean_concept_share, words};
-use rand::{RngExt, SeedableRng, rngs::StdRng};
 use serde::{Deserialize, Serialize};
+#[cfg(feature = "engine")]
 use std::collections::HashSet;
+#[cfg(feature = "engine")]
+use {
+    super::features::{FeatureScore, ScoreOptions, feature_scores_and_norms},
+    super::norms::norm_histogram,
+    crate::device::read,
+    crate::error::{Error, Result},
+    crate::model::Model,
+    crate::sae::Sae,
+    crate::stats::{mean, spearman},
+    crate::steer::score::{Generated, generate_scored, mean_concept_share, words},
+    rand::{RngExt, SeedableRng, rngs::StdRng},
+};
 
 /// The groups whose steering is compared, in order.
 pub const GROUPS: [&str; 3] = ["output score", "input score", "random"];
 
+#[cfg(feature = "engine")]
 pub struct PopulationOptions<'a> {
     /// How many features to score, drawn without replacement (every feature when at least d_sae).
     pub sample: usize,
@@ -124,6 +129,7 @@ pub struct Population {
 }
 
 /// Scores a sample of the SAE's features and compares how the top ones by each score steer.
+#[cfg(feature = "engine")]
 pub async fn population(model: &Model, sae: &Sae, opts: &PopulationOptions<'_>) -> Result<Population> {
     let point = sae.check_fits(model.cfg())?;
     let d_sae = sae.cfg.d_sae;
@@ -194,6 +200,7 @@ pub async fn population(model: &Model, sae: &Sae, opts: &PopulationOptions<'_>) 
 }
 
 /// `n` distinct features of `0..d_sae` (all of them when n ≥ d_sae), ascending: a partial Fisher–Yates shuffle.
+#[cfg(feature = "engine")]
 fn draw(rng: &mut StdRng, d_sae: usize, n: usize) -> Vec<usize> {
     if n >= d_sae {
         return (0..d_sae).collect();
@@ -210,6 +217,7 @@ fn draw(rng: &mut StdRng, d_sae: usize, n: usize) -> Vec<usize> {
 
 /// The top `k` features by output score, by input score (features that fired on no passage last), and `k`
 /// drawn at random from the sample. Ties go to the lower feature index.
+#[cfg(feature = "engine")]
 fn groups(scores: &[FeatureScore], k: usize, rng: &mut StdRng) -> [Vec<usize>; 3] {
     let top_by = |key: &dyn Fn(&FeatureScore) -> f32| {
         let mut order: Vec<&FeatureScore> = scores.iter().collect();
@@ -223,6 +231,7 @@ fn groups(scores: &[FeatureScore], k: usize, rng: &mut StdRng) -> [Vec<usize>; 3
 }
 
 /// A feature's concept words: the words of its logit-lens tokens that are one word each, first seen first.
+#[cfg(feature = "engine")]
 pub fn concept_words(score: &FeatureScore) -> Vec<String> {
     let mut seen = HashSet::new();
     score
@@ -237,6 +246,7 @@ pub fn concept_words(score: &FeatureScore) -> Vec<String> {
 }
 
 /// Reads one feature's steered continuations (one `Generated` per strength) against the unsteered ones.
+#[cfg(feature = "engine")]
 fn feature_steering(
     score: &FeatureScore,
     unsteered: &Generated,
@@ -276,11 +286,13 @@ fn feature_steering(
 }
 
 /// 2ab / (a + b), 0 when both are 0.
+#[cfg(feature = "engine")]
 pub fn harmonic_mean(a: f32, b: f32) -> f32 {
     if a + b > 0.0 { 2.0 * a * b / (a + b) } else { 0.0 }
 }
 
 /// The 75th percentile by nearest rank: sorted[round(0.75 (n − 1))].
+#[cfg(feature = "engine")]
 fn q75(values: &[f32]) -> f32 {
     let mut v = values.to_vec();
     v.sort_by(f32::total_cmp);
@@ -288,6 +300,7 @@ fn q75(values: &[f32]) -> f32 {
 }
 
 /// How the input and output scores of the features with an input score go together.
+#[cfg(feature = "engine")]
 pub fn cooccurrence(points: &[Point]) -> Cooccurrence {
     let (outs, ins): (Vec<f32>, Vec<f32>) =
         points.iter().filter_map(|p| p.input_score.map(|i| (p.output_score, i))).unzip();

@@ -2,13 +2,16 @@
 //! directions; ReLU (and JumpReLU, TopK) cannot express them, so they are dropped, and the features whose
 //! decoder points the opposite way (anti-aligned partners) fire in their place.
 
-use super::top_indices;
-use crate::device::read;
-use crate::error::Result;
-use crate::model::layers::{index_tensor, row_tensor, upload};
-use crate::model::weights::HostTensor;
-use crate::sae::Sae;
-use burn::tensor::{Tensor, TensorData};
+#[cfg(feature = "engine")]
+use {
+    super::top_indices,
+    crate::device::read,
+    crate::error::Result,
+    crate::model::layers::{index_tensor, row_tensor, upload},
+    crate::model::weights::HostTensor,
+    crate::sae::Sae,
+    burn::tensor::{Tensor, TensorData},
+};
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Projection {
@@ -56,6 +59,7 @@ pub struct SignedProjections {
     pub partners: Vec<Partner>,
 }
 
+#[cfg(feature = "engine")]
 pub async fn signed_projections(sae: &Sae, sv: &[f32], top: usize) -> Result<SignedProjections> {
     let device = sae.w_dec.device();
     let x = row_tensor(sv, &device);
@@ -105,11 +109,14 @@ pub async fn signed_projections(sae: &Sae, sv: &[f32], top: usize) -> Result<Sig
 }
 
 /// Random directions the null is drawn from, and how many go through one pass.
+#[cfg(feature = "engine")]
 const NULL_SAMPLES: usize = 2000;
+#[cfg(feature = "engine")]
 const NULL_CHUNK: usize = 250;
 
 /// The 2.5th and 97.5th percentiles of the negative share of `NULL_SAMPLES` seeded Gaussian directions
 /// (Box–Muller) on the unit decoder [d_sae, d_in]; only each direction's share comes back.
+#[cfg(feature = "engine")]
 async fn negative_share_null(unit: &Tensor<2>, d_in: usize) -> Result<[f32; 2]> {
     use rand::{RngExt, SeedableRng, rngs::StdRng};
     let mut rng = StdRng::seed_from_u64(0);
@@ -134,6 +141,7 @@ async fn negative_share_null(unit: &Tensor<2>, d_in: usize) -> Result<[f32; 2]> 
 
 /// Fills each partner pair's mean activations on the positive and negative prompts ([n, d_in] activations at the
 /// SAE's hook, read at the token CAA reads).
+#[cfg(feature = "engine")]
 pub async fn partner_activations(
     sae: &Sae,
     p: &mut SignedProjections,

@@ -19,19 +19,22 @@
 //!   averaged over prompts. It is measured after every later layer, so unlike collateral spread it does not
 //!   share the SAE's own geometry with the predictors.
 
-use super::corpus::corpus_activations;
-use super::features::{lens_probs, lens_tokens};
-use super::norms::norm_histogram;
-use crate::device::read;
-use crate::error::{Error, Result};
-use crate::model::Model;
-use crate::model::batch::{Batch, gather_positions};
-use crate::model::hooks::{HookPoint, Hooks, RowAdd, RowSteering};
-use crate::model::layers::{index_tensor, row_tensor};
-use crate::model::transformer::{Input, Transformer};
-use crate::sae::Sae;
-use crate::stats::{mean, spearman};
-use burn::tensor::{Int, Tensor, TensorData, activation};
+#[cfg(feature = "engine")]
+use {
+    super::corpus::corpus_activations,
+    super::features::{lens_probs, lens_tokens},
+    super::norms::norm_histogram,
+    crate::device::read,
+    crate::error::{Error, Result},
+    crate::model::Model,
+    crate::model::batch::{Batch, gather_positions},
+    crate::model::hooks::{HookPoint, Hooks, RowAdd, RowSteering},
+    crate::model::layers::{index_tensor, row_tensor},
+    crate::model::transformer::{Input, Transformer},
+    crate::sae::Sae,
+    crate::stats::{mean, spearman},
+    burn::tensor::{Int, Tensor, TensorData, activation},
+};
 
 /// |cosine| from which another decoder row counts as a neighbour.
 pub const NEIGHBOUR_COSINE: f32 = 0.5;
@@ -86,6 +89,7 @@ pub struct SideEffects {
 /// median norm of the corpus activations at the SAE's hook, strong enough to show, comparable across models). The
 /// corpus has already run: `tally` holds its SAE activations and `norms` each token's norm, as
 /// `feature_scores_and_norms` gives them while it runs the same corpus for the input scores.
+#[cfg(feature = "engine")]
 #[allow(clippy::too_many_arguments)]
 pub async fn side_effects(
     model: &Model,
@@ -207,12 +211,14 @@ pub async fn side_effects(
 }
 
 /// Next-token probabilities at each row's `positions` entry: ln_final's output [rows, seq, d] → [rows, vocab].
+#[cfg(feature = "engine")]
 fn next_token_probs(model: &Model, normed: Tensor<3>, positions: &[usize]) -> Tensor<2> {
     activation::softmax(model.net.vocab_logits(gather_positions(normed, positions)), 1)
 }
 
 /// Per row, the share of Σ_t |steered_t − clean_t| (both [rows, vocab]) outside the row's `k` tokens ([rows * k]
 /// distinct ids per row): [rows].
+#[cfg(feature = "engine")]
 fn off_lens_share(steered: Tensor<2>, clean: Tensor<2>, ids: &[u32], k: usize) -> Tensor<1> {
     let rows = steered.dims()[0];
     let ids = Tensor::<2, Int>::from_data(
@@ -226,6 +232,7 @@ fn off_lens_share(steered: Tensor<2>, clean: Tensor<2>, ids: &[u32], k: usize) -
 }
 
 /// ln Σ p(token) over each row's `k` tokens ([rows * k] ids): [rows, vocab] → [rows].
+#[cfg(feature = "engine")]
 fn log_mass(probs: Tensor<2>, ids: &[u32], k: usize) -> Tensor<1> {
     let rows = probs.dims()[0];
     let ids = Tensor::<2, Int>::from_data(
@@ -235,8 +242,10 @@ fn log_mass(probs: Tensor<2>, ids: &[u32], k: usize) -> Tensor<1> {
     probs.gather(1, ids).sum_dim(1).clamp_min(1e-30).log().reshape([rows])
 }
 
+#[cfg(feature = "engine")]
 type Column = (&'static str, fn(&Predictors) -> f32);
 
+#[cfg(feature = "engine")]
 const PREDICTORS: [Column; 6] = [
     ("max_decoder_cosine", |p| p.max_decoder_cosine),
     ("neighbours", |p| p.neighbours as f32),
@@ -246,6 +255,7 @@ const PREDICTORS: [Column; 6] = [
     ("logit_footprint", |p| p.logit_footprint),
 ];
 
+#[cfg(feature = "engine")]
 fn predictor_checks(rows: &[SideEffectRow]) -> Vec<PredictorCheck> {
     let cv: Vec<f32> = rows.iter().map(|r| r.measured.effect_cv).collect();
     let spread: Vec<f32> = rows.iter().map(|r| r.measured.collateral_spread).collect();
@@ -265,6 +275,7 @@ fn predictor_checks(rows: &[SideEffectRow]) -> Vec<PredictorCheck> {
 }
 
 /// Per feature: the largest |cosine| with another decoder row and the count of rows within NEIGHBOUR_COSINE.
+#[cfg(feature = "engine")]
 async fn decoder_geometry(sae: &Sae, features: &[usize]) -> Result<Vec<(f32, usize)>> {
     let cos = read(sae.decoder_cosines(features)).await?; // [n, d_sae]
     let d_sae = sae.cfg.d_sae;
@@ -290,12 +301,14 @@ async fn activation_stats(acts: Tensor<2>, features: &[usize]) -> Result<Vec<(f3
 
 /// What the activation predictors need, summed over chunks of corpus activations on the device: tokens, every
 /// feature's firing count, how often the chosen features fire with each feature, and their activation sums.
+#[cfg(feature = "engine")]
 pub struct Tally {
     ids: Tensor<1, Int>,
     tokens: usize,
     sums: Option<(Tensor<2>, Tensor<2>, Tensor<2>)>,
 }
 
+#[cfg(feature = "engine")]
 impl Tally {
     pub fn new(features: &[usize], device: &burn::tensor::Device) -> Self {
         Self { ids: index_tensor(features, device), tokens: 0, sums: None }
@@ -346,17 +359,20 @@ impl Tally {
 }
 
 /// exp(entropy) of a feature's logit-lens probabilities: how many tokens its direct effect spreads over.
+#[cfg(feature = "engine")]
 fn footprint(probs: &[f32]) -> f32 {
     let entropy: f64 = probs.iter().filter(|&&p| p > 0.0).map(|&p| -(p as f64) * (p as f64).ln()).sum();
     entropy.exp() as f32
 }
 
 /// Feature activations of rows [n, d] before any steering, encoded once for every feature's collateral spread.
+#[cfg(feature = "engine")]
 struct Unsteered {
     x: Tensor<2>,      // [n, d]
     before: Tensor<2>, // [n, d_sae]
 }
 
+#[cfg(feature = "engine")]
 impl Unsteered {
     fn new(sae: &Sae, x: &[f32], d: usize, device: &burn::tensor::Device) -> Self {
         let x = Tensor::<2>::from_data(TensorData::new(x.to_vec(), [x.len() / d, d]), device);
@@ -366,6 +382,7 @@ impl Unsteered {
 }
 
 /// Mean over the rows of `u.x` of the share of |encode(x + strength·row) − encode(x)| off feature `f`.
+#[cfg(feature = "engine")]
 async fn collateral(sae: &Sae, u: &Unsteered, row: &[f32], strength: f32, f: usize) -> Result<f32> {
     let device = u.x.device();
     let shift = row_tensor(row, &device) * strength;

@@ -1,17 +1,21 @@
 //! Diagnostic 5, the heart of the lab: where does the steering behaviour go? The steerability of the
 //! steering vector next to that of its SAE reconstruction and of better decompositions.
 
-use crate::device::read;
-use crate::error::Result;
-use crate::model::Model;
-use crate::model::layers::row_tensor;
-use crate::sae::Sae;
-use crate::sae::decompose::Decomposed;
-use crate::sae::edit::{EditMode, FeatureEdit};
-use crate::stats::{cosine, norm};
-use crate::steer::propensity::{Probes, steerabilities};
+use crate::sae::edit::EditMode;
+#[cfg(feature = "engine")]
+use {
+    crate::device::read, crate::error::Result, crate::model::Model, crate::model::layers::row_tensor, crate::sae::Sae,
+    crate::sae::decompose::Decomposed,
+};
+#[cfg(feature = "engine")]
+use {
+    crate::sae::edit::FeatureEdit,
+    crate::stats::{cosine, norm},
+    crate::steer::propensity::{Probes, steerabilities},
+};
 
 /// Held-out data (A/B items or contrastive pairs) to measure steerability on.
+#[cfg(feature = "engine")]
 pub struct Eval<'a> {
     pub model: &'a Model,
     pub probes: &'a Probes,
@@ -41,6 +45,7 @@ pub struct TableRow {
 /// Rows: the vector; the vector restricted to or without chosen features (`edits`); its SAE reconstruction
 /// (b_dec included, as the SAE outputs it); the bias-corrected reconstruction against `mean` and its top-k
 /// subsets; gradient pursuit, non-negative and signed, for each k.
+#[cfg(feature = "engine")]
 pub async fn steerability_table(
     sae: &Sae,
     sv: &[f32],

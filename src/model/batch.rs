@@ -4,18 +4,24 @@
 //! real tokens) out of every real position. Nothing else needs a mask: each row is read at its own positions
 //! and the padded ones are ignored. Work is cut into chunks of rows that fit the device's limits.
 
+#[cfg(feature = "engine")]
 use super::Model;
 use super::config::ModelConfig;
-use super::hooks::HookPoint;
-use super::layers::index_tensor;
-use super::transformer::Input;
-use crate::error::{Error, Result};
-use burn::tensor::Tensor;
+#[cfg(feature = "engine")]
+use {
+    super::hooks::HookPoint,
+    super::layers::index_tensor,
+    super::transformer::Input,
+    crate::error::{Error, Result},
+    burn::tensor::Tensor,
+};
 
 /// The id padded rows are filled with: any id inside the vocabulary would do, since no real position sees it.
+#[cfg(feature = "engine")]
 const PAD: u32 = 0;
 
 /// Token rows, right-padded into one [rows, seq] block.
+#[cfg(feature = "engine")]
 #[derive(Debug, Clone, PartialEq)]
 pub struct Batch {
     /// [rows * seq], row-major.
@@ -25,6 +31,7 @@ pub struct Batch {
     pub seq: usize,
 }
 
+#[cfg(feature = "engine")]
 impl Batch {
     /// Pads `rows` (each at least one token) to the longest.
     pub fn new<R: AsRef<[u32]>>(rows: &[R]) -> Result<Self> {
@@ -75,6 +82,7 @@ impl Batch {
 }
 
 /// Row `b` of `x` at position `positions[b]`: [b, s, d] → [b, d].
+#[cfg(feature = "engine")]
 pub fn gather_positions(x: Tensor<3>, positions: &[usize]) -> Tensor<2> {
     let [b, s, d] = x.dims();
     let flat: Vec<usize> = positions.iter().enumerate().map(|(row, &p)| row * s + p).collect();
@@ -116,6 +124,7 @@ impl Limits {
     }
 }
 
+#[cfg(feature = "engine")]
 impl Model {
     /// Chunks of rows (given by their lengths) for passes that each fit the limits: consecutive index ranges.
     /// `extra_row_bytes(seq)` is what the caller adds per row of a pass of `seq` tokens, in one buffer.

@@ -1,11 +1,10 @@
 //! Text generation with a KV cache, interventions active at every step.
 
-use super::Model;
-use super::hooks::Hooks;
-use super::kv_cache::KvCache;
-use super::sampling::{Sampler, Sampling};
-use crate::device::read;
-use crate::error::Result;
+use super::sampling::Sampling;
+#[cfg(feature = "engine")]
+use {super::Model, super::hooks::Hooks, super::kv_cache::KvCache, super::sampling::Sampler};
+#[cfg(feature = "engine")]
+use {crate::device::read, crate::error::Result};
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
@@ -24,6 +23,7 @@ impl Default for GenerateOptions {
 
 /// Continues `prompt`, calling `on_token` with each new token as it is chosen. Stops after
 /// `max_new_tokens`, at EOS (if asked), when the model's context is full or when `on_token` returns false.
+#[cfg(feature = "engine")]
 pub async fn generate(
     model: &Model,
     prompt: &[u32],
@@ -41,6 +41,7 @@ pub async fn generate(
 /// texts of a side-by-side comparison cost one pass a token. `on_step` sees every row's tokens after each step
 /// (a row that reached EOS stops growing) and returns false to stop. Stops after `max_new_tokens`, when every
 /// row is at EOS (if asked) or when the model's context is full.
+#[cfg(feature = "engine")]
 pub async fn generate_rows(
     model: &Model,
     prompt: &[u32],

@@ -1,8 +1,10 @@
 //! Hook points named as TransformerLens names them, and what a caller does at them: capture the
 //! activation, or add a vector to it.
 
+#[cfg(feature = "engine")]
 use super::layers::index_tensor;
 use crate::error::{Error, Result};
+#[cfg(feature = "engine")]
 use burn::tensor::{Tensor, TensorData};
 use std::fmt;
 
@@ -79,6 +81,7 @@ impl fmt::Display for HookPoint {
 /// Adds `coef × vector` at `hook`: a [1, d_model] vector at every absolute position `>= from_pos`, or, when
 /// `aligned` (ActAdd), a [k, d_model] one whose row i goes to position `from_pos + i` only. In a batch it goes
 /// to every row, or, with `rows`, × rows[b] to row b.
+#[cfg(feature = "engine")]
 #[derive(Clone, Debug)]
 pub struct Intervention {
     pub hook: HookPoint,
@@ -90,6 +93,7 @@ pub struct Intervention {
     pub rows: Option<Vec<f32>>,
 }
 
+#[cfg(feature = "engine")]
 impl Intervention {
     /// What this adds to positions `start..start + s`: [1 or b, s, d] (or [1 or b, 1, d] to broadcast), or
     /// nothing.
@@ -138,6 +142,7 @@ impl Intervention {
 }
 
 /// One batch row's share of a `RowSteering`: `coef × vectors[vector]` at positions `>= from_pos`.
+#[cfg(feature = "engine")]
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RowAdd {
     pub vector: usize,
@@ -148,6 +153,7 @@ pub struct RowAdd {
 /// Different steering for each row of a batch at one hook: row b adds `rows[b]` (nothing when None). One
 /// gather of the stacked vectors serves the whole batch, so a steerability grid (vectors × multipliers × items)
 /// is one pass.
+#[cfg(feature = "engine")]
 #[derive(Clone, Debug)]
 pub struct RowSteering {
     pub hook: HookPoint,
@@ -156,6 +162,7 @@ pub struct RowSteering {
     pub rows: Vec<Option<RowAdd>>,
 }
 
+#[cfg(feature = "engine")]
 impl RowSteering {
     /// [b, 1, d] (or [b, s, d] when some row starts inside the window), or nothing.
     fn delta(&self, start: usize, s: usize) -> Option<Tensor<3>> {
@@ -187,6 +194,7 @@ impl RowSteering {
 /// What one forward pass does at its hook points: the interventions to apply (to every row, and per row), the
 /// hooks to capture and, after the pass, the captured activations ([batch, seq, d_model] each, after any
 /// intervention).
+#[cfg(feature = "engine")]
 #[derive(Default)]
 pub struct Hooks {
     pub interventions: Vec<Intervention>,
@@ -195,6 +203,7 @@ pub struct Hooks {
     pub captured: Vec<(HookPoint, Tensor<3>)>,
 }
 
+#[cfg(feature = "engine")]
 impl Hooks {
     pub fn capturing(points: impl IntoIterator<Item = HookPoint>) -> Self {
         Self { capture: points.into_iter().collect(), ..Default::default() }

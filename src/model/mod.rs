@@ -1,35 +1,51 @@
 //! Language models: load a Hugging Face model directory (or its files' bytes) and run it with hooks.
 
 pub mod batch;
+#[cfg(feature = "engine")]
 pub mod chunked;
 pub mod config;
+#[cfg(feature = "engine")]
 pub mod cpu_gelu;
+#[cfg(feature = "engine")]
 pub mod gemma2;
 pub mod generate;
+#[cfg(feature = "engine")]
 pub mod gpt2;
 pub mod hooks;
+#[cfg(feature = "engine")]
 pub mod kv_cache;
+#[cfg(feature = "engine")]
 pub mod layers;
+#[cfg(feature = "engine")]
 pub mod neox;
+#[cfg(feature = "engine")]
 pub mod random;
 pub mod sampling;
+#[cfg(feature = "engine")]
 pub mod transformer;
 pub mod weights;
 
-use crate::device::read;
-use crate::error::{Error, Result};
-use crate::tokenizer::Tokenizer;
-use batch::Limits;
-use burn::tensor::{Device, Tensor};
-use config::{Arch, ModelConfig};
-use hooks::{HookPoint, Hooks};
-use kv_cache::KvCache;
 use std::rc::Rc;
-use std::sync::Arc;
-use transformer::{Input, Transformer};
-use weights::{HostTensor, SafetensorsWeights, Weights};
+#[cfg(feature = "engine")]
+use {
+    crate::device::read,
+    crate::error::{Error, Result},
+    crate::tokenizer::Tokenizer,
+    batch::Limits,
+    burn::tensor::{Device, Tensor},
+    config::{Arch, ModelConfig},
+    hooks::{HookPoint, Hooks},
+    kv_cache::KvCache,
+};
+#[cfg(feature = "engine")]
+use {
+    std::sync::Arc,
+    transformer::{Input, Transformer},
+    weights::{HostTensor, SafetensorsWeights, Weights},
+};
 
 /// Where each architecture's checkpoints may put its tensors.
+#[cfg(feature = "engine")]
 fn prefixes(cfg: &ModelConfig) -> &'static [&'static str] {
     match cfg.arch {
         Arch::Gpt2 => gpt2::PREFIXES,
@@ -39,6 +55,7 @@ fn prefixes(cfg: &ModelConfig) -> &'static [&'static str] {
 }
 
 /// The three files of a hub model directory.
+#[cfg(feature = "engine")]
 pub struct ModelFiles<'a> {
     pub config_json: &'a str,
     pub safetensors: &'a [u8],
@@ -52,6 +69,7 @@ pub type Stop = Rc<dyn Fn() -> bool>;
 pub type Progress = Rc<dyn Fn(&str, usize, usize)>;
 
 /// A loaded model and its tokenizer.
+#[cfg(feature = "engine")]
 pub struct Model {
     pub name: String,
     pub net: Arc<Transformer>,
@@ -65,6 +83,7 @@ pub struct Model {
     pub limits: Limits,
 }
 
+#[cfg(feature = "engine")]
 impl Model {
     pub fn new(name: &str, net: Transformer, tokenizer: Tokenizer) -> Self {
         let limits = Limits::default();

@@ -3,9 +3,9 @@
 //! coefficients, so it is the vector's orthogonal projection onto their span); "minus" is the vector less that
 //! fit. Neither depends on the encoder: an edit says what those decoder directions carry of the vector.
 
-use super::Sae;
-use crate::device::read;
 use crate::error::{Error, Result};
+#[cfg(feature = "engine")]
+use {super::Sae, crate::device::read};
 
 /// Which part of the vector an edit keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -65,6 +65,7 @@ pub fn parse_feature_strengths(text: &str) -> Result<Vec<(usize, f32)>> {
     text.split([',', ' ']).filter(|t| !t.trim().is_empty()).map(parse_feature_strength).collect()
 }
 
+#[cfg(feature = "engine")]
 impl Sae {
     /// The least-squares fit of `v` by the decoder rows of `features`: its projection onto their span, [d_in].
     /// Rows that add nothing to the span (repeats, linear combinations of earlier ones) are skipped.

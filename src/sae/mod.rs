@@ -2,20 +2,25 @@
 //! encode and decode on any device.
 
 pub mod config;
+#[cfg(feature = "engine")]
 pub mod decompose;
 pub mod edit;
 pub mod fidelity;
 pub mod releases;
 
-use crate::device::read;
-use crate::error::{Error, Result};
-use crate::model::config::ModelConfig;
-use crate::model::hooks::HookPoint;
-use crate::model::layers::{index_tensor, row_tensor, transpose, upload};
-use crate::model::weights::{HostTensor, SafetensorsWeights, Weights};
-use burn::tensor::{Device, IndexingUpdateOp, Tensor, activation};
-use config::{Normalize, SaeArch, SaeConfig};
+#[cfg(feature = "engine")]
+use {
+    crate::device::read,
+    crate::error::{Error, Result},
+    crate::model::config::ModelConfig,
+    crate::model::hooks::HookPoint,
+    crate::model::layers::{index_tensor, row_tensor, transpose, upload},
+    crate::model::weights::{HostTensor, SafetensorsWeights, Weights},
+    burn::tensor::{Device, IndexingUpdateOp, Tensor, activation},
+    config::{Normalize, SaeArch, SaeConfig},
+};
 
+#[cfg(feature = "engine")]
 pub struct Sae {
     /// Labels the SAE in outputs (its directory or file).
     pub name: String,
@@ -28,6 +33,7 @@ pub struct Sae {
     pub threshold: Option<Tensor<1>>,
 }
 
+#[cfg(feature = "engine")]
 impl Sae {
     /// Loads from the contents of `cfg.json` and `sae_weights.safetensors`; `name` labels errors.
     pub fn from_files(name: &str, cfg_json: &str, weights: &[u8], device: &Device) -> Result<Self> {
@@ -265,6 +271,7 @@ impl Sae {
 /// Folds `rescale_acts_by_decoder_norm` into the weights: scaling pre-activations by ‖W_dec row‖ and
 /// dividing acts by it before decoding equals scaling W_enc columns and b_enc by it and using unit-norm
 /// decoder rows.
+#[cfg(feature = "engine")]
 fn fold_decoder_norm(w_enc: &mut [f32], b_enc: &mut [f32], w_dec: &mut [f32], d_in: usize) {
     let d_sae = b_enc.len();
     for (f, row) in w_dec.chunks_mut(d_in).enumerate() {

@@ -12,20 +12,24 @@
 //! back. Steering at `blocks.L.hook_resid_pre` changes nothing before block L, so the rows run once unsteered,
 //! their activations there are kept, and each steered row starts from them at block L.
 
-use super::caa::caa_vectors;
-use super::dataset::{AbItem, ContrastivePair, Dataset};
-use crate::device::read;
-use crate::error::{Error, Result};
-use crate::model::Model;
-use crate::model::batch::{Batch, gather_positions};
-use crate::model::hooks::{HookPoint, Hooks, RowAdd, RowSteering};
-use crate::model::layers::{index_tensor, upload};
-use crate::model::transformer::{Input, Transformer};
-use crate::model::weights::HostTensor;
-use crate::stats::{mean, norm};
-use burn::tensor::{Int, Tensor, TensorData, activation};
+#[cfg(feature = "engine")]
+use {
+    super::caa::caa_vectors,
+    super::dataset::{AbItem, ContrastivePair, Dataset},
+    crate::device::read,
+    crate::error::{Error, Result},
+    crate::model::Model,
+    crate::model::batch::{Batch, gather_positions},
+    crate::model::hooks::{HookPoint, Hooks, RowAdd, RowSteering},
+    crate::model::layers::{index_tensor, upload},
+    crate::model::transformer::{Input, Transformer},
+    crate::model::weights::HostTensor,
+    crate::stats::{mean, norm},
+    burn::tensor::{Int, Tensor, TensorData, activation},
+};
 
 /// An A/B item tokenised: the prompt up to the answer letter and the two letters' token ids.
+#[cfg(feature = "engine")]
 #[derive(Debug, Clone, PartialEq)]
 pub struct AbPrompt {
     pub tokens: Vec<u32>,
@@ -34,6 +38,7 @@ pub struct AbPrompt {
 }
 
 /// Tokenises items, checking each answer letter is one token after the prompt.
+#[cfg(feature = "engine")]
 pub fn prepare(model: &Model, items: &[AbItem]) -> Result<Vec<AbPrompt>> {
     if items.is_empty() {
         return Err(Error::invalid("no A/B items to evaluate"));
@@ -41,6 +46,7 @@ pub fn prepare(model: &Model, items: &[AbItem]) -> Result<Vec<AbPrompt>> {
     items.iter().enumerate().map(|(i, item)| prepare_one(model, item).map_err(|e| e.in_record("A/B item", i))).collect()
 }
 
+#[cfg(feature = "engine")]
 fn prepare_one(model: &Model, item: &AbItem) -> Result<AbPrompt> {
     let prompt = item.prompt();
     let tokens = model.encode(&prompt, false)?;
@@ -64,6 +70,7 @@ fn prepare_one(model: &Model, item: &AbItem) -> Result<AbPrompt> {
 
 /// A contrastive pair tokenised for the log-probability measure: both texts (after BOS when the model has one)
 /// and the first position where they differ, from which each text's tokens are scored.
+#[cfg(feature = "engine")]
 #[derive(Debug, Clone, PartialEq)]
 pub struct PairProbe {
     pub positive: Vec<u32>,
@@ -71,6 +78,7 @@ pub struct PairProbe {
     pub from: usize,
 }
 
+#[cfg(feature = "engine")]
 fn prepare_pair(model: &Model, pair: &ContrastivePair) -> Result<PairProbe> {
     let bos = model.cfg().bos_token_id.is_some();
     let (positive, negative) = (model.encode(&pair.positive, bos)?, model.encode(&pair.negative, bos)?);
@@ -90,6 +98,7 @@ fn prepare_pair(model: &Model, pair: &ContrastivePair) -> Result<PairProbe> {
 }
 
 /// The held-out data a steerability is measured on, tokenised.
+#[cfg(feature = "engine")]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Probes {
     Ab(Vec<AbPrompt>),
@@ -107,6 +116,7 @@ pub enum Measure {
     PairLogProbDiff,
 }
 
+#[cfg(feature = "engine")]
 impl Probes {
     /// Tokenises held-out data of either kind.
     pub fn prepare(model: &Model, data: &Dataset) -> Result<Self> {
@@ -191,12 +201,14 @@ impl Probes {
 
 /// What `text_log_probs` needs per row of `seq` tokens in one buffer: the whole vocabulary's logits and their
 /// log-softmax at each position.
+#[cfg(feature = "engine")]
 pub(crate) fn log_prob_read_bytes(model: &Model, seq: usize) -> usize {
     2 * seq * model.cfg().vocab_size * 4
 }
 
 /// Σ log p(token | the tokens before it) over each row's tokens from position `from` (≥ 1) on: ln_final's output
 /// of the rows [rows, seq, d] and each row's (tokens, from) → [rows]. Only the scored positions are unembedded.
+#[cfg(feature = "engine")]
 pub(crate) async fn text_log_probs(
     net: &Transformer,
     normed: Tensor<3>,
@@ -233,6 +245,7 @@ pub struct Propensity {
     pub p_matching: f32,
 }
 
+#[cfg(feature = "engine")]
 impl Propensity {
     fn from_logit_diff(logit_diff: f32) -> Self {
         Self { logit_diff, p_matching: 1.0 / (1.0 + (-logit_diff).exp()) }
@@ -240,6 +253,7 @@ impl Propensity {
 }
 
 /// Steering to evaluate on every item: each of `vectors` ([d_model] each) at `hook`, at each multiplier.
+#[cfg(feature = "engine")]
 pub struct Grid<'a> {
     pub hook: HookPoint,
     pub vectors: Vec<&'a [f32]>,
@@ -248,6 +262,7 @@ pub struct Grid<'a> {
 
 /// The difference of every item under every grid's vectors and multipliers: `[grid][vector][multiplier][item]`.
 /// Multiplier 0 is the unsteered pass (adding 0 × v changes no bit of the residual stream).
+#[cfg(feature = "engine")]
 pub async fn grid_scores(model: &Model, probes: &Probes, grids: &[Grid<'_>]) -> Result<Vec<Vec<Vec<Vec<f32>>>>> {
     let d = model.cfg().d_model;
     for g in grids {
@@ -332,6 +347,7 @@ pub async fn grid_scores(model: &Model, probes: &Probes, grids: &[Grid<'_>]) -> 
 
 /// logit(matching) − logit(not matching) of each row at its answer position: ln_final's output [rows, seq, d]
 /// → [rows].
+#[cfg(feature = "engine")]
 fn logit_diffs(net: &Transformer, normed: Tensor<3>, positions: &[usize], items: &[AbPrompt]) -> Tensor<1> {
     let rows = items.len();
     let ids: Vec<u32> = items.iter().flat_map(|p| [p.matching, p.not_matching]).collect();
@@ -359,6 +375,7 @@ pub struct SteerabilityCurve {
 }
 
 /// The steerability of `vector` at `hook` over `multipliers` (at least two distinct values).
+#[cfg(feature = "engine")]
 pub async fn steerability(
     model: &Model,
     probes: &Probes,
@@ -370,6 +387,7 @@ pub async fn steerability(
 }
 
 /// The steerability of each of `vectors` at `hook`, all in one batched sweep.
+#[cfg(feature = "engine")]
 pub async fn steerabilities(
     model: &Model,
     probes: &Probes,
@@ -385,6 +403,7 @@ pub async fn steerabilities(
 }
 
 /// A steerability curve from each multiplier's logit differences over the items.
+#[cfg(feature = "engine")]
 fn curve(hook: &str, measure: Measure, multipliers: &[f32], per_mult: &[Vec<f32>]) -> SteerabilityCurve {
     let n_items = per_mult.first().map_or(0, Vec::len);
     let mean_ld: Vec<f32> = per_mult.iter().map(|ds| mean(ds.iter().copied())).collect();
@@ -414,6 +433,7 @@ pub struct LayerSweepRow {
 
 /// CAA vectors at `blocks.L.hook_resid_pre` for each layer (one set of passes captures every layer), each
 /// evaluated on the held-out prompts (one batched sweep shares the unsteered pass across layers).
+#[cfg(feature = "engine")]
 pub async fn layer_sweep(
     model: &Model,
     train: &[ContrastivePair],
@@ -443,6 +463,7 @@ pub async fn layer_sweep(
         .collect())
 }
 
+#[cfg(feature = "engine")]
 fn check_multipliers(multipliers: &[f32]) -> Result<()> {
     check_finite(multipliers)?;
     let first = multipliers.first().copied().unwrap_or(0.0);
@@ -452,6 +473,7 @@ fn check_multipliers(multipliers: &[f32]) -> Result<()> {
     Ok(())
 }
 
+#[cfg(feature = "engine")]
 fn check_finite(multipliers: &[f32]) -> Result<()> {
     match multipliers.iter().find(|m| !m.is_finite()) {
         Some(m) => Err(Error::invalid(format!("multiplier {m} is not finite"))),
@@ -460,6 +482,7 @@ fn check_finite(multipliers: &[f32]) -> Result<()> {
 }
 
 /// Least-squares slope of ys against xs.
+#[cfg(feature = "engine")]
 pub fn slope(xs: &[f32], ys: &[f32]) -> f32 {
     let (mx, my) = (mean(xs.iter().copied()) as f64, mean(ys.iter().copied()) as f64);
     let (mut sxy, mut sxx) = (0.0f64, 0.0f64);

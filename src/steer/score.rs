@@ -6,20 +6,25 @@
 //! - coherence: the mean, over every token generated at that strength, of log p(token | prompt and the tokens
 //!   before it) under the unsteered model; how fluent the text still is to the model it came from.
 
+#[cfg(feature = "engine")]
 use super::propensity::{log_prob_read_bytes, text_log_probs};
 use crate::error::{Error, Result};
-use crate::model::Model;
-use crate::model::batch::Batch;
-use crate::model::generate::{GenerateOptions, generate_rows};
-use crate::model::hooks::{HookPoint, Hooks, RowAdd, RowSteering};
-use crate::model::layers::upload;
-use crate::model::sampling::Sampling;
-use crate::model::transformer::Input;
-use crate::model::weights::HostTensor;
-use burn::tensor::Tensor;
 use std::collections::HashSet;
+#[cfg(feature = "engine")]
+use {
+    crate::model::Model,
+    crate::model::batch::Batch,
+    crate::model::generate::{GenerateOptions, generate_rows},
+    crate::model::hooks::{HookPoint, Hooks, RowAdd, RowSteering},
+    crate::model::layers::upload,
+    crate::model::sampling::Sampling,
+    crate::model::transformer::Input,
+    crate::model::weights::HostTensor,
+    burn::tensor::Tensor,
+};
 
 /// What a steer-score run generates and measures.
+#[cfg(feature = "engine")]
 pub struct ScoreSpec<'a> {
     /// The steering direction ([d_model]) and the hook it is added at, at every position, × each strength.
     pub hook: &'a str,
@@ -80,6 +85,7 @@ pub fn concept_share(text: &str, concept: &HashSet<String>) -> f32 {
 }
 
 /// Generates from every prompt at every strength and scores each strength.
+#[cfg(feature = "engine")]
 pub async fn steer_score(model: &Model, spec: &ScoreSpec<'_>) -> Result<Vec<StrengthScore>> {
     if spec.strengths.is_empty() {
         return Err(Error::invalid("strengths must be a non-empty list of finite numbers"));
@@ -101,6 +107,7 @@ pub async fn steer_score(model: &Model, spec: &ScoreSpec<'_>) -> Result<Vec<Stre
 }
 
 /// The continuations of one row spec across the prompts, and their coherence.
+#[cfg(feature = "engine")]
 #[derive(Debug, Clone, PartialEq)]
 pub struct Generated {
     /// One per prompt, in order.
@@ -110,17 +117,20 @@ pub struct Generated {
 }
 
 /// The mean over generations of the share of their words in `concept`.
+#[cfg(feature = "engine")]
 pub fn mean_concept_share(generations: &[Generation], concept: &HashSet<String>) -> f32 {
     let n = generations.len().max(1) as f32;
     generations.iter().map(|g| concept_share(&g.text, concept)).sum::<f32>() / n
 }
 
 /// Most continuations decoded together in one batch (each holds its own KV cache row).
+#[cfg(feature = "engine")]
 const MAX_GENERATION_ROWS: usize = 32;
 
 /// Greedy continuations of every prompt for each of `rows`: `Some((i, s))` adds s × directions[i] at `hook` at
 /// every position, `None` (or strength 0) leaves the model alone. A prompt's rows decode together (in batches of
 /// at most `MAX_GENERATION_ROWS`); every continuation is then read once by the unsteered model for coherence.
+#[cfg(feature = "engine")]
 pub async fn generate_scored(
     model: &Model,
     hook: &str,
@@ -203,6 +213,7 @@ pub async fn generate_scored(
 }
 
 /// Σ log p(token | the tokens before it) over each text's tokens from `from` on, unsteered, in chunked passes.
+#[cfg(feature = "engine")]
 async fn unsteered_log_probs(model: &Model, texts: &[(Vec<u32>, usize)]) -> Result<Vec<f32>> {
     let lens: Vec<usize> = texts.iter().map(|(t, _)| t.len()).collect();
     let mut out = Vec::with_capacity(texts.len());
