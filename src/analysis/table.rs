@@ -4,11 +4,12 @@
 use crate::sae::edit::EditMode;
 #[cfg(feature = "engine")]
 use {
-    crate::device::read, crate::error::Result, crate::model::Model, crate::model::layers::row_tensor, crate::sae::Sae,
+    crate::device::read,
+    crate::error::Result,
+    crate::model::Model,
+    crate::model::layers::row_tensor,
+    crate::sae::Sae,
     crate::sae::decompose::Decomposed,
-};
-#[cfg(feature = "engine")]
-use {
     crate::sae::edit::FeatureEdit,
     crate::stats::{cosine, norm},
     crate::steer::propensity::{Probes, steerabilities},

@@ -36,9 +36,6 @@ use {
     config::{Arch, ModelConfig},
     hooks::{HookPoint, Hooks},
     kv_cache::KvCache,
-};
-#[cfg(feature = "engine")]
-use {
     std::sync::Arc,
     transformer::{Input, Transformer},
     weights::{HostTensor, SafetensorsWeights, Weights},
