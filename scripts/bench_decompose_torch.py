@@ -8,7 +8,7 @@ projections and the anti-aligned partners of the negative ones; and the steerabi
 reconstruction, bias-corrected top-k subsets, non-negative and signed gradient pursuit, each over
 multipliers x held-out items in batched passes. Prints the time (load included) and the table's steerabilities.
 
-Usage: python3 bench_decompose_torch.py MODEL_DIR SAE_DIR ITEMS_JSON CORPUS_TXT LAYER
+Usage: python3 bench_decompose_torch.py [--gpu] MODEL_DIR SAE_DIR ITEMS_JSON CORPUS_TXT LAYER
 """
 import json
 import sys
@@ -18,7 +18,11 @@ import torch
 from safetensors.torch import load_file
 from transformers import GPT2LMHeadModel, PreTrainedTokenizerFast
 
-model_dir, sae_dir, items_path, corpus_path, layer = sys.argv[1:6]
+# The same kind of device as steerlab's: with --gpu (steerlab on wgpu or CUDA), CUDA when torch has it.
+gpu = "--gpu" in sys.argv
+argv = [a for a in sys.argv if a != "--gpu"]
+device = "cuda" if gpu and torch.cuda.is_available() else "cpu"
+model_dir, sae_dir, items_path, corpus_path, layer = argv[1:6]
 layer = int(layer)
 multipliers = [-2.0, -1.0, 0.0, 1.0, 2.0]
 ks = [1, 4, 16, 64]
@@ -32,8 +36,8 @@ def letter(answer):
 
 def padded(seqs):
     width = max(len(s) for s in seqs)
-    ids = torch.tensor([s + [0] * (width - len(s)) for s in seqs])
-    mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs])
+    ids = torch.tensor([s + [0] * (width - len(s)) for s in seqs], device=device)
+    mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs], device=device)
     return ids, mask
 
 
@@ -49,8 +53,8 @@ def hidden_at_layer(model, seqs):
 start_time = time.perf_counter()
 with torch.inference_mode():
     tok = PreTrainedTokenizerFast(tokenizer_file=f"{model_dir}/tokenizer.json")
-    model = GPT2LMHeadModel.from_pretrained(model_dir, attn_implementation="sdpa").eval()
-    w = load_file(f"{sae_dir}/sae_weights.safetensors")
+    model = GPT2LMHeadModel.from_pretrained(model_dir, attn_implementation="sdpa").eval().to(device)
+    w = load_file(f"{sae_dir}/sae_weights.safetensors", device=device)
     W_enc, b_enc, W_dec, b_dec = w["W_enc"], w["b_enc"], w["W_dec"], w["b_dec"]
 
     def encode(x):
@@ -64,7 +68,7 @@ with torch.inference_mode():
 
     # The vector and the pair activations at the SAE's hook (last token).
     texts = [tok(t)["input_ids"] for pair in pairs for t in pair]
-    last_acts = torch.cat([h[torch.arange(len(c)), torch.tensor([len(s) - 1 for s in c])] for c, h in hidden_at_layer(model, texts)])
+    last_acts = torch.cat([h[torch.arange(len(c), device=device), torch.tensor([len(s) - 1 for s in c], device=device)] for c, h in hidden_at_layer(model, texts)])
     pos, neg = last_acts[0::2], last_acts[1::2]
     sv = (pos.double() - neg.double()).mean(0).float()
 
@@ -107,8 +111,8 @@ with torch.inference_mode():
         candidates.append(coefs @ W_dec)
     candidates.append(rec[0] - rec[1])
     for signed in (False, True):
-        coefs = torch.zeros(W_dec.shape[0])
-        support = torch.zeros(W_dec.shape[0], dtype=torch.bool)
+        coefs = torch.zeros(W_dec.shape[0], device=device)
+        support = torch.zeros(W_dec.shape[0], dtype=torch.bool, device=device)
         residual = sv.clone()
         for step in range(1, ks[-1] + 1):
             inner = unit @ residual
@@ -151,19 +155,20 @@ with torch.inference_mode():
         coefs = torch.stack([m * vectors[v] for v, m, _ in part])
         ids, mask = padded([item_ids[i] for _, _, i in part])
         hidden = model.transformer(input_ids=ids, attention_mask=mask).last_hidden_state
-        h = hidden[torch.arange(len(part)), torch.tensor([len(item_ids[i]) - 1 for _, _, i in part])]
-        pick = torch.tensor([letter_ids[i] for _, _, i in part])
+        h = hidden[torch.arange(len(part), device=device), torch.tensor([len(item_ids[i]) - 1 for _, _, i in part], device=device)]
+        pick = torch.tensor([letter_ids[i] for _, _, i in part], device=device)
         logits = (model.lm_head.weight[pick] * h[:, None, :]).sum(-1)
         for row, dl in zip(part, (logits[:, 0] - logits[:, 1]).tolist()):
             diffs[row] = dl
     handle.remove()
-    xs = torch.tensor(multipliers)
+    xs = torch.tensor(multipliers, device=device)
     slopes = []
     for v in range(len(candidates)):
-        means = torch.tensor([sum(diffs[(v, m, i)] for i in range(len(test))) / len(test) for m in multipliers])
+        means = torch.tensor([sum(diffs[(v, m, i)] for i in range(len(test))) / len(test) for m in multipliers], device=device)
         slopes.append(float(((xs - xs.mean()) * (means - means.mean())).sum() / ((xs - xs.mean()) ** 2).sum()))
 elapsed = (time.perf_counter() - start_time) * 1e3
 
+print(f"device {device}")
 print(f"total_ms {elapsed:.1f}")
 for s in slopes:
     print(f"result {s:.6f}")

@@ -8,7 +8,7 @@ scores (top-activating corpus passages); and their side effects: decoder geometr
 co-activation over the corpus, logit footprint, effect stability over the built-in prompts (feature x prompt rows
 in batched passes) and collateral spread. Prints the time (load included) and each feature's output score.
 
-Usage: python3 bench_features_torch.py MODEL_DIR SAE_DIR CORPUS_TXT PROMPTS_TXT LAYER
+Usage: python3 bench_features_torch.py [--gpu] MODEL_DIR SAE_DIR CORPUS_TXT PROMPTS_TXT LAYER
 """
 import sys
 import time
@@ -17,23 +17,27 @@ import torch
 from safetensors.torch import load_file
 from transformers import GPT2LMHeadModel, PreTrainedTokenizerFast
 
-model_dir, sae_dir, corpus_path, prompts_path, layer = sys.argv[1:6]
+# The same kind of device as steerlab's: with --gpu (steerlab on wgpu or CUDA), CUDA when torch has it.
+gpu = "--gpu" in sys.argv
+argv = [a for a in sys.argv if a != "--gpu"]
+device = "cuda" if gpu and torch.cuda.is_available() else "cpu"
+model_dir, sae_dir, corpus_path, prompts_path, layer = argv[1:6]
 layer = int(layer)
 count, lens_k, amplification, batch_size = 10, 20, 10.0, 64
 
 
 def padded(seqs):
     width = max(len(s) for s in seqs)
-    ids = torch.tensor([s + [0] * (width - len(s)) for s in seqs])
-    mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs])
+    ids = torch.tensor([s + [0] * (width - len(s)) for s in seqs], device=device)
+    mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs], device=device)
     return ids, mask
 
 
 start_time = time.perf_counter()
 with torch.inference_mode():
     tok = PreTrainedTokenizerFast(tokenizer_file=f"{model_dir}/tokenizer.json")
-    model = GPT2LMHeadModel.from_pretrained(model_dir, attn_implementation="sdpa").eval()
-    w = load_file(f"{sae_dir}/sae_weights.safetensors")
+    model = GPT2LMHeadModel.from_pretrained(model_dir, attn_implementation="sdpa").eval().to(device)
+    w = load_file(f"{sae_dir}/sae_weights.safetensors", device=device)
     W_enc, b_enc, W_dec, b_dec = w["W_enc"], w["b_enc"], w["W_dec"], w["b_dec"]
     W_U, ln_f = model.lm_head.weight, model.transformer.ln_f
     encode = lambda x: torch.relu((x - b_dec) @ W_enc + b_enc)
@@ -68,7 +72,7 @@ with torch.inference_mode():
             coefs = deltas[start : start + batch_size]
             ids, mask = padded(chunk)
             h = model.transformer(input_ids=ids, attention_mask=mask).last_hidden_state
-            probs.append(torch.softmax(h[torch.arange(len(chunk)), torch.tensor([len(s) - 1 for s in chunk])] @ W_U.T, -1))
+            probs.append(torch.softmax(h[torch.arange(len(chunk), device=device), torch.tensor([len(s) - 1 for s in chunk], device=device)] @ W_U.T, -1))
         handle.remove()
         return torch.cat(probs)
 
@@ -83,7 +87,7 @@ with torch.inference_mode():
     (_, h), = resid([prompt])
     max_act = encode(h[0, -1:]).max()
     s = len(prompt)
-    deltas = torch.zeros(count, s, W_dec.shape[1])
+    deltas = torch.zeros(count, s, W_dec.shape[1], device=device)
     deltas[:, s - 1] = max_act * amplification * W_dec[features]
     probs = steered_probs([prompt] * count, deltas)
     best = probs.gather(1, lens).max(1).values
@@ -112,7 +116,7 @@ with torch.inference_mode():
     # Side effects: predictors from the SAE and the corpus.
     unit = W_dec / W_dec.norm(dim=1, keepdim=True).clamp_min(1e-12)
     cos = (unit[features] @ unit.T).abs()
-    cos[torch.arange(count), features] = 0
+    cos[torch.arange(count, device=device), features] = 0
     geometry = [(float(c.max()), int((c >= 0.5).sum())) for c in cos]
     corpus = torch.cat(corpus)
     norms = corpus.norm(dim=1).sort().values
@@ -123,14 +127,14 @@ with torch.inference_mode():
     counts = fired.sum(0)
     union = counts[features][:, None] + counts[None, :] - co
     jaccard = torch.where(union > 0, co / union.clamp_min(1e-12), torch.zeros_like(co))
-    jaccard[torch.arange(count), features] = 0
+    jaccard[torch.arange(count, device=device), features] = 0
     stats = [(float(counts[f] / len(corpus)), float(acts[:, f].sum() / counts[f]) if counts[f] > 0 else 0.0, float(jaccard[j].max()))
              for j, f in enumerate(features.tolist())]
     footprint = torch.exp(-(lens_probs * lens_probs.clamp_min(1e-45).log()).sum(1))
 
     # Measured: effect on the lens tokens over the prompts, and collateral spread at the hook.
     prompts = [tok(l.strip())["input_ids"] for l in open(prompts_path) if l.strip()]
-    clean = steered_probs(prompts, torch.zeros(len(prompts), 1, W_dec.shape[1]))
+    clean = steered_probs(prompts, torch.zeros(len(prompts), 1, W_dec.shape[1], device=device))
     rows = [(j, p) for j in range(count) for p in range(len(prompts))]
     steered = steered_probs([prompts[p] for _, p in rows], torch.stack([strength * W_dec[features[j]][None] for j, _ in rows]))
     mass = lambda pr, j: pr[lens[j]].sum().clamp_min(1e-30).log()
@@ -146,6 +150,7 @@ with torch.inference_mode():
         measured.append((float(effects.mean()), float(effects.std(unbiased=False)), spread))
 elapsed = (time.perf_counter() - start_time) * 1e3
 
+print(f"device {device}")
 print(f"total_ms {elapsed:.1f}")
 for score in sorted(output_scores.tolist(), reverse=True):
     print(f"result {score:.6f}")

@@ -1,6 +1,7 @@
 """PyTorch reference for `steerlab bench`: GPT-2 small or Gemma-2-2B (random weights), a forward pass and greedy
 decoding with the KV cache, on the CPU or (with `gpu`) on CUDA when torch has it.
-Usage: python3 bench_torch.py SEQ ITERS [gpt2|gemma2] [cpu|gpu]; prints `device D`, `median_ms X`, `decode_ms Y`."""
+Usage: python3 bench_torch.py SEQ ITERS [gpt2|gemma2] [cpu|gpu] [f32|f16]; prints `device D`, `median_ms X`,
+`decode_ms Y`. With f16 the model runs in half precision (`model.half()`), as `steerlab bench --precision f16`."""
 import statistics
 import sys
 import time
@@ -19,7 +20,10 @@ if arch == "gemma2":
     model = Gemma2ForCausalLM(Gemma2Config(attn_implementation="eager")).eval()
 else:
     model = GPT2LMHeadModel(GPT2Config()).eval()
+half = len(sys.argv) > 5 and sys.argv[5] == "f16"
 model = model.to(device)
+if half:
+    model = model.half()
 tokens = ((torch.arange(seq) * 7919 + 13) % 50257).to(device)
 decode_steps = 16
 with torch.inference_mode():
@@ -39,6 +43,6 @@ with torch.inference_mode():
             out = model(torch.tensor([[nxt]], device=device), past_key_values=past, use_cache=True)
             past, nxt = out.past_key_values, int(out.logits[0, -1].argmax())
             steps.append((time.perf_counter() - t) * 1e3)
-print(f"device {device}")
+print(f"device {device} {'f16' if half else 'f32'}")
 print(f"median_ms {statistics.median(times):.3f}")
 print(f"decode_ms {statistics.median(steps):.3f}")

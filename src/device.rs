@@ -34,6 +34,44 @@ impl std::str::FromStr for DeviceChoice {
     }
 }
 
+/// How a model's weight matrices (its linear maps, embedding and unembedding) are held on the device. `F16`
+/// halves their memory and the bandwidth every pass spends reading them, on devices with f16 arithmetic
+/// (WebGPU's shader-f16, CUDA); each matrix product then runs on an f16 copy of its input. Norms, attention,
+/// softmax, the residual stream, every hook and every steering vector stay f32 either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    #[default]
+    F32,
+    F16,
+}
+
+impl std::str::FromStr for Precision {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "f32" => Ok(Self::F32),
+            "f16" => Ok(Self::F16),
+            other => Err(Error::invalid(format!("unknown precision \"{other}\": expected f32 or f16"))),
+        }
+    }
+}
+
+impl Precision {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::F32 => "f32",
+            Self::F16 => "f16",
+        }
+    }
+}
+
+/// Whether `device` computes in f16 (WebGPU needs the adapter's shader-f16 feature).
+#[cfg(feature = "engine")]
+pub fn has_f16(device: &Device) -> bool {
+    device.supports_dtype(burn::tensor::DType::F16)
+}
+
 /// The device for `choice`. The wgpu runtime initialises once per process; later calls reuse it.
 #[cfg(feature = "engine")]
 pub async fn init_device(choice: DeviceChoice) -> Result<Device> {

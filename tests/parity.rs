@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use steerlab::device::read;
+use steerlab::device::{Precision, has_f16, read};
 use steerlab::model::Model;
 use steerlab::model::generate::{GenerateOptions, generate};
 use steerlab::model::hooks::{HookPoint, Hooks};
@@ -116,4 +116,68 @@ fn gemma2_hub_config_keys_sharded_checkpoint() {
 #[test]
 fn gemma2_layer_types_and_rope_parameters() {
     check_model("gemma2-tiny-layer-types");
+}
+
+/// What f16 weights may cost: logits within this share of the reference's largest |logit|. f16 keeps 11
+/// significant bits (a relative step of 4.9e-4 per rounding); the products accumulate them over the layers.
+const F16_TOLERANCE: f32 = 1e-2;
+
+/// f16 weights (`Precision::F16`) on every device with f16 arithmetic, every fixture architecture: plain,
+/// steered and KV-cached logits within F16_TOLERANCE of transformers' f32 ones — and not the f32 run's own
+/// logits, so the weights really are f16.
+#[test]
+fn f16_weights_stay_within_tolerance_of_transformers() {
+    let mut checked = Vec::new();
+    for name in ["gpt2-tiny", "pythia-tiny-f32-sequential", "pythia-tiny-f16-parallel", "gemma2-tiny"] {
+        let exp = Expected::load(name);
+        for (dev_name, device) in devices() {
+            if !has_f16(&device) {
+                eprintln!("{dev_name} has no f16 arithmetic: skipped");
+                continue;
+            }
+            let full = Model::from_dir(&model_dir(name), &device).unwrap();
+            let half = Model::from_dir(&model_dir(name), &device).unwrap().with_precision(Precision::F16).unwrap();
+            assert_eq!((full.precision(), half.precision()), (Precision::F32, Precision::F16));
+            let vocab = half.cfg().vocab_size;
+            let ids = exp.i64("logit_ids");
+            let sv = exp.f32("steering_vector");
+            let coef: f32 = exp.meta("steer_coef").parse().unwrap();
+            for (p, prompt) in exp.prompts().iter().enumerate() {
+                let what = format!("{name} in f16 on {dev_name}, prompt {p}");
+                let tokens = half.encode(prompt, false).unwrap();
+                for (key, steer) in [("logits", false), ("steered.logits", true)] {
+                    let run = |m: &Model| {
+                        let steering = if steer {
+                            vec![intervention(m, &exp.meta("steer_hook"), &sv, coef, 0).unwrap()]
+                        } else {
+                            vec![]
+                        };
+                        let logits = m.forward(&tokens, &mut Hooks::steering(steering)).unwrap();
+                        pick_cols(&pollster::block_on(read(logits)).unwrap().data, vocab, &ids)
+                    };
+                    let (got, f32_run) = (run(&half), run(&full));
+                    let want = exp.f32(&format!("p{p}.{key}"));
+                    let scale = want.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+                    let d = max_abs_diff(&got, &want);
+                    assert!(d <= F16_TOLERANCE * scale, "{what}: {key} differ by {d} (largest |logit| {scale})");
+                    assert!(max_abs_diff(&got, &f32_run) > 0.0, "{what}: {key} equal the f32 run's");
+                }
+                // Through the KV cache: the second half of the prompt after the first.
+                if tokens.len() > 1 {
+                    let split = tokens.len() / 2;
+                    let mut cache = KvCache::new(half.cfg().n_layers);
+                    half.net.forward(&tokens[..split], &mut cache, &mut Hooks::default()).unwrap();
+                    let tail = half.net.forward(&tokens[split..], &mut cache, &mut Hooks::default()).unwrap();
+                    let got = pick_cols(&pollster::block_on(read(tail)).unwrap().data, vocab, &ids);
+                    let want = exp.f32(&format!("p{p}.logits"));
+                    let want = &want[split * got.len() / (tokens.len() - split)..];
+                    let scale = want.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+                    let d = max_abs_diff(&got, want);
+                    assert!(d <= F16_TOLERANCE * scale, "{what}: logits through the KV cache differ by {d}");
+                }
+            }
+            checked.push(format!("{name} on {dev_name}"));
+        }
+    }
+    eprintln!("f16 checked: {checked:?}");
 }

@@ -1,9 +1,9 @@
 //! A matrix stored as row chunks, so that no single GPU buffer passes the 128 MiB storage-binding
 //! limit of lavapipe and Android Chrome (GPT-2's 154 MB token embedding is three chunks).
 
-use super::layers::upload;
+use super::layers::{in_dtype_of, to_f32, upload};
 use super::weights::HostTensor;
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, FloatDType, Int, Tensor, TensorData};
 
 /// Largest chunk in bytes: half the 128 MiB binding limit, leaving room for the backend's padding.
 pub const MAX_CHUNK_BYTES: usize = 64 << 20;
@@ -29,6 +29,11 @@ impl ChunkedRows {
         Self { chunks, rows_per_chunk, rows, cols }
     }
 
+    /// Holds the chunks in f16 (`device::Precision::F16`).
+    pub fn half(&mut self) {
+        self.chunks = self.chunks.drain(..).map(|c| c.cast(FloatDType::F16)).collect();
+    }
+
     pub fn n_chunks(&self) -> usize {
         self.chunks.len()
     }
@@ -50,7 +55,7 @@ impl ChunkedRows {
             let keep: Vec<f32> = ids.iter().map(|&id| if inside(id) { 1.0 } else { 0.0 }).collect();
             let idx = Tensor::<1, Int>::from_data(TensorData::new(local, [s]), device);
             let keep = Tensor::<2>::from_data(TensorData::new(keep, [s, 1]), device);
-            let rows = chunk.clone().select(0, idx) * keep; // [s, cols]
+            let rows = to_f32(chunk.clone().select(0, idx)) * keep; // [s, cols]
             out = Some(match out {
                 Some(o) => o + rows,
                 None => rows,
@@ -64,9 +69,9 @@ impl ChunkedRows {
     /// transposed chunk would be repacked, all 154 MB of GPT-2's, for every token.
     pub fn unembed(&self, x: Tensor<3>) -> Tensor<3> {
         let [b, s, c] = x.dims();
-        let xt = x.reshape([b * s, c]).transpose(); // [cols, b·s]
+        let xt = in_dtype_of(x.reshape([b * s, c]).transpose(), &self.chunks[0]); // [cols, b·s]
         let parts = self.chunks.iter().map(|chunk| chunk.clone().matmul(xt.clone())).collect(); // [rows_i, b·s]
-        Tensor::cat(parts, 0).transpose().reshape([b, s, self.rows]) // [b, s, rows]
+        to_f32(Tensor::cat(parts, 0)).transpose().reshape([b, s, self.rows]) // [b, s, rows]
     }
 }
 

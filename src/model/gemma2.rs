@@ -45,7 +45,8 @@ pub fn load(cfg: ModelConfig, w: &dyn Weights, device: &Device) -> Result<Transf
         .collect::<Result<Vec<_>>>()?;
     let embed = ChunkedRows::upload(w.get("embed_tokens.weight", &[cfg.vocab_size, d])?, device, MAX_CHUNK_BYTES);
     // Tied unless the checkpoint carries its own head.
-    let unembed = if w.has("lm_head.weight") {
+    let tied = !w.has("lm_head.weight");
+    let unembed = if !tied {
         ChunkedRows::upload(w.get("lm_head.weight", &[cfg.vocab_size, d])?, device, MAX_CHUNK_BYTES)
     } else {
         embed.clone()
@@ -58,6 +59,7 @@ pub fn load(cfg: ModelConfig, w: &dyn Weights, device: &Device) -> Result<Transf
         ln_final: norm("norm")?,
         embed,
         unembed,
+        tied,
         device: device.clone(),
         cfg,
     })

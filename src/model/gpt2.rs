@@ -44,6 +44,7 @@ pub fn load(cfg: ModelConfig, w: &dyn Weights, device: &Device) -> Result<Transf
         blocks,
         ln_final: Norm::layer(w, "ln_f", d, eps, device)?,
         unembed: embed.clone(),
+        tied: true,
         embed,
         device: device.clone(),
         cfg,

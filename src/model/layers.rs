@@ -5,7 +5,7 @@
 use super::config::Activation;
 use super::weights::{HostTensor, Weights};
 use crate::error::Result;
-use burn::tensor::{Bool, Device, Int, Tensor, TensorData, activation};
+use burn::tensor::{Bool, DType, Device, FloatDType, Int, Tensor, TensorData, activation};
 
 /// Uploads a host tensor of rank `D`.
 pub fn upload<const D: usize>(h: HostTensor, device: &Device) -> Tensor<D> {
@@ -74,17 +74,36 @@ impl Linear {
         Self { weight: upload(weight, device), bias: bias.map(|b| upload(b, device)) }
     }
 
+    /// Holds the weight in f16 (`device::Precision::F16`); the bias stays f32.
+    pub fn half(&mut self) {
+        self.weight = self.weight.clone().cast(FloatDType::F16);
+    }
+
     /// [b, s, d_in] → [b, s, d_out], as one [b·s, d_in] × [d_in, d_out] product (one large matrix product
     /// beats b small ones that each re-read the weight).
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let [b, s, d_in] = x.dims();
         let d_out = self.weight.dims()[1];
-        let y = x.reshape([b * s, d_in]).matmul(self.weight.clone()).reshape([b, s, d_out]); // [b, s, d_out]
+        let x = x.reshape([b * s, d_in]); // [b·s, d_in]
+        let y = to_f32(in_dtype_of(x, &self.weight).matmul(self.weight.clone())).reshape([b, s, d_out]); // [b, s, d_out]
         match &self.bias {
             Some(b) => y + b.clone().unsqueeze::<3>(),
             None => y,
         }
     }
+}
+
+/// `x` in `weight`'s float type, for a product with it: an f16 copy for an f16 weight, `x` itself otherwise.
+pub fn in_dtype_of<const D: usize, const E: usize>(x: Tensor<D>, weight: &Tensor<E>) -> Tensor<D> {
+    match weight.dtype() {
+        DType::F16 => x.cast(FloatDType::F16),
+        _ => x,
+    }
+}
+
+/// A product's result back in f32, where everything outside the weights' products stays.
+pub fn to_f32<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    x.cast(FloatDType::F32)
 }
 
 /// `cap · tanh(x / cap)`: Gemma-2's soft bound on attention scores and logits.

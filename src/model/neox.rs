@@ -49,6 +49,7 @@ pub fn load(cfg: ModelConfig, w: &dyn Weights, device: &Device) -> Result<Transf
         ln_final: Norm::layer(w, "final_layer_norm", d, eps, device)?,
         embed,
         unembed,
+        tied: false,
         device: device.clone(),
         cfg,
     })

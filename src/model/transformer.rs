@@ -65,6 +65,8 @@ pub struct Transformer {
     pub ln_final: Norm,
     /// [vocab, d_model]: GPT-2 ties it to `embed`.
     pub unembed: ChunkedRows,
+    /// Whether `unembed` is `embed` (GPT-2; Gemma without its own head).
+    pub tied: bool,
 }
 
 /// Where a pass starts: token ids [rows, seq] (row-major; see `batch` for padding), or an activation at a
@@ -84,6 +86,25 @@ impl<'a> Input<'a> {
 }
 
 impl Transformer {
+    /// Holds every weight matrix in f16 (`device::Precision::F16`): the linear maps, the embedding and the
+    /// unembedding (one copy where they are tied). Positions and norms stay f32.
+    pub fn half(&mut self) {
+        for b in &mut self.blocks {
+            for linear in [&mut b.qkv, &mut b.attn_out, &mut b.mlp_in, &mut b.mlp_out] {
+                linear.half();
+            }
+            if let Some(gate) = &mut b.mlp_gate {
+                gate.half();
+            }
+        }
+        self.embed.half();
+        if self.tied {
+            self.unembed = self.embed.clone();
+        } else {
+            self.unembed.half();
+        }
+    }
+
     /// Runs `tokens` (at absolute positions `cache.len()..`) and returns logits [1, seq, vocab].
     pub fn forward(&self, tokens: &[u32], cache: &mut KvCache, hooks: &mut Hooks) -> Result<Tensor<3>> {
         self.run(Input::tokens(tokens), cache, hooks, Until::Logits)

@@ -670,9 +670,17 @@ async function autoDevice(browser, url) {
   step = "choose an engine device";
   await page.getByLabel("Engine device").selectOption("cpu");
   await page.getByTestId("device").filter({ hasText: "you chose the CPU" }).waitFor({ timeout: TIMEOUT });
-  await page.evaluate(() => localStorage.removeItem("steerlab-device"));
+  // f16 weights restart the page too: the engine holds the model's matrices in f16 where the device computes
+  // in f16, and says why not where it does not; either way the model loads.
+  step = "choose f16 weights";
+  await page.getByLabel("Weights").selectOption("f16");
+  await page.getByTestId("device").filter({ hasText: /with f16 weights|stay f32/ }).waitFor({ timeout: TIMEOUT });
+  await page.getByTestId("loaded").filter({ hasText: /and random SAE/ }).waitFor({ timeout: TIMEOUT });
+  const weights = await page.getByTestId("device").textContent();
+  check(await page.getByLabel("Weights").inputValue() === "f16", "the Weights choice was not kept");
+  await page.evaluate(() => ["steerlab-device", "steerlab-precision"].forEach((k) => localStorage.removeItem(k)));
   await page.close();
-  console.log(`ok auto device: ${device}`);
+  console.log(`ok auto device: ${device}; f16 weights: ${weights}`);
 }
 
 // After one visit the service worker has the app shell: with the network off the lab reloads and runs.

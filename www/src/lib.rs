@@ -9,6 +9,7 @@ pub mod progress;
 pub mod reading;
 
 use serde::{Deserialize, Serialize};
+pub use steerlab::device::Precision;
 use steerlab::engine::{Event, Reply, Request};
 
 /// The Cache Storage bucket holding downloaded model and SAE files (the service worker keeps the site apart).
@@ -62,8 +63,18 @@ impl DeviceChoice {
 
     /// The `device` value of a URL query such as `?device=cpu&x=1`.
     pub fn from_query(search: &str) -> Option<Self> {
-        search.trim_start_matches('?').split('&').find_map(|kv| kv.strip_prefix("device=")).map(Self::parse)
+        query_value(search, "device").map(Self::parse)
     }
+}
+
+/// `key`'s value in a URL query such as `?device=cpu&precision=f16`.
+fn query_value<'a>(search: &'a str, key: &str) -> Option<&'a str> {
+    search.trim_start_matches('?').split('&').find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+}
+
+/// The weights' precision a URL query asks for (`precision=f16`; anything else is f32), if it names one.
+pub fn precision_from_query(search: &str) -> Option<Precision> {
+    query_value(search, "precision").map(|p| p.parse().unwrap_or_default())
 }
 
 /// Whether a WebGPU adapter is a software renderer (SwiftShader, llvmpipe, lavapipe, WARP): one the browser marks
@@ -173,6 +184,10 @@ mod tests {
         assert_eq!(DeviceChoice::from_query("?device=WebGPU"), Some(DeviceChoice::WebGpu));
         assert_eq!(DeviceChoice::from_query("?device=nonsense"), Some(DeviceChoice::Auto));
         assert_eq!(DeviceChoice::from_query(""), None);
+        assert_eq!(DeviceChoice::from_query("?devices=cpu"), None);
+        assert_eq!(precision_from_query("?device=webgpu&precision=f16"), Some(Precision::F16));
+        assert_eq!(precision_from_query("?precision=f64"), Some(Precision::F32));
+        assert_eq!(precision_from_query("?device=cpu"), None);
         let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
         assert!(software_adapter(false, &s(&["google", "swiftshader", "SwiftShader Device (Subzero)"])));
         assert!(software_adapter(false, &s(&["mesa", "llvmpipe (LLVM 15.0.6, 256 bits)"])));

@@ -4,7 +4,7 @@
 use clap::Args;
 use std::process::Command;
 use std::time::Instant;
-use steerlab::device::{DeviceChoice, init_device, read};
+use steerlab::device::{DeviceChoice, Precision, has_f16, init_device, read};
 use steerlab::model::Model;
 use steerlab::model::config::ModelConfig;
 use steerlab::model::hooks::Hooks;
@@ -71,7 +71,14 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let cfg = ModelConfig::from_json(config, args.model.name())?;
     eprintln!("building {} with random weights on {:?}...", args.model.name(), args.device);
     let n_layers = cfg.n_layers;
-    let net = Model::build(cfg, &RandomWeights { seed: 0 }, &device)?;
+    let mut net = Model::build(cfg, &RandomWeights { seed: 0 }, &device)?;
+    let precision = crate::precision::current();
+    if precision == Precision::F16 {
+        if !has_f16(&device) {
+            return Err(Error::Device(format!("{:?} has no f16 arithmetic: bench it in f32", args.device)));
+        }
+        net.half();
+    }
     // The same ids as the reference script (all inside GPT-2's vocabulary, hence Gemma's).
     let tokens: Vec<u32> = (0..args.seq as u32).map(|i| (i * 7919 + 13) % 50257).collect();
     let pass = || -> Result<f64> {
@@ -98,7 +105,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     }
     let mut rows = vec![Row {
         engine: "steerlab (burn)".into(),
-        device: format!("{:?}", args.device).to_lowercase(),
+        device: format!("{:?} {precision:?}", args.device).to_lowercase(),
         median_ms: median(&mut times),
         decode_ms: median(&mut steps),
     }];
@@ -116,10 +123,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
         args.seq,
         args.iters
     );
-    println!("{:<24} {:<6} {:>12} {:>12} {:>16}", "engine", "device", "forward ms", "tokens/s", "decode ms/token");
+    println!("{:<24} {:<10} {:>12} {:>12} {:>16}", "engine", "device", "forward ms", "tokens/s", "decode ms/token");
     for r in &rows {
         println!(
-            "{:<24} {:<6} {:>12.1} {:>12.0} {:>16.2}",
+            "{:<24} {:<10} {:>12.1} {:>12.0} {:>16.2}",
             r.engine,
             r.device,
             r.median_ms,
@@ -153,6 +160,7 @@ fn torch(args: &BenchArgs) -> std::result::Result<Row, String> {
         .args(["-c", TORCH_SCRIPT, &args.seq.to_string(), &args.iters.to_string()])
         .arg(if args.model == Shape::Gpt2Small { "gpt2" } else { "gemma2" })
         .arg(gpu)
+        .arg(if crate::precision::current() == Precision::F16 { "f16" } else { "f32" })
         .output()
         .map_err(|e| format!("cannot run {}: {e}", args.python))?;
     if !out.status.success() {

@@ -6,8 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 use steerlab::analysis::{DecomposeOptions, decompose};
-use steerlab::device::{DeviceChoice, init_device};
-use steerlab::model::Model;
+use steerlab::device::{DeviceChoice, Precision, init_device};
 use steerlab::model::random::{GPT2_SMALL_CONFIG, random_checkpoint};
 use steerlab::sae::Sae;
 use steerlab::steer::builtin::{CORPUS, DATASETS, PROMPTS, corpus_passages};
@@ -40,6 +39,11 @@ const D_SAE: usize = 24_576;
 const SAE_HOOK: &str = "blocks.6.hook_resid_pre";
 
 pub fn run(flow: Flow, device: DeviceChoice, python: &str) -> Result<()> {
+    if crate::precision::current() != Precision::F32 {
+        // The reference scripts' SAE and steering arithmetic is f32: a half-precision side by side would not be
+        // the same work.
+        return Err(Error::invalid("the --flow benches run in f32: drop --precision f16"));
+    }
     let dir = std::env::temp_dir().join("steerlab-bench");
     eprintln!("writing the random GPT-2 small checkpoint and SAE under {} (once)...", dir.display());
     let files = BenchFiles::write(&dir)?;
@@ -51,14 +55,14 @@ pub fn run(flow: Flow, device: DeviceChoice, python: &str) -> Result<()> {
     // What both sides compute, to compare: steerabilities (per layer, per table row) or output scores.
     let ours: Vec<f32> = match flow {
         Flow::Steerability => {
-            let model = Model::from_dir(&files.model, &dev)?;
+            let model = crate::precision::load_model(&files.model, &dev)?;
             let train = items.iter().map(AbItem::pair).collect::<Result<Vec<_>>>()?;
             let probes = Probes::Ab(prepare(&model, &items)?);
             let rows = pollster::block_on(layer_sweep(&model, &train, &probes, &LAYERS, &MULTIPLIERS))?;
             rows.iter().map(|r| r.curve.steerability).collect()
         }
         Flow::Decompose => {
-            let model = Model::from_dir(&files.model, &dev)?;
+            let model = crate::precision::load_model(&files.model, &dev)?;
             let sae = Sae::from_dir(&files.sae, &dev)?;
             let (train, test) = (Dataset::Ab(items.clone()).split(false).pairs()?, split_items(&items, true));
             let sv = pollster::block_on(caa_vector(&model, &train, SAE_HOOK))?;
@@ -79,7 +83,7 @@ pub fn run(flow: Flow, device: DeviceChoice, python: &str) -> Result<()> {
         Flow::Features => {
             // Through the engine, as the lab and `steerlab features` run it (one corpus pass for both parts).
             let mut engine = steerlab::engine::Engine::default();
-            engine.set_model(Model::from_dir(&files.model, &dev)?);
+            engine.set_model(crate::precision::load_model(&files.model, &dev)?);
             engine.set_sae(Sae::from_dir(&files.sae, &dev)?)?;
             let request = steerlab::engine::Request::Features {
                 features: vec![],
@@ -103,7 +107,8 @@ pub fn run(flow: Flow, device: DeviceChoice, python: &str) -> Result<()> {
     let ours_ms = t.elapsed().as_secs_f64() * 1e3;
 
     eprintln!("running the PyTorch reference with {python}...");
-    let reference = torch(python, flow, &files);
+    // On the same kind of device: CUDA when steerlab runs on a GPU and torch has it.
+    let reference = torch(python, flow, &files, device != DeviceChoice::Cpu);
     let what = match flow {
         Flow::Steerability => "CAA at 4 layers from 24 A/B items + steerability, 5 multipliers x 24 items",
         Flow::Decompose => "decompose: 24,576-feature SAE, built-in corpus, 15 table rows x 5 multipliers x 8 items",
@@ -113,8 +118,8 @@ pub fn run(flow: Flow, device: DeviceChoice, python: &str) -> Result<()> {
     println!("{:<34} {:>12}", "engine", "total ms");
     println!("{:<34} {:>12.0}", "steerlab", ours_ms);
     match reference {
-        Ok((ms, theirs)) => {
-            println!("{:<34} {:>12.0}", "PyTorch + transformers", ms);
+        Ok((ms, theirs, torch_device)) => {
+            println!("{:<34} {:>12.0}", format!("PyTorch + transformers ({torch_device})"), ms);
             println!("ratio steerlab / PyTorch: {:.2}x the time", ours_ms / ms);
             if ours.len() != theirs.len() {
                 println!("the two sides computed {} and {} results", ours.len(), theirs.len());
@@ -221,8 +226,14 @@ fn split_items(items: &[AbItem], test: bool) -> Vec<AbItem> {
     }
 }
 
-/// Runs the flow's PyTorch script: (total ms, the results it prints, in steerlab's order).
-fn torch(python: &str, flow: Flow, files: &BenchFiles) -> std::result::Result<(f64, Vec<f32>), String> {
+/// Runs the flow's PyTorch script (on CUDA with `gpu`, when torch has it): (total ms, the results it prints, in
+/// steerlab's order, the device it ran on).
+fn torch(
+    python: &str,
+    flow: Flow,
+    files: &BenchFiles,
+    gpu: bool,
+) -> std::result::Result<(f64, Vec<f32>, String), String> {
     let list = |v: &[String]| v.join(",");
     let mut cmd = Command::new(python);
     match flow {
@@ -247,6 +258,9 @@ fn torch(python: &str, flow: Flow, files: &BenchFiles) -> std::result::Result<(f
             .arg(&files.prompts)
             .arg("6"),
     };
+    if gpu {
+        cmd.arg("--gpu");
+    }
     let out = cmd.output().map_err(|e| format!("cannot run {python}: {e}"))?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
@@ -255,5 +269,6 @@ fn torch(python: &str, flow: Flow, files: &BenchFiles) -> std::result::Result<(f
     let text = String::from_utf8_lossy(&out.stdout);
     let ms = text.lines().find_map(|l| l.strip_prefix("total_ms ")?.trim().parse().ok());
     let results: Vec<f32> = text.lines().filter_map(|l| l.strip_prefix("result ")?.trim().parse().ok()).collect();
-    ms.map(|ms| (ms, results)).ok_or_else(|| format!("unexpected output: {text}"))
+    let device = text.lines().find_map(|l| l.strip_prefix("device ")).unwrap_or("?").trim().to_string();
+    ms.map(|ms| (ms, results, device)).ok_or_else(|| format!("unexpected output: {text}"))
 }

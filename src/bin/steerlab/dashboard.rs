@@ -8,7 +8,6 @@ use steerlab::Result;
 use steerlab::analysis::dashboard::{FeatureDashboard, TextFeatures};
 use steerlab::device::{DeviceChoice, init_device};
 use steerlab::engine::{Engine, Request, Response};
-use steerlab::model::Model;
 
 #[derive(Args)]
 pub struct DashboardArgs {
@@ -43,7 +42,7 @@ pub struct DashboardArgs {
 pub fn run(a: DashboardArgs) -> Result<()> {
     let device = pollster::block_on(init_device(a.device))?;
     let mut engine = Engine::default();
-    engine.set_model(Model::from_dir(&a.model, &device)?);
+    engine.set_model(crate::precision::load_model(&a.model, &device)?);
     engine.set_sae(crate::sae_id::load(&a.sae, &device)?)?;
     let request = match &a.search {
         Some(text) => Request::SearchFeatures { text: text.clone(), top: a.k },

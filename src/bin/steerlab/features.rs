@@ -7,7 +7,6 @@ use steerlab::analysis::features::{FeatureScore, NEUTRAL_PROMPT};
 use steerlab::analysis::side_effects::SideEffects;
 use steerlab::device::{DeviceChoice, init_device};
 use steerlab::engine::{Engine, Request, Response};
-use steerlab::model::Model;
 use steerlab::{Error, Result};
 
 #[derive(Args)]
@@ -62,7 +61,7 @@ struct Report {
 pub fn run(a: FeaturesArgs) -> Result<()> {
     let device = pollster::block_on(init_device(a.device))?;
     let mut engine = Engine::default();
-    engine.set_model(Model::from_dir(&a.model, &device)?);
+    engine.set_model(crate::precision::load_model(&a.model, &device)?);
     engine.set_sae(crate::sae_id::load(&a.sae, &device)?)?;
     let lines = |path: &Option<PathBuf>| path.as_deref().map(crate::science::passages_file).transpose();
     let request = Request::Features {

@@ -44,6 +44,8 @@ mod interop;
 #[cfg(not(target_arch = "wasm32"))]
 mod population;
 #[cfg(not(target_arch = "wasm32"))]
+mod precision;
+#[cfg(not(target_arch = "wasm32"))]
 mod sae_id;
 #[cfg(not(target_arch = "wasm32"))]
 mod science;
@@ -57,7 +59,7 @@ mod cli {
     use clap::{Args, Parser, Subcommand};
     use std::io::Write;
     use std::path::{Path, PathBuf};
-    use steerlab::device::{DeviceChoice, init_device};
+    use steerlab::device::{DeviceChoice, Precision, init_device};
     use steerlab::files::read_bytes;
     use steerlab::model::Model;
     use steerlab::model::generate::{GenerateOptions, generate};
@@ -76,6 +78,11 @@ mod cli {
     struct Cli {
         #[command(subcommand)]
         cmd: Cmd,
+        /// How loaded models hold their weight matrices: f16 halves their memory and bandwidth on devices with
+        /// f16 arithmetic (wgpu with shader-f16, CUDA); norms, attention, the residual stream and every hook
+        /// stay f32.
+        #[arg(long, global = true, default_value = "f32")]
+        precision: Precision,
     }
 
     #[derive(Subcommand)]
@@ -229,7 +236,7 @@ mod cli {
     impl RunArgs {
         fn load(&self) -> Result<(Model, Vec<u32>, Vec<Intervention>)> {
             let device = pollster::block_on(init_device(self.device))?;
-            let model = Model::from_dir(&self.model, &device)?;
+            let model = crate::precision::load_model(&self.model, &device)?;
             let tokens = model.encode(&self.prompt, self.prepend_bos)?;
             let mut steering = Vec::new();
             if let Some(path) = &self.steer {
@@ -262,7 +269,9 @@ mod cli {
     }
 
     pub fn run() -> Result<()> {
-        match Cli::parse().cmd {
+        let cli = Cli::parse();
+        crate::precision::set(cli.precision);
+        match cli.cmd {
             Cmd::Trace { run, out } => {
                 let (model, tokens, steering) = run.load()?;
                 let tensors = pollster::block_on(steerlab::trace::trace(&model, &tokens, steering))?;
@@ -303,7 +312,7 @@ mod cli {
             }
             Cmd::Caa { model, pairs, hook, out, device } => {
                 let device = pollster::block_on(init_device(device))?;
-                let model = Model::from_dir(&model, &device)?;
+                let model = crate::precision::load_model(&model, &device)?;
                 let dataset = crate::science::load_dataset(&pairs)?.pairs()?;
                 let values = pollster::block_on(caa_vector(&model, &dataset, &hook))?;
                 let metadata = metadata([
@@ -345,7 +354,7 @@ mod cli {
             }
             Cmd::Actadd { model, positive, negative, hook, prepend_bos, out, device } => {
                 let device = pollster::block_on(init_device(device))?;
-                let model = Model::from_dir(&model, &device)?;
+                let model = crate::precision::load_model(&model, &device)?;
                 let v = pollster::block_on(actadd_vector(&model, &positive, &negative, &hook, prepend_bos))?;
                 let metadata = metadata([
                     ("model", model.name.clone()),

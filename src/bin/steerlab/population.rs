@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use steerlab::analysis::population::Population;
 use steerlab::device::{DeviceChoice, init_device};
 use steerlab::engine::{Engine, Request, Response};
-use steerlab::model::Model;
 use steerlab::{Error, Result};
 
 #[derive(Args)]
@@ -50,7 +49,7 @@ pub struct PopulationArgs {
 pub fn run(a: PopulationArgs) -> Result<()> {
     let device = pollster::block_on(init_device(a.device))?;
     let mut engine = Engine::default();
-    engine.set_model(Model::from_dir(&a.model, &device)?);
+    engine.set_model(crate::precision::load_model(&a.model, &device)?);
     let lines = |path: &Option<PathBuf>| path.as_deref().map(crate::science::passages_file).transpose();
     let (prompts, corpus) = (lines(&a.prompts)?, lines(&a.corpus)?);
     let mut all = Vec::new();

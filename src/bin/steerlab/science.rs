@@ -43,7 +43,7 @@ pub struct SteerabilityArgs {
 
 pub fn steerability_cmd(a: SteerabilityArgs) -> Result<()> {
     let device = pollster::block_on(init_device(a.device))?;
-    let model = Model::from_dir(&a.model, &device)?;
+    let model = crate::precision::load_model(&a.model, &device)?;
     let probes = Probes::prepare(&model, &load_dataset(&a.eval)?)?;
     let rows: Vec<(f32, SteerabilityCurve)> = if let Some(path) = &a.vector {
         let sv = load_vector(path)?;
@@ -204,7 +204,7 @@ pub fn decompose_cmd(a: DecomposeArgs) -> Result<()> {
     use steerlab::steer::caa::caa_vector;
 
     let device = pollster::block_on(init_device(a.device))?;
-    let model = Model::from_dir(&a.model, &device)?;
+    let model = crate::precision::load_model(&a.model, &device)?;
     let sae = crate::sae_id::load(&a.sae, &device)?;
     let sv = load_vector(&a.vector)?;
     if let Some(hook) = sv.metadata.get("hook").filter(|h| **h != sae.cfg.hook_name) {

@@ -5,7 +5,6 @@ use clap::Args;
 use std::path::PathBuf;
 use steerlab::device::{DeviceChoice, init_device};
 use steerlab::files::read_text;
-use steerlab::model::Model;
 use steerlab::steer::builtin::corpus_passages;
 use steerlab::steer::score::{ScoreSpec, parse_concept, steer_score};
 use steerlab::{Error, Result};
@@ -44,7 +43,7 @@ pub struct SteerScoreArgs {
 
 pub fn run(a: SteerScoreArgs) -> Result<()> {
     let device = pollster::block_on(init_device(a.device))?;
-    let model = Model::from_dir(&a.model, &device)?;
+    let model = crate::precision::load_model(&a.model, &device)?;
     let (hook, direction) = match (&a.vector, &a.sae) {
         (Some(path), _) => {
             let sv = load_vector(path)?;

@@ -174,9 +174,11 @@ fn post(worker: &Worker, msg: &ToWorker, files: &[web_sys::File]) {
 
 /// Starts the worker and the lab's state; an error when the browser cannot run a Web Worker.
 pub fn start() -> Result<Lab, String> {
-    // The learner's engine device: `?device=` in the page's URL, else the one chosen before (Engine device).
+    // The learner's engine device and weights: `?device=` and `?precision=` in the page's URL, else the ones
+    // chosen before (Engine device, Weights).
     let choice = super::models::current_device();
-    let worker = Worker::new(&format!("./worker_loader.js?device={}", choice.name()))
+    let precision = super::models::current_precision().name();
+    let worker = Worker::new(&format!("./worker_loader.js?device={}&precision={precision}", choice.name()))
         .map_err(|e| format!("This browser cannot start a Web Worker: {e:?}"))?;
     let lab = Lab {
         status: RwSignal::new(Status::Info("Starting the engine worker…".into())),

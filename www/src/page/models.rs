@@ -6,13 +6,14 @@ use super::gpu::{AdapterInfo, adapter_info};
 use super::widgets::Bar;
 use leptos::prelude::*;
 use steerlab_www::catalog::{self, HUB, MODELS, ModelEntry, SITE_HUB};
-use steerlab_www::{DeviceChoice, Kind, MODEL_CACHE, Source, progress};
+use steerlab_www::{DeviceChoice, Kind, MODEL_CACHE, Precision, Source, precision_from_query, progress};
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::{JsFuture, spawn_local};
 
 const HUB_KEY: &str = "steerlab.hub";
 
 const DEVICE_KEY: &str = "steerlab-device";
+const PRECISION_KEY: &str = "steerlab-precision";
 
 /// The hub (or mirror) URL downloads come from, shared by the model panel and the first-run banner: the one set
 /// before in this browser, else huggingface.co. Kept in the browser whenever it changes.
@@ -78,12 +79,32 @@ pub fn current_device() -> DeviceChoice {
         .unwrap_or(DeviceChoice::Auto)
 }
 
+/// The weights' precision asked for: the page URL's `?precision=`, else the saved choice, else f32.
+pub fn current_precision() -> Precision {
+    precision_from_query(&window().location().search().unwrap_or_default())
+        .or_else(|| local_storage()?.get_item(PRECISION_KEY).ok().flatten().map(|p| p.parse().unwrap_or_default()))
+        .unwrap_or_default()
+}
+
 /// Keeps the choice and restarts the page on it (the engine worker picks its device once, at start). A
 /// `?device=` in the URL would override the saved choice, so it is dropped.
 fn choose_device(name: &str) {
     if let Some(s) = local_storage() {
         let _ = s.set_item(DEVICE_KEY, DeviceChoice::parse(name).name());
     }
+    restart_without_query();
+}
+
+/// Keeps the weights' precision and restarts the page on it, as `choose_device` does.
+fn choose_precision(name: &str) {
+    if let Some(s) = local_storage() {
+        let _ = s.set_item(PRECISION_KEY, name);
+    }
+    restart_without_query();
+}
+
+/// Reloads the page at its path and hash: the engine worker starts again with the saved choices.
+fn restart_without_query() {
     let loc = window().location();
     let hash = loc.hash().unwrap_or_default();
     let path = loc.pathname().unwrap_or_default();
@@ -289,6 +310,15 @@ pub fn ModelPanel(
                         };
                         view! { <option value=c.name() selected=current_device() == *c>{text}</option> }
                     }).collect_view()}
+                </select>
+            </label>
+            " "
+            <label>"Weights "
+                <select aria-label="Weights" on:change=move |ev| choose_precision(&event_target_value(&ev))>
+                    <option value=Precision::F32.name() selected=current_precision() == Precision::F32>"f32"</option>
+                    <option value=Precision::F16.name() selected=current_precision() == Precision::F16>
+                        "f16: half the memory, on GPUs with shader-f16"
+                    </option>
                 </select>
             </label>
             <details class="adapter">

@@ -124,7 +124,8 @@ fn run(engine: &mut Engine, device: &Device, job: Job) {
                     send(json!({ "progress": { "file": file, "loaded": read, "total": total } }).to_string());
                 }
             };
-            let mut model = Model::from_dir_reporting(&dir, device, &report)?;
+            let mut model =
+                Model::from_dir_reporting(&dir, device, &report)?.with_precision(crate::precision::current())?;
             model.name = name;
             engine.set_model(model);
             status(engine)

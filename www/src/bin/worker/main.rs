@@ -22,7 +22,7 @@ mod worker {
     use std::cell::{Cell, RefCell};
     use std::collections::HashMap;
     use std::rc::Rc;
-    use steerlab::device::{DeviceChoice, init_device};
+    use steerlab::device::{DeviceChoice, Precision, has_f16, init_device};
     use steerlab::engine::{Engine, Reply};
     use steerlab::model::config::ModelConfig;
     use steerlab::model::random::RandomWeights;
@@ -30,7 +30,7 @@ mod worker {
     use steerlab::sae::Sae;
     use steerlab::tokenizer::Tokenizer;
     use steerlab_www::catalog::{EMBEDDED, MODEL_FILES, SAE_FILES, SITE_HUB};
-    use steerlab_www::{FromWorker, Kind, Source, ToWorker, software_adapter};
+    use steerlab_www::{FromWorker, Kind, Source, ToWorker, precision_from_query, software_adapter};
     use wasm_bindgen::JsCast;
     use wasm_bindgen::prelude::*;
     use wasm_bindgen_futures::spawn_local;
@@ -48,6 +48,8 @@ mod worker {
     struct State {
         engine: RefCell<Engine>,
         device: RefCell<Option<steerlab::device::Device>>,
+        /// How loaded models hold their weights: f16 where the learner asked and the device computes in it.
+        precision: Cell<Precision>,
         cancels: RefCell<HashMap<u32, Rc<Cell<bool>>>>,
     }
 
@@ -56,6 +58,7 @@ mod worker {
         let state = Rc::new(State {
             engine: RefCell::new(Engine::default()),
             device: RefCell::new(None),
+            precision: Cell::new(Precision::F32),
             cancels: RefCell::default(),
         });
 
@@ -123,9 +126,10 @@ mod worker {
         on_message.forget();
 
         spawn_local(async move {
-            // The page passes the learner's choice in the loader's URL (`?device=`).
+            // The page passes the learner's choices in the loader's URL (`?device=…&precision=…`).
             let search = scope().location().search();
             let choice = steerlab_www::DeviceChoice::from_query(&search).unwrap_or(steerlab_www::DeviceChoice::Auto);
+            let asked = precision_from_query(&search).unwrap_or_default();
             post(FromWorker::Status { text: "Looking for a WebGPU adapter…".into() });
             let adapter = adapter_facts().await;
             let (use_gpu, why) = device_plan(choice, adapter.as_ref());
@@ -151,8 +155,21 @@ mod worker {
             };
             match device {
                 Ok(d) => {
+                    let (precision, device, why) = match asked {
+                        Precision::F16 if has_f16(&d) => (Precision::F16, format!("{name} with f16 weights"), why),
+                        Precision::F16 => (
+                            Precision::F32,
+                            name.to_string(),
+                            format!(
+                                "{why}; f16 weights need f16 arithmetic (WebGPU's shader-f16), which {name} lacks \
+                                 here, so the weights stay f32"
+                            ),
+                        ),
+                        Precision::F32 => (Precision::F32, name.to_string(), why),
+                    };
+                    state.precision.set(precision);
                     *state.device.borrow_mut() = Some(d);
-                    post(FromWorker::Device { device: name.into(), fallback, why });
+                    post(FromWorker::Device { device, fallback, why });
                 }
                 Err(e) => post(FromWorker::Failed { error: format!("The engine could not start: {e}") }),
             }
@@ -259,7 +276,9 @@ mod worker {
             Kind::Model => {
                 let config = text(0)?;
                 let files = ModelFiles { config_json: &config, safetensors: &bytes[1], tokenizer_json: &bytes[2] };
-                let model = Model::from_files(label, files, &device).map_err(|e| e.to_string())?;
+                let model = Model::from_files(label, files, &device)
+                    .and_then(|m| m.with_precision(s.precision.get()))
+                    .map_err(|e| e.to_string())?;
                 let n_layers = model.cfg().n_layers;
                 engine_mut(s, cancel).await?.set_model(model);
                 Ok(FromWorker::Loaded { kind, label: label.into(), n_layers, hook: None })
@@ -294,7 +313,7 @@ mod worker {
         let cfg = ModelConfig::from_json(config, "config").map_err(|e| e.to_string())?;
         let net = Model::build(cfg, &RandomWeights { seed: 0 }, device).map_err(|e| e.to_string())?;
         let tokenizer = Tokenizer::from_bytes(&tokenizer[0], "tokenizer.json").map_err(|e| e.to_string())?;
-        let model = Model::new(label, net, tokenizer);
+        let model = Model::new(label, net, tokenizer).with_precision(s.precision.get()).map_err(|e| e.to_string())?;
         let n_layers = model.cfg().n_layers;
         engine_mut(s, cancel).await?.set_model(model);
         Ok(FromWorker::Loaded { kind: Kind::Model, label: label.into(), n_layers, hook: None })
