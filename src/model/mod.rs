@@ -28,7 +28,7 @@ pub mod weights;
 use std::rc::Rc;
 #[cfg(feature = "engine")]
 use {
-    crate::device::{Precision, has_f16, read},
+    crate::device::{Precision, read},
     crate::error::{Error, Result},
     crate::tokenizer::Tokenizer,
     batch::Limits,
@@ -127,32 +127,20 @@ impl Model {
         &self.net.cfg
     }
 
-    /// The model with its weight matrices held in `precision` (see `Precision`). Models load in f32; f16 needs
-    /// a device with f16 arithmetic and a model whose weights no other handle shares yet.
+    /// The model with its weight matrices held in `precision` (`Transformer::set_precision`), for a model whose
+    /// weights no other handle shares yet.
     pub fn with_precision(mut self, precision: Precision) -> Result<Self> {
-        if precision == self.precision() {
-            return Ok(self);
+        if precision != self.precision() {
+            Arc::get_mut(&mut self.net)
+                .ok_or_else(|| Error::invalid("the model's weights are shared: set its precision when loading it"))?
+                .set_precision(precision)?;
         }
-        if precision == Precision::F32 {
-            return Err(Error::invalid("an f16 model cannot go back to f32: load it again"));
-        }
-        if !has_f16(&self.net.device) {
-            return Err(Error::Device(
-                "this device has no f16 arithmetic (WebGPU: the adapter lacks shader-f16): use f32".into(),
-            ));
-        }
-        let net = Arc::get_mut(&mut self.net)
-            .ok_or_else(|| Error::invalid("the model's weights are shared: set its precision when loading it"))?;
-        net.half();
         Ok(self)
     }
 
     /// How the weight matrices are held.
     pub fn precision(&self) -> Precision {
-        match self.net.blocks.first().map(|b| b.qkv.weight.dtype()) {
-            Some(burn::tensor::DType::F16) => Precision::F16,
-            _ => Precision::F32,
-        }
+        self.net.precision()
     }
 
     /// Loads from the files' contents; `name` labels the model in errors and outputs.

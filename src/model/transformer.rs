@@ -7,6 +7,7 @@ use super::config::ModelConfig;
 use super::hooks::{HookPoint, Hooks};
 use super::kv_cache::KvCache;
 use super::layers::{AttnOptions, Linear, Norm, Rotary, activate, causal_attention, softcap, split_heads};
+use crate::device::{Precision, has_f16};
 use crate::error::{Error, Result};
 use burn::tensor::{Device, Tensor};
 
@@ -86,9 +87,33 @@ impl<'a> Input<'a> {
 }
 
 impl Transformer {
-    /// Holds every weight matrix in f16 (`device::Precision::F16`): the linear maps, the embedding and the
-    /// unembedding (one copy where they are tied). Positions and norms stay f32.
-    pub fn half(&mut self) {
+    /// Holds the weight matrices in `precision`. Models load in f32; f16 needs a device with f16 arithmetic, and
+    /// there is no way back to f32 short of loading again.
+    pub fn set_precision(&mut self, precision: Precision) -> Result<()> {
+        match (self.precision(), precision) {
+            (now, asked) if now == asked => Ok(()),
+            (_, Precision::F32) => Err(Error::invalid("an f16 model cannot go back to f32: load it again")),
+            (_, Precision::F16) if !has_f16(&self.device) => Err(Error::Device(
+                "this device has no f16 arithmetic (WebGPU: the adapter lacks shader-f16): use f32".into(),
+            )),
+            (_, Precision::F16) => {
+                self.half();
+                Ok(())
+            }
+        }
+    }
+
+    /// How the weight matrices are held (all alike: `half` casts every one).
+    pub fn precision(&self) -> Precision {
+        match self.blocks.first().map(|b| b.qkv.weight.dtype()) {
+            Some(burn::tensor::DType::F16) => Precision::F16,
+            _ => Precision::F32,
+        }
+    }
+
+    /// Every weight matrix in f16: the linear maps, the embedding and the unembedding (one copy where they are
+    /// tied). Positions and norms stay f32.
+    fn half(&mut self) {
         for b in &mut self.blocks {
             for linear in [&mut b.qkv, &mut b.attn_out, &mut b.mlp_in, &mut b.mlp_out] {
                 linear.half();

@@ -4,7 +4,7 @@
 use clap::Args;
 use std::process::Command;
 use std::time::Instant;
-use steerlab::device::{DeviceChoice, Precision, has_f16, init_device, read};
+use steerlab::device::{DeviceChoice, init_device, read};
 use steerlab::model::Model;
 use steerlab::model::config::ModelConfig;
 use steerlab::model::hooks::Hooks;
@@ -73,12 +73,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let n_layers = cfg.n_layers;
     let mut net = Model::build(cfg, &RandomWeights { seed: 0 }, &device)?;
     let precision = crate::precision::current();
-    if precision == Precision::F16 {
-        if !has_f16(&device) {
-            return Err(Error::Device(format!("{:?} has no f16 arithmetic: bench it in f32", args.device)));
-        }
-        net.half();
-    }
+    net.set_precision(precision)?;
     // The same ids as the reference script (all inside GPT-2's vocabulary, hence Gemma's).
     let tokens: Vec<u32> = (0..args.seq as u32).map(|i| (i * 7919 + 13) % 50257).collect();
     let pass = || -> Result<f64> {
@@ -160,7 +155,7 @@ fn torch(args: &BenchArgs) -> std::result::Result<Row, String> {
         .args(["-c", TORCH_SCRIPT, &args.seq.to_string(), &args.iters.to_string()])
         .arg(if args.model == Shape::Gpt2Small { "gpt2" } else { "gemma2" })
         .arg(gpu)
-        .arg(if crate::precision::current() == Precision::F16 { "f16" } else { "f32" })
+        .arg(crate::precision::current().name())
         .output()
         .map_err(|e| format!("cannot run {}: {e}", args.python))?;
     if !out.status.success() {
