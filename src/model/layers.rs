@@ -5,6 +5,8 @@
 use super::config::Activation;
 use super::weights::{HostTensor, Weights};
 use crate::error::Result;
+use burn::tensor::module::{attention, layer_norm};
+use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, DType, Device, FloatDType, Int, Tensor, TensorData, activation};
 
 /// Uploads a host tensor of rank `D`.
@@ -48,16 +50,12 @@ impl Norm {
 
     /// [b, s, d] → [b, s, d]; biased variance, as torch.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let gain = self.weight.clone().unsqueeze::<3>();
         match &self.bias {
-            Some(bias) => {
-                let centred = x.clone() - x.mean_dim(2); // [b, s, d]
-                let var = centred.clone().square().mean_dim(2); // [b, s, 1]
-                centred / (var + self.eps).sqrt() * gain + bias.clone().unsqueeze::<3>()
-            }
+            // burn's fused op: one pass over each row on the CPU instead of nine tensor ops.
+            Some(bias) => layer_norm(x, self.weight.clone(), Some(bias.clone()), self.eps),
             None => {
                 let ms = x.clone().square().mean_dim(2); // [b, s, 1]
-                x / (ms + self.eps).sqrt() * gain
+                x / (ms + self.eps).sqrt() * self.weight.clone().unsqueeze::<3>()
             }
         }
     }
@@ -194,22 +192,38 @@ pub struct AttnOptions {
 /// Causal softmax attention of queries at absolute positions `start..start+s_q` over all `s_k` keys
 /// (the cache first). q: [b, h, s_q, d_head], k and v: [b, h_kv, s_k, d_head] where each key/value head serves
 /// `h / h_kv` consecutive query heads → [b, s_q, h * d_head].
+///
+/// One call of burn's fused attention. In a native GPU build, where the scale is the default `1/√d_head` and
+/// nothing is soft-capped (GPT-2, Pythia), autotuning runs it as flash attention where that is faster, which
+/// never materialises the [b, h, s_q, s_k] scores; on the CPU it is one multi-threaded loop per (row, head).
+/// Right-padded batch rows need no mask of their own: causality keeps every real position from seeing the
+/// padding after it.
 pub fn causal_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, start: usize, opts: AttnOptions) -> Tensor<3> {
     let [b, h, s_q, d_head] = q.dims();
     let (k, v) = (repeat_kv(k, h), repeat_kv(v, h));
     let s_k = k.dims()[2];
-    let device = q.device();
-    let scores = softcap(q.matmul(k.swap_dims(2, 3)) * opts.scale, opts.softcap); // [b, h, s_q, s_k]
-    // Query i sits at absolute position start + i and sees keys 0..=start + i (the last `window` of them).
     let window = opts.window.unwrap_or(usize::MAX);
-    let mask: Vec<bool> =
-        (0..s_q).flat_map(|i| (0..s_k).map(move |j| j > start + i || start + i - j >= window)).collect();
-    let mask = Tensor::<2, Bool>::from_data(TensorData::new(mask, [s_q, s_k]), &device)
-        .unsqueeze::<4>()
-        .expand([b, h, s_q, s_k]);
-    let probs = activation::softmax(scores.mask_fill(mask, f32::MIN), 3);
-    probs
-        .matmul(v) // [b, h, s_q, d_head]
+    // Query i sits at absolute position start + i and sees keys 0..=start + i (the last `window` of them).
+    // The keys are the cache then this step's (s_k = start + s_q), so that is burn's bottom-right-aligned
+    // causality, except where a sliding window bites, or for a chunk after a cache (the flash kernels align
+    // their causal mask bottom-right only on some tile shapes), which get the mask written out. One query
+    // (a decode step) sees every key.
+    let window_bites = s_k > window;
+    let (mask, is_causal) = if window_bites || (start > 0 && s_q > 1) {
+        let mask: Vec<bool> =
+            (0..s_q).flat_map(|i| (0..s_k).map(move |j| j > start + i || start + i - j >= window)).collect();
+        let mask = Tensor::<2, Bool>::from_data(TensorData::new(mask, [s_q, s_k]), &q.device())
+            .unsqueeze::<4>()
+            .expand([b, h, s_q, s_k]);
+        (Some(mask), false)
+    } else {
+        (None, s_q > 1)
+    };
+    // The default scale keeps the flash kernels eligible; they take no other.
+    let default_scale = 1.0 / (d_head as f64).sqrt();
+    let scale = ((opts.scale - default_scale).abs() > 1e-12 * default_scale).then_some(opts.scale);
+    let options = AttentionModuleOptions { scale, softcap: opts.softcap, is_causal };
+    attention(q, k, v, mask, None, options) // [b, h, s_q, d_head]
         .swap_dims(1, 2) // [b, s_q, h, d_head]
         .reshape([b, s_q, h * d_head])
 }
