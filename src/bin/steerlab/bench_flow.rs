@@ -19,8 +19,14 @@ use steerlab::{Error, Result};
 const STEERABILITY_SCRIPT: &str = include_str!("../../../scripts/bench_steerability_torch.py");
 const DECOMPOSE_SCRIPT: &str = include_str!("../../../scripts/bench_decompose_torch.py");
 const FEATURES_SCRIPT: &str = include_str!("../../../scripts/bench_features_torch.py");
-/// The real GPT-2 tokenizer, as the fixtures carry it.
-const TOKENIZER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/models/gpt2-tiny/tokenizer.json");
+/// The real GPT-2 tokenizer, as the fixtures carry it: in the checkout the binary was built from, or (a release
+/// binary taken to another machine, run from a checkout's root) under the current folder.
+const TOKENIZER: &str = "tests/fixtures/models/gpt2-tiny/tokenizer.json";
+
+fn read_tokenizer() -> Result<Vec<u8>> {
+    let built = Path::new(env!("CARGO_MANIFEST_DIR")).join(TOKENIZER);
+    std::fs::read(&built).or_else(|_| std::fs::read(TOKENIZER)).map_err(|e| Error::file(TOKENIZER, e))
+}
 
 #[derive(Clone, Copy, PartialEq, Debug, clap::ValueEnum)]
 pub enum Flow {
@@ -157,8 +163,7 @@ impl BenchFiles {
         };
         if !model.join("model.safetensors").exists() {
             write(&model.join("config.json"), GPT2_SMALL_CONFIG.as_bytes())?;
-            let tokenizer = std::fs::read(TOKENIZER).map_err(|e| Error::file(TOKENIZER, e))?;
-            write(&model.join("tokenizer.json"), &tokenizer)?;
+            write(&model.join("tokenizer.json"), &read_tokenizer()?)?;
             write(&model.join("model.safetensors"), &random_checkpoint(GPT2_SMALL_CONFIG, 0)?)?;
         }
         if !sae.join("sae_weights.safetensors").exists() {
