@@ -6,6 +6,7 @@
 //!   after the model's BOS token, summed over the tokens from the first one where the two texts differ (the
 //!   shared prefix cancels); its sigmoid is p(positive) / (p(positive) + p(negative)). A love/hate vector is
 //!   measured on held-out love/hate pairs, not on A/B questions of another behaviour.
+//!
 //! Steerability (Tan et al. 2024): the least-squares slope of the mean difference against the multiplier.
 //!
 //! Every item × vector × multiplier of a sweep runs batched (`grid_scores`), and only a few numbers per row come
