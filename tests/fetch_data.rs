@@ -33,6 +33,8 @@ fn serve(files: HashMap<String, Vec<u8>>) -> (String, Arc<Mutex<usize>>) {
             }
             *counted.lock().unwrap() += 1;
             let reply = match files.get(&path) {
+                // A whole reply written out (a length that lies, or none).
+                Some(raw) if raw.starts_with(b"HTTP/1.1 ") => raw.clone(),
                 Some(body) => {
                     [format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes(), body.clone()]
                         .concat()
@@ -68,9 +70,16 @@ fn fetch_data_caches_checks_and_names_the_files() {
     let hall = behaviour("hallucination").unwrap();
     let at = |f: &steerlab::steer::remote::RemoteFile| format!("/{}/{}/{}", f.repo, f.commit, f.path);
     let wiki = " \n = Robert <unk> = \n \n Robert <unk> is an English actor . He had a guest @-@ starring role .\n";
+    let refusal = behaviour("refusal").unwrap();
+    let myopic = behaviour("myopic-reward").unwrap();
     let files = HashMap::from([
         (at(&syc.train), ab(6)),
         (at(&syc.test), ab(3)),
+        // The connection closes 10 bytes into a body said to be 1000 long.
+        (at(&myopic.train), [&b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n"[..], &ab(6)[..10]].concat()),
+        // No length at all: the body runs until the connection closes.
+        (at(&refusal.train), [&b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n"[..], &ab(4)].concat()),
+        (at(&refusal.test), ab(2)),
         (at(&WIKITEXT), wiki.as_bytes().to_vec()),
         // Contrastive pairs where an A/B set belongs.
         (at(&hall.train), br#"{"positive": "I love it", "negative": "I hate it"}"#.to_vec()),
@@ -120,8 +129,14 @@ fn fetch_data_caches_checks_and_names_the_files() {
     ]);
     assert!(o.status.success(), "{}", text(&o).1);
 
+    let o = fetch(&["caa/refusal"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(out.contains("caa/refusal: 4 A/B items to build the vector from, 2 held out"), "{out}");
+
     for (names, says) in [
-        (&["caa/refusal"][..], "no such file (404)"),
+        (&["caa/survival-instinct"][..], "no such file (404)"),
+        (&["caa/myopic-reward"], "the transfer"),
         (&["caa/hallucination"], "not an A/B set"),
         (&["caa/honesty"], "no dataset \"honesty\": there are caa/sycophancy"),
     ] {
@@ -130,5 +145,7 @@ fn fetch_data_caches_checks_and_names_the_files() {
         assert!(!o.status.success() && err.contains(says), "{names:?}: {err}");
     }
     assert!(!Path::new(&dir.join(hall.train.cache_path())).exists(), "a file that is not an A/B set stays");
+    let cut = dir.join(myopic.train.cache_path());
+    assert!(!cut.exists() && !cut.with_extension("incomplete").exists(), "a cut-short download stays");
     let _ = std::fs::remove_dir_all(&dir);
 }

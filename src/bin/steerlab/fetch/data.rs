@@ -3,9 +3,8 @@
 //! a line) and named as the other commands take them (`--pairs`, `--eval`, `--corpus`). A file already in the
 //! cache is not fetched again: at a pinned commit it cannot have changed.
 
-use super::download::{Progress, human_bytes};
+use super::download::{CopyError, Progress, copy_body, human_bytes};
 use super::hub::Hub;
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use steerlab::error::{Error, Result};
 use steerlab::steer::dataset::Dataset;
@@ -115,32 +114,27 @@ fn fetch(http: &Hub, base: &str, file: &RemoteFile, dir: &Path) -> Result<PathBu
     let part = path.with_extension("incomplete");
     let io = |e: std::io::Error| Error::file(part.display().to_string(), e);
     let mut out = std::fs::File::create(&part).map_err(io)?;
-    let mut body = resp.into_body().into_reader();
+    // An unknown length (no Content-Length) is allowed, bounded by what a dataset may be.
     let mut progress = Progress::new(file.path, total.unwrap_or(0));
-    let (mut done, mut buf) = (0u64, vec![0u8; 1 << 16]);
-    loop {
-        let n = body.read(&mut buf).map_err(|e| Error::invalid(format!("{url}: the transfer broke: {e}")))?;
-        if n == 0 {
-            break;
-        }
-        done += n as u64;
-        if done > MAX_REMOTE_BYTES {
-            drop(out);
-            let _ = std::fs::remove_file(&part);
-            return Err(Error::invalid(format!("{url} goes on past {}: not a dataset", human_bytes(MAX_REMOTE_BYTES))));
-        }
-        out.write_all(&buf[..n]).map_err(io)?;
-        if total.is_some() {
-            progress.update(done.min(total.unwrap_or(done)));
-        }
-    }
+    let copied = copy_body(&mut resp.into_body().into_reader(), &mut out, 0, MAX_REMOTE_BYTES, &mut progress);
     progress.finish_line();
-    if total.is_some_and(|t| t != done) {
-        drop(out);
-        let _ = std::fs::remove_file(&part);
-        return Err(Error::invalid(format!("{url}: the transfer stopped at {done} of {} bytes", total.unwrap_or(0))));
-    }
     drop(out);
+    let done = match copied {
+        Ok(done) if total.is_none_or(|t| t == done) => done,
+        failed => {
+            let _ = std::fs::remove_file(&part);
+            return Err(match failed {
+                Ok(done) => {
+                    Error::invalid(format!("{url}: the transfer stopped at {done} of {} bytes", total.unwrap_or(0)))
+                }
+                Err(CopyError::Lost(e)) => Error::invalid(format!("{url}: the transfer broke: {e}")),
+                Err(CopyError::TooLong) => {
+                    Error::invalid(format!("{url} goes on past {}: not a dataset", human_bytes(MAX_REMOTE_BYTES)))
+                }
+                Err(CopyError::Write(e)) => io(e),
+            });
+        }
+    };
     std::fs::rename(&part, &path).map_err(|e| Error::file(path.display().to_string(), e))?;
     eprintln!("fetched {} ({})", path.display(), human_bytes(done));
     Ok(path)

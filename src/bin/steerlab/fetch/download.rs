@@ -100,27 +100,57 @@ impl Download<'_> {
                 return Err(Error::invalid(format!("{}: unexpected answer {}", self.url, resp.status())));
             }
         }
-        let mut done = if status == 206 { have } else { 0 };
-        let mut body = resp.into_body().into_reader();
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = match body.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) => return Ok(Err(format!("connection lost: {e}"))),
-            };
-            if done + n as u64 > self.size {
+        let from = if status == 206 { have } else { 0 };
+        let done = match copy_body(&mut resp.into_body().into_reader(), file, from, self.size, progress) {
+            Ok(done) => done,
+            Err(CopyError::Lost(e)) => return Ok(Err(format!("connection lost: {e}"))),
+            Err(CopyError::TooLong) => {
                 file.set_len(0).map_err(io)?;
                 return Ok(Err(format!("the server sent more than the {} bytes the hub lists", self.size)));
             }
-            file.write_all(&buf[..n]).map_err(io)?;
-            done += n as u64;
-            progress.update(done);
-        }
+            Err(CopyError::Write(e)) => return Err(io(e)),
+        };
         if done < self.size {
             return Ok(Err(format!("the transfer ended early, at {}", human_bytes(done))));
         }
         Ok(Ok(()))
+    }
+}
+
+/// How copying a response body into a file stopped early.
+pub enum CopyError {
+    /// The connection broke or timed out: worth resuming.
+    Lost(std::io::Error),
+    /// The body went on past the limit; nothing past it was written.
+    TooLong,
+    /// The local file could not be written.
+    Write(std::io::Error),
+}
+
+/// Appends `body` to `file` until it ends, counting from `done` bytes already there, and returns the count. Every
+/// download goes through here: the hub's blobs (resumed, `limit` their listed size) and `fetch-data`'s files
+/// (`limit` the most a dataset may be).
+pub fn copy_body(
+    body: &mut impl Read,
+    file: &mut impl Write,
+    mut done: u64,
+    limit: u64,
+    progress: &mut Progress,
+) -> std::result::Result<u64, CopyError> {
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = match body.read(&mut buf) {
+            Ok(0) => return Ok(done),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(CopyError::Lost(e)),
+        };
+        if done + n as u64 > limit {
+            return Err(CopyError::TooLong);
+        }
+        file.write_all(&buf[..n]).map_err(CopyError::Write)?;
+        done += n as u64;
+        progress.update(done);
     }
 }
 
@@ -167,26 +197,32 @@ impl Progress {
         Self { label: label.to_string(), total, start: now, last: now, last_tenth: 0, tty, drawn: false }
     }
 
+    /// `done` bytes so far. A total of 0 is unknown: then only the count and the rate are shown, every 200 ms
+    /// on a terminal and every megabyte otherwise.
     pub(super) fn update(&mut self, done: u64) {
-        let tenth = done * 10 / self.total.max(1);
+        let tenth = (done * 10).checked_div(self.total).unwrap_or(done >> 20);
         let due = if self.tty { self.last.elapsed() >= Duration::from_millis(200) } else { tenth > self.last_tenth };
-        if !due && done < self.total {
+        if !due && (self.total == 0 || done < self.total) {
             return;
         }
         self.last = Instant::now();
         self.last_tenth = tenth;
         let secs = self.start.elapsed().as_secs_f64().max(1e-3);
         let rate = done as f64 / secs;
-        let eta = if rate > 0.0 { (self.total - done) as f64 / rate } else { 0.0 };
-        let line = format!(
-            "{}: {} / {} ({:.0}%) {}/s, {:.0} s left",
-            self.label,
-            human_bytes(done),
-            human_bytes(self.total),
-            100.0 * done as f64 / self.total.max(1) as f64,
-            human_bytes(rate as u64),
-            eta
-        );
+        let line = if self.total == 0 {
+            format!("{}: {} {}/s", self.label, human_bytes(done), human_bytes(rate as u64))
+        } else {
+            let eta = if rate > 0.0 { self.total.saturating_sub(done) as f64 / rate } else { 0.0 };
+            format!(
+                "{}: {} / {} ({:.0}%) {}/s, {:.0} s left",
+                self.label,
+                human_bytes(done),
+                human_bytes(self.total),
+                100.0 * done as f64 / self.total.max(1) as f64,
+                human_bytes(rate as u64),
+                eta
+            )
+        };
         if self.tty {
             eprint!("\r{line}\x1b[K");
             self.drawn = true;
