@@ -49,15 +49,17 @@ pub enum Precision {
 impl std::str::FromStr for Precision {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "f32" => Ok(Self::F32),
-            "f16" => Ok(Self::F16),
-            other => Err(Error::invalid(format!("unknown precision \"{other}\": expected f32 or f16"))),
-        }
+        Self::ALL
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| Error::invalid(format!("unknown precision \"{s}\": expected f32 or f16")))
     }
 }
 
 impl Precision {
+    const ALL: [Self; 2] = [Self::F32, Self::F16];
+
+    /// Its name on the command line, in links and in the lab (`FromStr` reads it back).
     pub fn name(self) -> &'static str {
         match self {
             Self::F32 => "f32",
