@@ -6,6 +6,8 @@ pub mod config;
 pub mod decompose;
 pub mod edit;
 pub mod fidelity;
+#[cfg(feature = "engine")]
+pub mod random;
 pub mod releases;
 
 #[cfg(feature = "engine")]
@@ -39,6 +41,11 @@ impl Sae {
     pub fn from_files(name: &str, cfg_json: &str, weights: &[u8], device: &Device) -> Result<Self> {
         let cfg = SaeConfig::from_json(cfg_json, &format!("{name}/cfg.json"))?;
         let w = SafetensorsWeights::parse(weights, &format!("{name}/sae_weights.safetensors"), &[])?;
+        Self::from_weights(name, cfg, &w, device)
+    }
+
+    /// An SAE of `cfg` from weights in SAELens's names (`W_enc`, `b_enc`, `W_dec`, `b_dec`, `threshold`).
+    pub fn from_weights(name: &str, cfg: SaeConfig, w: &dyn Weights, device: &Device) -> Result<Self> {
         let (d_in, d_sae) = (cfg.d_in, cfg.d_sae);
         let threshold = match cfg.arch {
             SaeArch::JumpRelu => Some(upload(w.get("threshold", &[d_sae])?, device)),
