@@ -32,6 +32,13 @@ pub fn too_large(url: &str, n: u64) -> String {
     )
 }
 
+/// Why a random SAE (`Source::Random`) of `d_in` × `d_sae` is refused: its f32 encoder and decoder, made in the
+/// tab, would take more than a download may.
+pub fn random_sae_too_large(d_in: usize, d_sae: usize) -> Option<String> {
+    let bytes = (d_in as u64).saturating_mul(d_sae as u64).saturating_mul(2 * 4);
+    (bytes > MAX_DOWNLOAD_BYTES).then(|| too_large(&format!("a random {d_in} x {d_sae} SAE"), bytes))
+}
+
 /// The engine device a learner asked for (`?device=` in the page URL, else the saved choice): `auto` takes a
 /// hardware WebGPU adapter and else the CPU.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,8 +100,8 @@ pub enum Source {
     Hub { base: String, repo: String, revision: String, folder: Option<String> },
     /// Files the user dropped or picked; they travel beside the message as `File` objects.
     Local { names: Vec<String> },
-    /// Random weights for `config` (a config.json) with the embedded GPT-2 tokenizer: full-size benchmarks
-    /// without a download.
+    /// Random weights for `config`, without a download, for full-size benchmarks: a model's config.json (with
+    /// the embedded GPT-2 tokenizer) or an SAE's cfg.json.
     Random { config: String },
 }
 
@@ -215,5 +222,10 @@ mod tests {
         let e = hub_url("https://hf.co", "a/b", "../../evil?x=", "config.json").unwrap_err();
         assert!(e.contains("is not a revision"), "{e}");
         assert!(too_large("u", 1 << 31).contains("over the 1610612736 a browser tab can hold"));
+        // GPT-2 small's 24,576-feature SAE is made in the tab; Gemma Scope's 1M-feature one is refused.
+        assert_eq!(random_sae_too_large(768, 24_576), None);
+        let e = random_sae_too_large(2304, 1 << 20).unwrap();
+        assert!(e.starts_with("a random 2304 x 1048576 SAE is 19327352832 bytes, over the"), "{e}");
+        assert!(random_sae_too_large(usize::MAX, usize::MAX).is_some());
     }
 }

@@ -31,7 +31,7 @@ pub async fn read_files(
                 out.push(download(&hub_url(base, repo, revision, &path)?, name, cancel).await?);
             }
         }
-        Source::Random { .. } => return Err("random models have no files".into()),
+        Source::Random { .. } => return Err("random weights have no files".into()),
         Source::Local { .. } => {
             let files: Vec<web_sys::File> = dropped.iter().filter_map(|f| f.dyn_into().ok()).collect();
             for name in names {

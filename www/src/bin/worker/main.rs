@@ -28,9 +28,12 @@ mod worker {
     use steerlab::model::random::RandomWeights;
     use steerlab::model::{Model, ModelFiles};
     use steerlab::sae::Sae;
+    use steerlab::sae::config::SaeConfig;
     use steerlab::tokenizer::Tokenizer;
     use steerlab_www::catalog::{EMBEDDED, MODEL_FILES, SAE_FILES, SITE_HUB};
-    use steerlab_www::{FromWorker, Kind, Source, ToWorker, precision_from_query, software_adapter};
+    use steerlab_www::{
+        FromWorker, Kind, Source, ToWorker, precision_from_query, random_sae_too_large, software_adapter,
+    };
     use wasm_bindgen::JsCast;
     use wasm_bindgen::prelude::*;
     use wasm_bindgen_futures::spawn_local;
@@ -266,7 +269,10 @@ mod worker {
             Kind::Sae => &SAE_FILES,
         };
         if let Source::Random { config } = source {
-            return load_random(s, label, config, &device, cancel).await;
+            return match kind {
+                Kind::Model => load_random_model(s, label, config, &device, cancel).await,
+                Kind::Sae => load_random_sae(s, label, config, overrides, &device, cancel).await,
+            };
         }
         let Files(bytes) = read_files(source, names, dropped, cancel).await?;
         let text =
@@ -286,17 +292,22 @@ mod worker {
             Kind::Sae => {
                 let cfg = steerlab::sae::config::with_overrides(&text(0)?, overrides)?;
                 let sae = Sae::from_files(label, &cfg, &bytes[1], &device).map_err(|e| e.to_string())?;
-                let hook = sae.cfg.hook_name.clone();
-                let mut engine = engine_mut(s, cancel).await?;
-                engine.set_sae(sae).map_err(|e| format!("{label} does not fit the loaded model: {e}"))?;
-                let n_layers = engine.model.as_ref().map_or(0, |m| m.cfg().n_layers);
-                Ok(FromWorker::Loaded { kind, label: label.into(), n_layers, hook: Some(hook) })
+                install_sae(s, label, sae, cancel).await
             }
         }
     }
 
+    /// Puts `sae` beside the loaded model.
+    async fn install_sae(s: &State, label: &str, sae: Sae, cancel: &Cell<bool>) -> Result<FromWorker, String> {
+        let hook = sae.cfg.hook_name.clone();
+        let mut engine = engine_mut(s, cancel).await?;
+        engine.set_sae(sae).map_err(|e| format!("{label} does not fit the loaded model: {e}"))?;
+        let n_layers = engine.model.as_ref().map_or(0, |m| m.cfg().n_layers);
+        Ok(FromWorker::Loaded { kind: Kind::Sae, label: label.into(), n_layers, hook: Some(hook) })
+    }
+
     /// A model of `config`'s shape with random weights (steerlab::model::random) and the embedded GPT-2 tokenizer.
-    async fn load_random(
+    async fn load_random_model(
         s: &State,
         label: &str,
         config: &str,
@@ -317,6 +328,25 @@ mod worker {
         let n_layers = model.cfg().n_layers;
         engine_mut(s, cancel).await?.set_model(model);
         Ok(FromWorker::Loaded { kind: Kind::Model, label: label.into(), n_layers, hook: None })
+    }
+
+    /// An SAE of `config`'s (a cfg.json's) sizes with random weights (steerlab::sae::random), if a tab holds it.
+    async fn load_random_sae(
+        s: &State,
+        label: &str,
+        config: &str,
+        overrides: Option<&str>,
+        device: &steerlab::device::Device,
+        cancel: &Cell<bool>,
+    ) -> Result<FromWorker, String> {
+        let cfg = steerlab::sae::config::with_overrides(config, overrides)?;
+        let cfg = SaeConfig::from_json(&cfg, "cfg.json").map_err(|e| e.to_string())?;
+        if let Some(e) = random_sae_too_large(cfg.d_in, cfg.d_sae) {
+            return Err(e);
+        }
+        post(FromWorker::Status { text: format!("Making {label}…") });
+        let sae = Sae::random(label, cfg, 7, device).map_err(|e| e.to_string())?;
+        install_sae(s, label, sae, cancel).await
     }
 
     /// The engine, to swap a model or SAE in: a request still running holds it, so wait for it (or a cancel).
