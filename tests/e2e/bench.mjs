@@ -4,8 +4,8 @@
 // panel runs them) and the features flow (10 features promoting " love": output and input scores, side effects) in
 // the lab's engine worker, for the embedded fixture model with its SAE and for GPT-2 small's full-size config with
 // random weights and a random 24,576-feature SAE (the same work as `steerlab bench --flow decompose|features`), on
-// WebGPU and on the CPU fallback side by side. Run it against a built site: `trunk build --release --offline && node
-// bench.mjs` (STEERLAB_DIST picks another build; STEERLAB_BENCH_RUNS the timed runs per figure, default 3;
+// WebGPU and on the CPU fallback side by side. Run it against a built site: `bash scripts/build_site.sh && node
+// tests/e2e/bench.mjs` (STEERLAB_DIST picks another build; STEERLAB_BENCH_RUNS the timed runs per figure, default 3;
 // STEERLAB_BENCH_WARMUP=0 skips the warm-up runs; STEERLAB_BENCH_ONLY "WebGPU" or "CPU fallback" runs one side;
 // STEERLAB_BENCH_MODELS "fixture" or "GPT-2" one model). Each figure is logged as it is measured.
 import { chromium } from "playwright-core";
@@ -33,8 +33,9 @@ const MODELS = [
 ].filter(([label]) => !process.env.STEERLAB_BENCH_MODELS || label.includes(process.env.STEERLAB_BENCH_MODELS));
 
 // Runs in the page: drives a fresh engine worker with the lab's own messages (www/src/lib.rs) and times them.
-async function measure([label, source, sentences, saeSource, runs, warmup]) {
-  const worker = new Worker("./worker_loader.js");
+async function measure([label, source, sentences, saeSource, runs, warmup, choice]) {
+  // The worker's own choice would decline a software adapter (SwiftShader) for the CPU: name the device.
+  const worker = new Worker(`./worker_loader.js?device=${choice}`);
   const waiters = [];
   let device = null;
   worker.onmessage = (e) => {
@@ -83,12 +84,12 @@ async function measure([label, source, sentences, saeSource, runs, warmup]) {
   if (warmup) for (const r of [caa, pass, gen, flow]) await run(r, r === gen);
   const times = { caa: [], pass: [], ttft: [], decode: [], flow: [] };
   for (let i = 0; i < runs; i++) {
-    times.flow.push((await run(flow)).total);
     times.caa.push((await run(caa)).total);
     times.pass.push((await run(pass)).total);
     const g = await run(gen, true);
     times.ttft.push(g.first);
     times.decode.push((15 * 1000) / (g.total - g.first));
+    times.flow.push((await run(flow)).total);
   }
 
   // With the SAE: the lab's Decompose panel (a CAA vector from the training items at the SAE's hook, evaluated on
@@ -121,9 +122,9 @@ async function measure([label, source, sentences, saeSource, runs, warmup]) {
 
 const server = await serve(dist);
 const rows = [];
-for (const [name, args] of [
-  ["WebGPU", ["--enable-unsafe-webgpu", "--enable-features=Vulkan", "--use-angle=swiftshader"]],
-  ["CPU fallback", ["--disable-features=WebGPU"]],
+for (const [name, args, choice] of [
+  ["WebGPU", ["--enable-unsafe-webgpu", "--enable-features=Vulkan", "--use-angle=swiftshader"], "webgpu"],
+  ["CPU fallback", ["--disable-features=WebGPU"], "cpu"],
 ].filter(([name]) => !process.env.STEERLAB_BENCH_ONLY || process.env.STEERLAB_BENCH_ONLY === name)) {
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium", args: ["--no-sandbox", ...args],
@@ -134,7 +135,7 @@ for (const [name, args] of [
   await page.goto(server.url + "bench-blank");
   for (const [label, source, sentences, sae] of MODELS) {
     try {
-      const r = await page.evaluate(measure, [label, source, sentences, sae, runs, warmup]);
+      const r = await page.evaluate(measure, [label, source, sentences, sae, runs, warmup, choice]);
       rows.push([name, `${label}, ${sentences * 10}`, r]);
       console.error(`done: ${name}, ${label} (engine on ${r.device})`);
     } catch (e) {
