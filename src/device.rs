@@ -76,6 +76,8 @@ pub fn has_f16(device: &Device) -> bool {
 
 /// The device for `choice`. The wgpu runtime initialises once per process; later calls reuse it.
 #[cfg(feature = "engine")]
+// The probing lock is held across the adapter's await on purpose: it serialises the probes.
+#[allow(clippy::await_holding_lock)]
 pub async fn init_device(choice: DeviceChoice) -> Result<Device> {
     match choice {
         DeviceChoice::Cpu => Ok(Device::flex()),

@@ -106,11 +106,11 @@ fn number_spans(text: &str) -> Vec<(usize, usize)> {
 
 /// Parses `bytes` as safetensors and reads every tensor it lists.
 fn read_safetensors(bytes: &[u8]) {
-    if let Ok(w) = SafetensorsWeights::parse(bytes, "f.safetensors", &[]) {
-        if let Ok((_, meta)) = safetensors::SafeTensors::read_metadata(bytes) {
-            for name in meta.tensors().keys() {
-                let _ = w.get_any(name);
-            }
+    if let Ok(w) = SafetensorsWeights::parse(bytes, "f.safetensors", &[])
+        && let Ok((_, meta)) = safetensors::SafeTensors::read_metadata(bytes)
+    {
+        for name in meta.tensors().keys() {
+            let _ = w.get_any(name);
         }
     }
 }
@@ -247,10 +247,10 @@ proptest! {
         mutated(fixture("models/gemma2-tiny/tokenizer.json")),
     ]) {
         cap_address_space();
-        if let Ok(t) = Tokenizer::from_bytes(&bytes, "tokenizer.json") {
-            if let Ok(ids) = t.encode("Hello, world") {
-                let _ = t.decode(&ids);
-            }
+        if let Ok(t) = Tokenizer::from_bytes(&bytes, "tokenizer.json")
+            && let Ok(ids) = t.encode("Hello, world")
+        {
+            let _ = t.decode(&ids);
         }
     }
 }

@@ -74,6 +74,8 @@ pub struct Transformer {
 /// hook taken from an earlier pass of the same tokens, so passes that differ only from that hook on (one per
 /// multiplier, say) share what comes before it. Only `blocks.{L}.hook_resid_pre` and `hook_resid_post` can be
 /// resumed (`Transformer::resumable`), and a resumed pass starts at position 0 with no cache.
+// An input lives for one call: boxing the tensor handle would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Input<'a> {
     Tokens { ids: &'a [u32], rows: usize },
     Resume { at: HookPoint, x: Tensor<3> },

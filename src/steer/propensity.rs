@@ -309,10 +309,10 @@ pub async fn grid_scores(model: &Model, probes: &Probes, grids: &[Grid<'_>]) -> 
             let vectors = upload::<2>(HostTensor::new(vec![grid.vectors.len(), d], vectors), device);
             // Steered rows: (row in the chunk, vector, multiplier index).
             let mut jobs = Vec::new();
-            for v in 0..grid.vectors.len() {
+            for (v, out_v) in out[g].iter_mut().enumerate() {
                 for (m, &mult) in grid.multipliers.iter().enumerate() {
                     if mult == 0.0 {
-                        out[g][v][m][rows.clone()].copy_from_slice(&clean);
+                        out_v[m][rows.clone()].copy_from_slice(&clean);
                     } else {
                         jobs.extend((0..batch.rows()).map(|i| (i, v, m)));
                     }
