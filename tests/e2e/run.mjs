@@ -683,6 +683,63 @@ async function autoDevice(browser, url) {
   console.log(`ok auto device: ${device}; f16 weights: ${weights}`);
 }
 
+// Random weights (the browser bench's sources) through the worker's own messages: a model and an SAE made from their
+// configs and used; an SAE too large for a tab and one that does not fit the model are refused in words, and the SAE
+// loaded before stays loaded.
+async function randomSources(browser, url) {
+  const page = await browser.newPage();
+  step = "random model and SAE in the worker";
+  await page.goto(url + "blank"); // any page of the site's origin
+  const r = await page.evaluate(async () => {
+    const worker = new Worker("./worker_loader.js?device=cpu");
+    const seen = [];
+    let wake = () => {};
+    worker.onmessage = (e) => { seen.push(JSON.parse(e.data)); wake(); };
+    const next = async (test) => {
+      for (;;) {
+        const i = seen.findIndex(test);
+        if (i >= 0) return seen.splice(i, 1)[0];
+        await new Promise((resolve) => (wake = resolve));
+      }
+    };
+    const send = (m) => worker.postMessage(JSON.stringify(m));
+    await next((m) => m.type === "device" || m.type === "failed");
+    const load = (id, kind, config) => {
+      const source = { from: "random", config: JSON.stringify(config) };
+      send({ type: "load", id, kind, label: `random ${kind} ${id}`, source });
+      return next((m) => m.type === "loaded" || m.type === "load_failed");
+    };
+    const run = (id, request) => {
+      send({ type: "run", id, request });
+      return next((m) => m.type === "reply" && m.id === id).then((m) => m.reply);
+    };
+    const sae = (d_in, d_sae) => ({ architecture: "standard", d_in, d_sae, hook_name: "blocks.1.hook_resid_pre" });
+    const out = {};
+    out.model = await load(1, "model", {
+      model_type: "gpt2", n_embd: 64, n_head: 4, n_layer: 2, n_positions: 64, vocab_size: 50257,
+      activation_function: "gelu_new", layer_norm_epsilon: 1e-5, bos_token_id: 50256, eos_token_id: 50256,
+    });
+    out.sae = await load(2, "sae", sae(64, 512));
+    out.features = await run(3, { op: "features", features: [0, 1, 2] });
+    out.huge = await load(4, "sae", sae(64, 1 << 22)); // addressable, but 2 GiB of f32 to make
+    out.misfit = await load(5, "sae", sae(32, 512));
+    out.status = await run(6, { op: "status" });
+    worker.terminate();
+    return out;
+  });
+  check(r.model.type === "loaded" && r.model.n_layers === 2, `random model: ${JSON.stringify(r.model)}`);
+  check(r.sae.type === "loaded" && r.sae.hook === "blocks.1.hook_resid_pre", `random SAE: ${JSON.stringify(r.sae)}`);
+  check(r.features.ok?.scores?.length === 3, `features of the random SAE: ${JSON.stringify(r.features).slice(0, 300)}`);
+  const tooLarge = /a random 64 x 4194304 SAE is \d+ bytes, over the \d+ a browser tab can hold/;
+  check(r.huge.type === "load_failed" && tooLarge.test(r.huge.error), `an SAE too large for a tab: ${JSON.stringify(r.huge)}`);
+  check(r.misfit.type === "load_failed" && r.misfit.error.includes("does not fit the loaded model"),
+    `an SAE that does not fit: ${JSON.stringify(r.misfit)}`);
+  check(r.status.ok?.sae?.name === "random sae 2" && r.status.ok.sae.config.d_sae === 512,
+    `the SAE loaded before is no longer loaded: ${JSON.stringify(r.status).slice(0, 300)}`);
+  await page.close();
+  console.log("ok random model and SAE; too large and misfitting SAEs refused");
+}
+
 // After one visit the service worker has the app shell: with the network off the lab reloads and runs.
 async function offline(browser, url) {
   const context = await browser.newContext({ viewport: { width: 1100, height: 900 } });
@@ -852,6 +909,7 @@ for (const [name, args, fallback] of [
     await lab(browser, fallback ? server.url : `${server.url}?device=webgpu`, name, fallback);
     if (!fallback) await autoDevice(browser, server.url);
     if (fallback) {
+      await randomSources(browser, server.url);
       await permalinks(browser, server.url);
       await realData(browser, server.url);
       await hub(browser, server.url);
