@@ -27,9 +27,7 @@ pub const MAX_DOWNLOAD_BYTES: u64 = 1536 << 20;
 
 /// Why a download of `n` bytes is refused.
 pub fn too_large(url: &str, n: u64) -> String {
-    format!(
-        "{url} is {n} bytes, over the {MAX_DOWNLOAD_BYTES} a browser tab can hold: run this model in the native helper"
-    )
+    format!("{url} is {n} bytes, over the {MAX_DOWNLOAD_BYTES} a browser tab can hold: load it in the native helper")
 }
 
 /// Why a random SAE (`Source::Random`) of `d_in` × `d_sae` is refused: its f32 encoder and decoder, made in the
