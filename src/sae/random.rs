@@ -4,6 +4,7 @@
 use super::Sae;
 use super::config::SaeConfig;
 use crate::error::{Error, Result};
+use crate::model::layers::transpose;
 use crate::model::weights::{HostTensor, Weights};
 use crate::tensor_file::{NamedTensor, to_safetensors};
 use burn::tensor::Device;
@@ -33,51 +34,40 @@ impl RandomSae {
 
     /// The weights as a `sae_weights.safetensors` file.
     pub fn safetensors(&self) -> Result<Vec<u8>> {
-        let (d_in, d_sae) = (self.d_in, self.d_sae);
-        let tensor = |name: &str, shape: Vec<usize>| -> Result<NamedTensor> {
-            Ok(NamedTensor::f32(name, shape.clone(), self.get(name, &shape)?.data))
-        };
-        let tensors = [
-            tensor("W_enc", vec![d_in, d_sae])?,
-            tensor("b_enc", vec![d_sae])?,
-            tensor("W_dec", vec![d_sae, d_in])?,
-            tensor("b_dec", vec![d_in])?,
-        ];
+        let tensors: Vec<NamedTensor> = ["W_enc", "b_enc", "W_dec", "b_dec"]
+            .into_iter()
+            .filter_map(|name| self.tensor(name).map(|t| NamedTensor::f32(name, t.shape, t.data)))
+            .collect();
         to_safetensors(&tensors, Default::default())
     }
 
-    fn expected(&self, name: &str) -> Option<Vec<usize>> {
+    /// The tensor `name` in its own shape, if an SAE has it.
+    fn tensor(&self, name: &str) -> Option<HostTensor> {
         let (d_in, d_sae) = (self.d_in, self.d_sae);
-        match name {
-            "W_enc" => Some(vec![d_in, d_sae]),
-            "W_dec" => Some(vec![d_sae, d_in]),
-            "b_enc" | "threshold" => Some(vec![d_sae]),
-            "b_dec" => Some(vec![d_in]),
-            _ => None,
-        }
+        let w_dec = || HostTensor::new(vec![d_sae, d_in], self.w_dec.clone());
+        Some(match name {
+            "W_dec" => w_dec(),
+            "W_enc" => transpose(w_dec()),
+            "b_enc" => HostTensor::new(vec![d_sae], self.b_enc.clone()),
+            "threshold" => HostTensor::new(vec![d_sae], vec![0.0; d_sae]),
+            "b_dec" => HostTensor::new(vec![d_in], vec![0.0; d_in]),
+            _ => return None,
+        })
     }
 }
 
 impl Weights for RandomSae {
     fn get(&self, name: &str, shape: &[usize]) -> Result<HostTensor> {
         let err = |msg: String| Error::Tensor { file: "random SAE".into(), tensor: name.into(), msg };
-        let expected = self.expected(name).ok_or_else(|| err("missing".into()))?;
-        if expected != shape {
-            return Err(err(format!("shape {expected:?}, expected {shape:?}")));
+        let t = self.tensor(name).ok_or_else(|| err("missing".into()))?;
+        if t.shape != shape {
+            return Err(err(format!("shape {:?}, expected {shape:?}", t.shape)));
         }
-        let (d_in, d_sae) = (self.d_in, self.d_sae);
-        let data = match name {
-            "W_dec" => self.w_dec.clone(),
-            // [d_in, d_sae]: the decoder transposed.
-            "W_enc" => (0..d_in * d_sae).map(|j| self.w_dec[(j % d_sae) * d_in + j / d_sae]).collect(),
-            "b_enc" => self.b_enc.clone(),
-            _ => vec![0.0; expected.iter().product()],
-        };
-        Ok(HostTensor::new(expected, data))
+        Ok(t)
     }
 
     fn has(&self, name: &str) -> bool {
-        self.expected(name).is_some()
+        matches!(name, "W_enc" | "W_dec" | "b_enc" | "b_dec" | "threshold")
     }
 }
 
