@@ -13,7 +13,9 @@ use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 use steerlab::steer::remote::{WIKITEXT, behaviour};
 
-/// Serves `files` by path with a Content-Length, 404 for anything else; counts the requests.
+/// Serves `files` by path with a Content-Length, 404 for anything else; counts the requests. One request per
+/// connection, and the replies say so (`Connection: close`): a client that pooled the connection would send its next
+/// request into a socket this server is closing unread, and get a reset.
 fn serve(files: HashMap<String, Vec<u8>>) -> (String, Arc<Mutex<usize>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = format!("http://{}", listener.local_addr().unwrap());
@@ -35,11 +37,13 @@ fn serve(files: HashMap<String, Vec<u8>>) -> (String, Arc<Mutex<usize>>) {
             let reply = match files.get(&path) {
                 // A whole reply written out (a length that lies, or none).
                 Some(raw) if raw.starts_with(b"HTTP/1.1 ") => raw.clone(),
-                Some(body) => {
-                    [format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes(), body.clone()]
-                        .concat()
-                }
-                None => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_vec(),
+                Some(body) => [
+                    format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len())
+                        .into_bytes(),
+                    body.clone(),
+                ]
+                .concat(),
+                None => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec(),
             };
             let _ = conn.write_all(&reply);
         }
