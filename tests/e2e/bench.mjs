@@ -5,9 +5,10 @@
 // the lab's engine worker, for the embedded fixture model with its SAE and for GPT-2 small's full-size config with
 // random weights and a random 24,576-feature SAE (the same work as `steerlab bench --flow decompose|features`), on
 // WebGPU and on the CPU fallback side by side. Run it against a built site: `bash scripts/build_site.sh && node
-// tests/e2e/bench.mjs` (STEERLAB_DIST picks another build; STEERLAB_BENCH_RUNS the timed runs per figure, default 3;
-// STEERLAB_BENCH_WARMUP=0 skips the warm-up runs; STEERLAB_BENCH_ONLY "WebGPU" or "CPU fallback" runs one side;
-// STEERLAB_BENCH_MODELS "fixture" or "GPT-2" one model). Each figure is logged as it is measured.
+// tests/e2e/bench.mjs` (STEERLAB_DIST picks another build, STEERLAB_BASE the path it was built for, as in run.mjs;
+// STEERLAB_BENCH_RUNS the timed runs per figure, default 3; STEERLAB_BENCH_WARMUP=0 skips the warm-up runs;
+// STEERLAB_BENCH_ONLY "WebGPU" or "CPU fallback" runs one side; STEERLAB_BENCH_MODELS "fixture" or "GPT-2" one
+// model). Each figure is logged as it is measured.
 import { chromium } from "playwright-core";
 import { fileURLToPath } from "node:url";
 import { dirname, join } from "node:path";
@@ -120,7 +121,7 @@ async function measure([label, source, sentences, saeSource, runs, warmup, choic
   };
 }
 
-const server = await serve(dist);
+const server = await serve(dist, process.env.STEERLAB_BASE ?? "/");
 const rows = [];
 for (const [name, args, choice] of [
   ["WebGPU", ["--enable-unsafe-webgpu", "--enable-features=Vulkan", "--use-angle=swiftshader"], "webgpu"],
