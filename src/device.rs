@@ -10,7 +10,7 @@ pub use burn::tensor::Device;
 #[cfg(feature = "engine")]
 use {
     burn::tensor::wgpu::WgpuInitError,
-    burn::tensor::{DeviceKind, Tensor},
+    burn::tensor::{DeviceKind, Int, Tensor},
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -145,6 +145,16 @@ pub async fn read<const D: usize>(t: Tensor<D>) -> Result<HostTensor> {
     let data = t.into_data_async().await.map_err(|e| Error::Device(format!("reading a tensor back: {e:?}")))?;
     let data = data.try_into_vec_as::<f32>().map_err(|e| Error::Device(format!("{e:?}")))?;
     Ok(HostTensor::new(shape, data))
+}
+
+/// Reads an integer tensor of token ids (or other indices) back to the host.
+#[cfg(feature = "engine")]
+pub async fn read_ids<const D: usize>(t: Tensor<D, Int>) -> Result<Vec<u32>> {
+    let data = t.into_data_async().await.map_err(|e| Error::Device(format!("reading a tensor back: {e:?}")))?;
+    let data = data.try_into_vec_as::<i64>().map_err(|e| Error::Device(format!("{e:?}")))?;
+    data.into_iter()
+        .map(|i| u32::try_from(i).map_err(|_| Error::Device(format!("the device gave the index {i}"))))
+        .collect()
 }
 
 #[cfg(test)]

@@ -4,7 +4,10 @@ use super::sampling::Sampling;
 #[cfg(feature = "engine")]
 use {super::Model, super::hooks::Hooks, super::kv_cache::KvCache, super::sampling::Sampler};
 #[cfg(feature = "engine")]
-use {crate::device::read, crate::error::Result};
+use {
+    crate::device::{read, read_ids},
+    crate::error::Result,
+};
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
@@ -61,10 +64,18 @@ pub async fn generate_rows(
         if step > 0 && cache.len() >= cfg.n_ctx {
             break; // context full
         }
-        let logits = read(model.net.next_token_logits_rows(&input, rows, &mut cache, hooks)?).await?; // [rows, vocab]
+        let logits = model.net.next_token_logits_rows(&input, rows, &mut cache, hooks)?; // [rows, vocab]
+        // Greedy decoding picks each row's token on the device (the lowest id on ties, as on the host) and reads
+        // back one id a row, not the logits (200 kB a row at GPT-2's vocabulary); sampling needs them on the host.
+        let tokens = if opts.sampling.is_greedy() {
+            read_ids(logits.argmax(1)).await? // [rows, 1]
+        } else {
+            let logits = read(logits).await?;
+            let row = |r: usize| &logits.data[r * vocab..(r + 1) * vocab];
+            samplers.iter_mut().enumerate().map(|(r, sampler)| sampler.next(row(r))).collect()
+        };
         input.clear();
-        for (r, sampler) in samplers.iter_mut().enumerate() {
-            let token = sampler.next(&logits.data[r * vocab..(r + 1) * vocab]);
+        for (r, &token) in tokens.iter().enumerate() {
             input.push(token);
             if !done[r] {
                 out[r].push(token);

@@ -11,6 +11,14 @@ pub struct Sampling {
     pub seed: u64,
 }
 
+impl Sampling {
+    /// Whether the next token is simply the most likely one, which the device can pick without sending the logits
+    /// back.
+    pub fn is_greedy(&self) -> bool {
+        self.temperature <= 0.0 || self.top_k == Some(1)
+    }
+}
+
 impl Default for Sampling {
     fn default() -> Self {
         Self { temperature: 0.0, top_k: None, seed: 0 }
@@ -28,7 +36,7 @@ impl Sampler {
     }
 
     pub fn next(&mut self, logits: &[f32]) -> u32 {
-        if self.cfg.temperature <= 0.0 || self.cfg.top_k == Some(1) {
+        if self.cfg.is_greedy() {
             return argmax(logits);
         }
         let mut order: Vec<usize> = (0..logits.len()).collect();

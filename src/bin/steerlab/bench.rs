@@ -4,13 +4,12 @@
 use clap::Args;
 use std::process::Command;
 use std::time::Instant;
-use steerlab::device::{DeviceChoice, init_device, read};
+use steerlab::device::{DeviceChoice, init_device, read, read_ids};
 use steerlab::model::Model;
 use steerlab::model::config::ModelConfig;
 use steerlab::model::hooks::Hooks;
 use steerlab::model::kv_cache::KvCache;
 use steerlab::model::random::{GEMMA2_2B_CONFIG, GPT2_SMALL_CONFIG, RandomWeights};
-use steerlab::model::sampling::argmax;
 use steerlab::{Error, Result};
 
 const TORCH_SCRIPT: &str = include_str!("../../../scripts/bench_torch.py");
@@ -85,16 +84,19 @@ pub fn run(args: BenchArgs) -> Result<()> {
     };
     pass()?; // warm-up: kernel compilation, allocation
     let mut times = (0..args.iters).map(|_| pass()).collect::<Result<Vec<_>>>()?;
-    // Decode: the prompt once, then one token a step with the KV cache, the next id chosen on the host.
+    // Decode: the prompt once, then one token a step with the KV cache, the next id chosen on the device and read
+    // back (as the reference's `argmax().item()`, and as greedy generation does).
+    let next_after = |ids: &[u32], cache: &mut KvCache| -> Result<u32> {
+        let logits = net.next_token_logits(ids, cache, &mut Hooks::default())?; // [vocab]
+        Ok(pollster::block_on(read_ids(logits.argmax(0)))?[0])
+    };
     let mut steps = Vec::new();
     for _ in 0..args.iters {
         let mut cache = KvCache::new(n_layers);
-        let logits = pollster::block_on(read(net.next_token_logits(&tokens, &mut cache, &mut Hooks::default())?))?;
-        let mut next = argmax(&logits.data);
+        let mut next = next_after(&tokens, &mut cache)?;
         for _ in 0..DECODE_STEPS {
             let t = Instant::now();
-            let logits = net.next_token_logits(&[next], &mut cache, &mut Hooks::default())?;
-            next = argmax(&pollster::block_on(read(logits))?.data);
+            next = next_after(&[next], &mut cache)?;
             steps.push(t.elapsed().as_secs_f64() * 1e3);
         }
     }
