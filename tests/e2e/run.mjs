@@ -683,6 +683,56 @@ async function autoDevice(browser, url) {
   console.log(`ok auto device: ${device}; f16 weights: ${weights}`);
 }
 
+// A crash of the engine worker (a panic or an abort there: a lost GPU, a buffer or memory the tab cannot get) is
+// reported in words, ends the request that was waiting on it, and a fresh worker takes over: the model loaded again,
+// the lab runs. Both ways a crash reaches the page are made: an uncaught error in the worker (what a wasm abort is),
+// and the last message the worker's panic hook sends before the abort.
+async function engineCrash(browser, url) {
+  const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(String(e)));
+  step = "engine crash: load the lab";
+  await page.goto(url);
+  await page.getByTestId("loaded").filter({ hasText: /and random SAE/ }).waitFor({ timeout: TIMEOUT });
+  const engine = () => page.workers().filter((w) => w.url().includes("worker_loader.js")).at(-1);
+  const report = page.getByRole("status").filter({ hasText: "The engine stopped" });
+  const lost = async (cause) => {
+    await report.waitFor({ timeout: TIMEOUT });
+    const said = await report.textContent();
+    check(said.includes(cause) && said.includes("load a model to go on"), `the crash is reported as "${said}"`);
+    await page.getByTestId("loaded").filter({ hasText: "No model loaded" }).waitFor({ timeout: TIMEOUT });
+    check(await page.getByTestId("running-vector").count() === 0, "the request the crash ended still shows as running");
+  };
+  // Each recovery computes a vector from another dataset, so its text is new.
+  const recover = async (dataset) => {
+    await clickWhenIdle(page, "Load model");
+    await page.getByTestId("loaded").filter({ hasText: /and random SAE/ }).waitFor({ timeout: TIMEOUT });
+    await page.getByLabel("Dataset", { exact: true }).selectOption(dataset);
+    await clickWhenIdle(page, "Compute vector");
+    await page.getByText(new RegExp(`Vector at blocks\\.1\\.hook_resid_pre: mean of \\d+ pairs from the training two thirds of ${dataset}`))
+      .waitFor({ timeout: TIMEOUT });
+  };
+
+  step = "engine crash: an uncaught error in the worker, with a request waiting on it";
+  const crashed = engine();
+  await crashed.evaluate(() => { self.onmessage = () => { throw new Error("simulated engine crash"); }; });
+  await clickWhenIdle(page, "Compute vector");
+  await lost("simulated engine crash");
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await page.screenshot({ path: join(shots, "engine-crash.png") });
+  step = "engine crash: a fresh worker runs the lab";
+  await recover("love-hate.jsonl");
+  check(engine() !== crashed, "the crashed worker is still the engine");
+
+  step = "engine crash: a panic's last message";
+  await engine().evaluate(() => postMessage(JSON.stringify({ type: "crashed", error: "panicked at src/x.rs:1:1: simulated panic" })));
+  await lost("panicked at src/x.rs:1:1: simulated panic");
+  await recover("corrigibility-ab.json");
+  check(errors.length === 0, `page errors: ${errors.join("; ")}`);
+  await page.close();
+  console.log("ok an engine crash is reported and the lab recovers");
+}
+
 // Random weights (the browser bench's sources) through the worker's own messages: a model and an SAE made from their
 // configs and used; an SAE too large for a tab and one that does not fit the model are refused in words, and the SAE
 // loaded before stays loaded.
@@ -910,6 +960,7 @@ for (const [name, args, fallback] of [
     if (!fallback) await autoDevice(browser, server.url);
     if (fallback) {
       await randomSources(browser, server.url);
+      await engineCrash(browser, server.url);
       await permalinks(browser, server.url);
       await realData(browser, server.url);
       await hub(browser, server.url);

@@ -169,6 +169,11 @@ pub enum FromWorker {
     Failed {
         error: String,
     },
+    /// The engine panicked (a burn or wgpu panic: a lost GPU, a buffer the adapter refused): the worker's wasm
+    /// aborts right after this message, and everything it held is gone. The page restarts the worker.
+    Crashed {
+        error: String,
+    },
     Event {
         id: u32,
         event: Event,
@@ -216,6 +221,9 @@ mod tests {
         };
         let back: ToWorker = serde_json::from_str(&serde_json::to_string(&load).unwrap()).unwrap();
         assert!(matches!(back, ToWorker::Load { kind: Kind::Sae, source: Source::Local { .. }, .. }));
+        // The worker's panic hook sends this; tests/e2e sends it as the hook would.
+        let crashed = serde_json::to_string(&FromWorker::Crashed { error: "panicked at x".into() }).unwrap();
+        assert_eq!(crashed, r#"{"type":"crashed","error":"panicked at x"}"#);
         assert_eq!(hub_url("hub/", "a/b", "main", "config.json").unwrap(), "hub/a/b/resolve/main/config.json");
         let e = hub_url("https://hf.co", "a/b", "../../evil?x=", "config.json").unwrap_err();
         assert!(e.contains("is not a revision"), "{e}");

@@ -133,10 +133,18 @@ pub fn show_progress(lab: Lab, file: String, loaded: u64, total: Option<u64>, ca
 }
 
 type Handler = Box<dyn FnMut(Msg)>;
+type Listeners = (Closure<dyn FnMut(MessageEvent)>, Closure<dyn FnMut(web_sys::ErrorEvent)>);
 type OnLoaded = Box<dyn FnOnce(&Lab, Result<(), String>)>;
 
 struct Bridge {
-    worker: Worker,
+    /// The engine worker, replaced by a fresh one when it crashes.
+    worker: RefCell<Worker>,
+    /// Which worker is current: events of a crashed one, still queued, are dropped.
+    generation: Cell<u32>,
+    /// The current worker's message and error listeners, kept alive as long as it is.
+    listeners: RefCell<Option<Listeners>>,
+    /// A fresh worker is starting after a crash: the status keeps saying what happened until it is ready.
+    restarted: Cell<bool>,
     next_id: Cell<u32>,
     pending: RefCell<HashMap<u32, Handler>>,
     /// What a finished load should do next (a follow-up such as loading the model's SAE).
@@ -174,12 +182,7 @@ fn post(worker: &Worker, msg: &ToWorker, files: &[web_sys::File]) {
 
 /// Starts the worker and the lab's state; an error when the browser cannot run a Web Worker.
 pub fn start() -> Result<Lab, String> {
-    // The learner's engine device and weights: `?device=` and `?precision=` in the page's URL, else the ones
-    // chosen before (Engine device, Weights).
-    let choice = super::models::current_device();
-    let precision = super::models::current_precision().name();
-    let worker = Worker::new(&format!("./worker_loader.js?device={}&precision={precision}", choice.name()))
-        .map_err(|e| format!("This browser cannot start a Web Worker: {e:?}"))?;
+    let worker = new_worker()?;
     let lab = Lab {
         status: RwSignal::new(Status::Info("Starting the engine worker…".into())),
         device: RwSignal::new(None),
@@ -193,39 +196,130 @@ pub fn start() -> Result<Lab, String> {
         job: RwSignal::new(None),
     };
     let b = Rc::new(Bridge {
-        worker,
+        worker: RefCell::new(worker),
+        generation: Cell::new(0),
+        listeners: RefCell::default(),
+        restarted: Cell::new(false),
         next_id: Cell::new(1),
         pending: RefCell::default(),
         on_loaded: RefCell::default(),
         loading_model: RefCell::default(),
         lab,
     });
-    let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |ev: MessageEvent| {
-        let Some(text) = ev.data().as_string() else { return };
-        match serde_json::from_str::<FromWorker>(&text) {
-            Ok(msg) => receive(msg),
-            Err(e) => lab.status.set(Status::Error(format!("The worker said something unexpected: {e}"))),
-        }
-    });
-    b.worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
-    on_message.forget();
+    listen(&b);
     BRIDGE.with(|slot| *slot.borrow_mut() = Some(b));
     Ok(lab)
 }
 
-fn receive(msg: FromWorker) {
+/// A worker for the learner's engine device and weights: `?device=` and `?precision=` in the page's URL, else the
+/// ones chosen before (Engine device, Weights).
+fn new_worker() -> Result<Worker, String> {
+    let choice = super::models::current_device();
+    let precision = super::models::current_precision().name();
+    Worker::new(&format!("./worker_loader.js?device={}&precision={precision}", choice.name()))
+        .map_err(|e| format!("This browser cannot start a Web Worker: {e:?}"))
+}
+
+/// Routes the current worker's messages to `receive`, and its crash (a panic's last message, or an uncaught error:
+/// an abort such as running out of memory sends nothing first) to `engine_lost`.
+fn listen(b: &Bridge) {
+    let (lab, generation) = (b.lab, b.generation.get());
+    let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |ev: MessageEvent| {
+        let Some(text) = ev.data().as_string() else { return };
+        if bridge().generation.get() != generation {
+            return;
+        }
+        match serde_json::from_str::<FromWorker>(&text) {
+            Ok(msg) => receive(generation, msg),
+            Err(e) => lab.status.set(Status::Error(format!("The worker said something unexpected: {e}"))),
+        }
+    });
+    let on_error = Closure::<dyn FnMut(web_sys::ErrorEvent)>::new(move |ev: web_sys::ErrorEvent| {
+        // Handled here, not reported again as the page's own error.
+        ev.prevent_default();
+        engine_lost(generation, ev.message());
+    });
+    let worker = b.worker.borrow();
+    worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+    // A crashed worker's listeners are the ones running this very call: they are let go, not dropped under
+    // themselves (two closures a crash).
+    if let Some(old) = b.listeners.borrow_mut().replace((on_message, on_error)) {
+        std::mem::forget(old);
+    }
+}
+
+/// The worker `generation` crashed with `error`: a fresh worker takes its place, and what was waiting on the old
+/// one ends with the error (each request's handler gets it as its reply, a load's follow-up as its failure). The
+/// page keeps its own state (vectors, tables, plots); the models and SAE the worker held must be loaded again.
+/// A worker that fails before it has a device (its script or wasm will not load here) is not restarted, which
+/// would only fail again.
+fn engine_lost(generation: u32, error: String) {
+    let b = bridge();
+    if b.generation.get() != generation {
+        return;
+    }
+    let lab = b.lab;
+    b.generation.set(generation + 1);
+    b.worker.borrow().terminate();
+    let device = lab.device.get_untracked();
+    let hint = match &device {
+        Some((_, true, _)) => "",
+        _ => " If it happens again, choose the CPU under Engine device.",
+    };
+    let what = format!("The engine stopped: {error}");
+    let pending: Vec<Handler> = b.pending.borrow_mut().drain().map(|(_, h)| h).collect();
+    for mut h in pending {
+        lab.busy.update(|n| *n = n.saturating_sub(1));
+        h(Msg::Reply(Reply::Error(what.clone())));
+    }
+    if lab.loading.get_untracked().is_some() {
+        lab.loading.set(None);
+        let next = b.on_loaded.borrow_mut().take();
+        if let Some(next) = next {
+            next(&lab, Err(what.clone()));
+        }
+    }
+    lab.progress.set(Vec::new());
+    lab.device.set(None);
+    // A model on the paired helper lives on, and its requests never went through the worker.
+    if !lab.remote.get_untracked() {
+        lab.model.set(None);
+        lab.sae.set(None);
+    }
+    if device.is_none() {
+        return lab.status.set(Status::Error(format!("The engine could not start: {error}.{hint}")));
+    }
+    match new_worker() {
+        Ok(worker) => {
+            *b.worker.borrow_mut() = worker;
+            b.restarted.set(true);
+            listen(&b);
+            lab.status.set(Status::Error(format!(
+                "{what}. A fresh engine has started: load a model to go on (your vectors and results are kept).{hint}"
+            )));
+        }
+        Err(e) => lab.status.set(Status::Error(format!("{what}, and a fresh engine could not start: {e}"))),
+    }
+}
+
+fn receive(generation: u32, msg: FromWorker) {
     let b = bridge();
     let lab = b.lab;
     match msg {
         FromWorker::Device { device, fallback, why } => {
-            lab.status.set(match fallback {
-                true => Status::Warn(format!("The engine runs on {device}: {why}.")),
-                false => Status::Info(format!("The engine runs on {device}.")),
-            });
+            if !b.restarted.replace(false) {
+                lab.status.set(match fallback {
+                    true => Status::Warn(format!("The engine runs on {device}: {why}.")),
+                    false => Status::Info(format!("The engine runs on {device}.")),
+                });
+            }
             lab.device.set(Some((device, fallback, why)));
         }
-        FromWorker::Status { text } => lab.status.set(Status::Info(text)),
+        FromWorker::Status { text } if !b.restarted.get() => lab.status.set(Status::Info(text)),
+        FromWorker::Status { .. } => {}
         FromWorker::Failed { error } => lab.status.set(Status::Error(error)),
+        FromWorker::Crashed { error } => engine_lost(generation, error),
         FromWorker::Progress { file, loaded, total, cached } => show_progress(lab, file, loaded, total, cached),
         FromWorker::Loaded { kind, label, n_layers, hook } => {
             lab.loading.set(None);
@@ -328,7 +422,7 @@ pub fn run_in(section: Option<&'static str>, request: Request, mut handler: impl
     let id = next_id(&b);
     b.pending.borrow_mut().insert(id, Box::new(handler));
     b.lab.busy.update(|n| *n += 1);
-    post(&b.worker, &ToWorker::Run { id, request }, &[]);
+    post(&b.worker.borrow(), &ToWorker::Run { id, request }, &[]);
 }
 
 /// Loads a model or an SAE; `then` runs once it is loaded (or failed). `id` names a catalogue model.
@@ -354,7 +448,7 @@ pub fn load(
         *b.loading_model.borrow_mut() = (id.to_string(), revision);
     }
     *b.on_loaded.borrow_mut() = Some(Box::new(then));
-    post(&b.worker, &ToWorker::Load { id: load_id, kind, label, source, config_overrides }, &files);
+    post(&b.worker.borrow(), &ToWorker::Load { id: load_id, kind, label, source, config_overrides }, &files);
 }
 
 /// Stops every request in flight and the load, at their next step.
@@ -364,6 +458,6 @@ pub fn cancel_all() {
     let mut ids: Vec<u32> = b.pending.borrow().keys().copied().collect();
     ids.extend(b.lab.loading.get_untracked().map(|l| l.0));
     for id in ids {
-        post(&b.worker, &ToWorker::Cancel { id }, &[]);
+        post(&b.worker.borrow(), &ToWorker::Cancel { id }, &[]);
     }
 }

@@ -57,7 +57,12 @@ mod worker {
     }
 
     pub fn start() {
-        console_error_panic_hook::set_once();
+        // A panic aborts the wasm (no unwinding on wasm32): tell the page why first, so it can say so and start a
+        // fresh worker, since this one's state may be half-updated.
+        std::panic::set_hook(Box::new(|info| {
+            console_error_panic_hook::hook(info);
+            post(FromWorker::Crashed { error: info.to_string() });
+        }));
         let state = Rc::new(State {
             engine: RefCell::new(Engine::default()),
             device: RefCell::new(None),
