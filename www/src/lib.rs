@@ -1,8 +1,9 @@
 //! The browser lab's shared pieces: what the page and its engine worker say to each other (JSON messages over
-//! `postMessage`), the model catalogue, download-progress wording and the SVG plots. No browser APIs here, so
-//! all of it is unit-tested natively.
+//! `postMessage`), the model catalogue, download-progress wording and the SVG plots, all unit-tested natively;
+//! and, in wasm32 only, the cached download both bins use (`fetch`).
 
 pub mod catalog;
+#[cfg(target_arch = "wasm32")]
 pub mod fetch;
 pub mod plot;
 pub mod progress;
