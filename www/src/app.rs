@@ -1,6 +1,7 @@
 //! The page's start and its top-level view: the experiment in the link, the model panel, the steering and
 //! decomposition views (src/page/: one file per view).
 
+use crate::page;
 use crate::page::bridge::{self, Status};
 use crate::page::decompose::DecomposeView;
 use crate::page::models::ModelPanel;
