@@ -135,6 +135,7 @@ pub fn show_progress(lab: Lab, file: String, loaded: u64, total: Option<u64>, ca
 type Handler = Box<dyn FnMut(Msg)>;
 type Listeners = (Closure<dyn FnMut(MessageEvent)>, Closure<dyn FnMut(web_sys::ErrorEvent)>);
 type OnLoaded = Box<dyn FnOnce(&Lab, Result<(), String>)>;
+type Outgoing = (ToWorker, Vec<web_sys::File>);
 
 struct Bridge {
     /// The engine worker, replaced by a fresh one when it crashes.
@@ -145,6 +146,10 @@ struct Bridge {
     listeners: RefCell<Option<Listeners>>,
     /// A fresh worker is starting after a crash: the status keeps saying what happened until it is ready.
     restarted: Cell<bool>,
+    /// The current worker has said something, so its wasm listens: until then messages wait in `outbox` (a
+    /// worker drops what arrives before its wasm has set `onmessage`).
+    ready: Cell<bool>,
+    outbox: RefCell<Vec<Outgoing>>,
     next_id: Cell<u32>,
     pending: RefCell<HashMap<u32, Handler>>,
     /// What a finished load should do next (a follow-up such as loading the model's SAE).
@@ -165,6 +170,14 @@ fn bridge() -> Rc<Bridge> {
 /// The lab's state, for code that runs outside a component (event handlers, callbacks).
 pub fn lab() -> Lab {
     bridge().lab
+}
+
+/// Sends `msg` to the current worker, or keeps it until that worker listens.
+fn send(b: &Bridge, msg: ToWorker, files: Vec<web_sys::File>) {
+    match b.ready.get() {
+        true => post(&b.worker.borrow(), &msg, &files),
+        false => b.outbox.borrow_mut().push((msg, files)),
+    }
 }
 
 fn post(worker: &Worker, msg: &ToWorker, files: &[web_sys::File]) {
@@ -200,6 +213,8 @@ pub fn start() -> Result<Lab, String> {
         generation: Cell::new(0),
         listeners: RefCell::default(),
         restarted: Cell::new(false),
+        ready: Cell::new(false),
+        outbox: RefCell::default(),
         next_id: Cell::new(1),
         pending: RefCell::default(),
         on_loaded: RefCell::default(),
@@ -226,8 +241,15 @@ fn listen(b: &Bridge) {
     let (lab, generation) = (b.lab, b.generation.get());
     let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |ev: MessageEvent| {
         let Some(text) = ev.data().as_string() else { return };
-        if bridge().generation.get() != generation {
+        let b = bridge();
+        if b.generation.get() != generation {
             return;
+        }
+        if !b.ready.replace(true) {
+            let waiting = std::mem::take(&mut *b.outbox.borrow_mut());
+            for (msg, files) in waiting {
+                post(&b.worker.borrow(), &msg, &files);
+            }
         }
         match serde_json::from_str::<FromWorker>(&text) {
             Ok(msg) => receive(generation, msg),
@@ -249,11 +271,11 @@ fn listen(b: &Bridge) {
     }
 }
 
-/// The worker `generation` crashed with `error`: a fresh worker takes its place, and what was waiting on the old
-/// one ends with the error (each request's handler gets it as its reply, a load's follow-up as its failure). The
-/// page keeps its own state (vectors, tables, plots); the models and SAE the worker held must be loaded again.
-/// A worker that fails before it has a device (its script or wasm will not load here) is not restarted, which
-/// would only fail again.
+/// The worker `generation` crashed with `error`: a fresh worker takes its place, then what was waiting on the old
+/// one ends with the error, as if the worker had replied so (a handler that sends a follow-up reaches the fresh
+/// worker). The page keeps its own state (vectors, tables, plots); the models and SAE the worker held must be
+/// loaded again. A worker that fails before it has a device (its script or wasm will not load here) is not
+/// restarted, which would only fail again.
 fn engine_lost(generation: u32, error: String) {
     let b = bridge();
     if b.generation.get() != generation {
@@ -262,24 +284,13 @@ fn engine_lost(generation: u32, error: String) {
     let lab = b.lab;
     b.generation.set(generation + 1);
     b.worker.borrow().terminate();
+    b.outbox.borrow_mut().clear();
     let device = lab.device.get_untracked();
     let hint = match &device {
         Some((_, true, _)) => "",
         _ => " If it happens again, choose the CPU under Engine device.",
     };
     let what = format!("The engine stopped: {error}");
-    let pending: Vec<Handler> = b.pending.borrow_mut().drain().map(|(_, h)| h).collect();
-    for mut h in pending {
-        lab.busy.update(|n| *n = n.saturating_sub(1));
-        h(Msg::Reply(Reply::Error(what.clone())));
-    }
-    if lab.loading.get_untracked().is_some() {
-        lab.loading.set(None);
-        let next = b.on_loaded.borrow_mut().take();
-        if let Some(next) = next {
-            next(&lab, Err(what.clone()));
-        }
-    }
     lab.progress.set(Vec::new());
     lab.device.set(None);
     // A model on the paired helper lives on, and its requests never went through the worker.
@@ -287,20 +298,27 @@ fn engine_lost(generation: u32, error: String) {
         lab.model.set(None);
         lab.sae.set(None);
     }
-    if device.is_none() {
-        return lab.status.set(Status::Error(format!("The engine could not start: {error}.{hint}")));
-    }
-    match new_worker() {
-        Ok(worker) => {
+    let status = match device.is_some().then(new_worker) {
+        None => format!("The engine could not start: {error}.{hint}"),
+        Some(Ok(worker)) => {
             *b.worker.borrow_mut() = worker;
+            b.ready.set(false);
             b.restarted.set(true);
             listen(&b);
-            lab.status.set(Status::Error(format!(
+            format!(
                 "{what}. A fresh engine has started: load a model to go on (your vectors and results are kept).{hint}"
-            )));
+            )
         }
-        Err(e) => lab.status.set(Status::Error(format!("{what}, and a fresh engine could not start: {e}"))),
+        Some(Err(e)) => format!("{what}, and a fresh engine could not start: {e}"),
+    };
+    let pending: Vec<u32> = b.pending.borrow().keys().copied().collect();
+    for id in pending {
+        receive(generation + 1, FromWorker::Reply { id, reply: Reply::Error(what.clone()) });
     }
+    if let Some((_, kind)) = lab.loading.get_untracked() {
+        receive(generation + 1, FromWorker::LoadFailed { kind, error: what });
+    }
+    lab.status.set(Status::Error(status));
 }
 
 fn receive(generation: u32, msg: FromWorker) {
@@ -422,7 +440,7 @@ pub fn run_in(section: Option<&'static str>, request: Request, mut handler: impl
     let id = next_id(&b);
     b.pending.borrow_mut().insert(id, Box::new(handler));
     b.lab.busy.update(|n| *n += 1);
-    post(&b.worker.borrow(), &ToWorker::Run { id, request }, &[]);
+    send(&b, ToWorker::Run { id, request }, Vec::new());
 }
 
 /// Loads a model or an SAE; `then` runs once it is loaded (or failed). `id` names a catalogue model.
@@ -448,7 +466,7 @@ pub fn load(
         *b.loading_model.borrow_mut() = (id.to_string(), revision);
     }
     *b.on_loaded.borrow_mut() = Some(Box::new(then));
-    post(&b.worker.borrow(), &ToWorker::Load { id: load_id, kind, label, source, config_overrides }, &files);
+    send(&b, ToWorker::Load { id: load_id, kind, label, source, config_overrides }, files);
 }
 
 /// Stops every request in flight and the load, at their next step.
@@ -458,6 +476,6 @@ pub fn cancel_all() {
     let mut ids: Vec<u32> = b.pending.borrow().keys().copied().collect();
     ids.extend(b.lab.loading.get_untracked().map(|l| l.0));
     for id in ids {
-        post(&b.worker.borrow(), &ToWorker::Cancel { id }, &[]);
+        send(&b, ToWorker::Cancel { id }, Vec::new());
     }
 }

@@ -148,7 +148,7 @@ mod worker {
             let (device, name, fallback, why) = match gpu {
                 Some(d) => {
                     // Batches are cut to the adapter's own binding limit (the device is created with it).
-                    if let Some(limits) = adapter.as_ref().and_then(|a| a.limits.clone()) {
+                    if let Some(limits) = adapter.as_ref().and_then(|a| a.limits) {
                         state.engine.borrow_mut().limits = limits;
                     }
                     (Ok(d), "WebGPU", false, why)
