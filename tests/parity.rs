@@ -4,12 +4,14 @@
 
 mod common;
 
+use burn::tensor::{Device, Tensor, TensorData};
 use common::*;
 use steerlab::device::{Precision, has_f16, read};
 use steerlab::model::Model;
 use steerlab::model::generate::{GenerateOptions, generate};
 use steerlab::model::hooks::{HookPoint, Hooks};
 use steerlab::model::kv_cache::KvCache;
+use steerlab::model::layers::{AttnOptions, causal_attention};
 use steerlab::steer::apply::intervention;
 
 fn check_logits(what: &str, logits: &[f32], vocab: usize, exp: &Expected, key: &str) {
@@ -180,4 +182,85 @@ fn f16_weights_stay_within_tolerance_of_transformers() {
         }
     }
     eprintln!("f16 checked: {checked:?}");
+}
+
+/// Attention written out position by position on the host: query i (absolute position start + i) over the keys
+/// it may see, key head `qh / (h / h_kv)` for query head `qh`. q [b, h, s_q, d], k, v [b, h_kv, s_k, d] →
+/// [b, s_q, h·d].
+fn attention_by_hand(q: &[f32], k: &[f32], v: &[f32], dims: [usize; 5], start: usize, opts: AttnOptions) -> Vec<f32> {
+    let [b, h, h_kv, s_q, d] = dims;
+    let s_k = start + s_q;
+    let window = opts.window.unwrap_or(usize::MAX);
+    let mut out = vec![0.0; b * s_q * h * d];
+    for (bi, qh, i) in (0..b).flat_map(|bi| (0..h).flat_map(move |qh| (0..s_q).map(move |i| (bi, qh, i)))) {
+        let kh = qh / (h / h_kv);
+        let qi = &q[((bi * h + qh) * s_q + i) * d..][..d];
+        let key = |j: usize| ((bi * h_kv + kh) * s_k + j) * d;
+        let seen: Vec<usize> = (0..s_k).filter(|&j| j <= start + i && start + i - j < window).collect();
+        let scores: Vec<f64> = seen
+            .iter()
+            .map(|&j| {
+                let dot: f64 = (0..d).map(|t| qi[t] as f64 * k[key(j) + t] as f64).sum::<f64>() * opts.scale;
+                opts.softcap.map_or(dot, |c| c * (dot / c).tanh())
+            })
+            .collect();
+        let max = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let weights: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
+        let total: f64 = weights.iter().sum();
+        for t in 0..d {
+            let value: f64 = seen.iter().zip(&weights).map(|(&j, w)| w * v[key(j) + t] as f64).sum();
+            out[((bi * s_q + i) * h + qh) * d + t] = (value / total) as f32;
+        }
+    }
+    out
+}
+
+/// Values in [-2, 2) from a small LCG: enough spread for peaked and flat softmaxes.
+fn lcg_values(n: usize, seed: u64) -> Vec<f32> {
+    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((x >> 40) as f32 / (1u64 << 24) as f32) * 4.0 - 2.0
+        })
+        .collect()
+}
+
+/// Every way the mask is chosen (burn's causality for a prompt, none for a decode step, written out for a chunk
+/// after a cache or a sliding window that bites) with grouped-query heads, a soft-cap and a scale other than
+/// 1/√d, against the sum written out: on the CPU, and on wgpu where there is an adapter (the GPU's attention
+/// kernels are other code).
+#[test]
+fn causal_attention_matches_attention_by_hand() {
+    let devices: Vec<Device> = devices().into_iter().map(|(_, device)| device).collect();
+    let default = |d: usize| AttnOptions { scale: 1.0 / (d as f64).sqrt(), softcap: None, window: None };
+    // (b, h, h_kv, s_q, start, d, options)
+    let cases = [
+        (2, 4, 4, 6, 0, 8, default(8)),
+        (2, 4, 4, 1, 5, 8, default(8)),
+        (1, 4, 2, 3, 4, 8, default(8)),
+        (2, 4, 2, 7, 0, 4, AttnOptions { scale: 0.3, softcap: Some(5.0), window: Some(3) }),
+        (1, 2, 1, 2, 6, 4, AttnOptions { scale: 0.7, softcap: Some(2.0), window: Some(4) }),
+    ];
+    for (device, (n, (b, h, h_kv, s_q, start, d, opts))) in
+        devices.iter().flat_map(|device| cases.into_iter().enumerate().map(move |case| (device, case)))
+    {
+        let s_k = start + s_q;
+        let seed = 3 * n as u64;
+        let (q, k, v) = (
+            lcg_values(b * h * s_q * d, seed),
+            lcg_values(b * h_kv * s_k * d, seed + 1),
+            lcg_values(b * h_kv * s_k * d, seed + 2),
+        );
+        let t = |data: &[f32], heads: usize, s: usize| {
+            Tensor::<4>::from_data(TensorData::new(data.to_vec(), [b, heads, s, d]), device)
+        };
+        let got = causal_attention(t(&q, h, s_q), t(&k, h_kv, s_k), t(&v, h_kv, s_k), start, opts);
+        let got = pollster::block_on(read(got)).unwrap().data;
+        let expected = attention_by_hand(&q, &k, &v, [b, h, h_kv, s_q, d], start, opts);
+        assert_eq!(got.len(), expected.len());
+        for (i, (g, e)) in got.iter().zip(&expected).enumerate() {
+            assert!((g - e).abs() <= 1e-5 * (1.0 + e.abs()), "{device:?}, case {n}, element {i}: {g} vs {e}");
+        }
+    }
 }
