@@ -2,7 +2,7 @@
 # Starts the browser lab locally at http://127.0.0.1:8080 on its embedded default (a tiny random GPT-2 and SAE,
 # built-in datasets), so it works with no download. Installs what the build needs the first time
 # (scripts/tools.sh: the wasm32 target, trunk and the wasm-bindgen CLI, a few minutes of compiling, once).
-# `--release` builds optimised wasm, as the hosted site does (and installs wasm-opt for it); other arguments go to
+# `--release` builds optimised wasm, as the hosted site does (and installs wasm-opt for it, from npm); other arguments go to
 # `trunk serve` (e.g. --port 8081). Page and worker share one target dir and one build of the engine. Says what it
 # is doing, and prints the lab's address only once the lab answers there.
 set -euo pipefail
@@ -21,7 +21,7 @@ lab_tools $release
 
 if [ -n "$release" ]; then
   echo "steerlab: building the lab (release: optimised wasm, the size a hosted site serves). The first release"
-  echo "          build took 11 minutes on 2 cores (measured; wasm-opt's install adds 13 once); later starts reuse it. Compiler progress follows."
+  echo "          build took 11 minutes on 2 cores (measured); later starts reuse it. Compiler progress follows."
 else
   echo "steerlab: building the lab. The first build compiles the engine for WebAssembly: about 26 minutes on 2 cores;"
   echo "          later starts reuse it and take seconds. Compiler progress follows."
