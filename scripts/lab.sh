@@ -21,7 +21,7 @@ lab_tools $release
 
 if [ -n "$release" ]; then
   echo "steerlab: building the lab (release: optimised wasm, the size a hosted site serves). The first release"
-  echo "          build took 11 minutes on 2 cores (measured); later starts reuse it. Compiler progress follows."
+  echo "          build took 16.5 minutes on 2 cores from scratch (measured); later starts reuse it. Compiler progress follows."
 else
   echo "steerlab: building the lab. The first build compiles the engine for WebAssembly: about 26 minutes on 2 cores;"
   echo "          later starts reuse it and take seconds. Compiler progress follows."
