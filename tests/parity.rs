@@ -6,6 +6,7 @@ mod common;
 
 use burn::tensor::{Device, Tensor, TensorData};
 use common::*;
+use rand::{RngExt, SeedableRng, rngs::StdRng};
 use steerlab::device::{Precision, has_f16, read};
 use steerlab::model::Model;
 use steerlab::model::generate::{GenerateOptions, generate};
@@ -215,15 +216,10 @@ fn attention_by_hand(q: &[f32], k: &[f32], v: &[f32], dims: [usize; 5], start: u
     out
 }
 
-/// Values in [-2, 2) from a small LCG: enough spread for peaked and flat softmaxes.
-fn lcg_values(n: usize, seed: u64) -> Vec<f32> {
-    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-    (0..n)
-        .map(|_| {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            ((x >> 40) as f32 / (1u64 << 24) as f32) * 4.0 - 2.0
-        })
-        .collect()
+/// Values in [-2, 2), seeded: enough spread for peaked and flat softmaxes.
+fn uniform_values(n: usize, seed: u64) -> Vec<f32> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    (0..n).map(|_| rng.random_range(-2.0..2.0)).collect()
 }
 
 /// Every way the mask is chosen (burn's causality for a prompt, none for a decode step, written out for a chunk
@@ -248,9 +244,9 @@ fn causal_attention_matches_attention_by_hand() {
         let s_k = start + s_q;
         let seed = 3 * n as u64;
         let (q, k, v) = (
-            lcg_values(b * h * s_q * d, seed),
-            lcg_values(b * h_kv * s_k * d, seed + 1),
-            lcg_values(b * h_kv * s_k * d, seed + 2),
+            uniform_values(b * h * s_q * d, seed),
+            uniform_values(b * h_kv * s_k * d, seed + 1),
+            uniform_values(b * h_kv * s_k * d, seed + 2),
         );
         let t = |data: &[f32], heads: usize, s: usize| {
             Tensor::<4>::from_data(TensorData::new(data.to_vec(), [b, heads, s, d]), device)
