@@ -47,15 +47,17 @@ run() {
   cd "$work"
   nvidia-smi -L 2>&1 | tee "$out/all.log" || true
   python3 -c 'import torch, transformers; print("torch", torch.__version__, "cuda", torch.cuda.is_available(), "transformers", transformers.__version__)' 2>&1 | tee -a "$out/all.log"
-  # name, seconds allowed (570 in all, inside one 10-minute device call), arguments. Each row loads its own
-  # model, so one that fails or runs out of time does not stop the rest.
+  # name, seconds allowed (560 in all with the profile, inside one 10-minute device call), arguments. Each row
+  # loads its own model, so one that fails or runs out of time does not stop the rest. The kernels' tuning is
+  # kept on disk (~/.cache/cubecl), so a row after the first finds the shapes it shares with earlier rows tuned,
+  # as a user's second run does; each flow row's "again" figure is the tuned one either way.
   local rows=(
-    "forward 80 bench --device wgpu"
-    "forward-f16 80 --precision f16 bench --device wgpu"
+    "forward 70 bench --device wgpu"
+    "forward-f16 60 --precision f16 bench --device wgpu"
     "steerability 90 bench --flow steerability --device wgpu"
-    "decompose 120 bench --flow decompose --device wgpu"
-    "features 80 bench --flow features --device wgpu"
-    "gemma2-2b 120 bench --model gemma2-2b --device wgpu --iters 3"
+    "decompose 110 bench --flow decompose --device wgpu"
+    "features 70 bench --flow features --device wgpu"
+    "gemma2-2b 110 bench --model gemma2-2b --device wgpu --iters 3"
   )
   local row name limit args
   for row in "${rows[@]}"; do
@@ -65,6 +67,30 @@ run() {
     timeout "$limit" "$bin" $args >"$out/$name.log" 2>&1 || echo "(exit $?)" >>"$out/$name.log"
     grep -v XDG_RUNTIME_DIR "$out/$name.log" | tail -n 12 | tee -a "$out/all.log"
   done
+  # Where a pass spends its time, for tuning after the lease: cubecl's per-kernel timings of one forward pass and
+  # the decode steps (profiling waits on each kernel, so this row's own figures are not the bench's), summed by
+  # kernel name into profile.log (eight files at most come back).
+  echo "== profile: steerlab bench --device wgpu --iters 1, cubecl's kernel timings" | tee -a "$out/all.log"
+  CUBECL_DEBUG_OPTION=profile CUBECL_DEBUG_LOG=/tmp/steerlab-cubecl.log \
+    timeout 50 "$bin" bench --device wgpu --iters 1 --python /bin/false >"$out/profile.log" 2>&1 || true
+  python3 - /tmp/steerlab-cubecl.log >>"$out/profile.log" 2>&1 <<'PY' || true
+import collections, re, sys
+unit = {"ns": 1e-6, "µs": 1e-3, "ms": 1.0, "s": 1e3}
+total, count = collections.Counter(), collections.Counter()
+for line in open(sys.argv[1], errors="replace"):
+    m = re.match(r"^\| ([0-9.]+)(ns|µs|ms|s) *\| (.+)$", line)
+    if m:
+        # A kernel's name, then its type parameters split by '|'; the families say which matmul or attention
+        # variant ran. The trailing hash (one per shape) is dropped: one row per kernel and variant.
+        parts = [re.sub(r"_[0-9a-f]{8}$", "", p.strip()) for p in m.group(3).split("|")]
+        name = " ".join([parts[0]] + [p for p in parts[1:] if p.endswith("Family")])
+        total[name] += float(m.group(1)) * unit[m.group(2)]
+        count[name] += 1
+print(f"kernel time by name, {sum(count.values())} launches, {sum(total.values()):.1f} ms")
+for name, ms in total.most_common(30):
+    print(f"{ms:10.2f} ms {count[name]:7d} launches  {name}")
+PY
+  tail -n 32 "$out/profile.log" | tee -a "$out/all.log"
 }
 
 case "${1:-}" in
