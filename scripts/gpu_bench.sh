@@ -13,7 +13,8 @@ cd "$(dirname "$0")/.."
 
 pack() {
   export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/steerlab-target}"
-  cargo build --release --locked --bin steerlab
+  # With the tuning kept on disk (the `tuning-cache` feature): the rows are separate processes.
+  cargo build --release --locked --bin steerlab --features tuning-cache
   mkdir -p .gpu .gl
   strip -o .gpu/steerlab "$CARGO_TARGET_DIR/release/steerlab"
   gzip -9f .gpu/steerlab
@@ -49,8 +50,9 @@ run() {
   python3 -c 'import torch, transformers; print("torch", torch.__version__, "cuda", torch.cuda.is_available(), "transformers", transformers.__version__)' 2>&1 | tee -a "$out/all.log"
   # name, seconds allowed (560 in all with the profile, inside one 10-minute device call), arguments. Each row
   # loads its own model, so one that fails or runs out of time does not stop the rest. The kernels' tuning is
-  # kept on disk (~/.cache/cubecl), so a row after the first finds the shapes it shares with earlier rows tuned,
-  # as a user's second run does; each flow row's "again" figure is the tuned one either way.
+  # kept on disk (~/.cache/cubecl: the binary is built with `tuning-cache`), so a row after the first finds the
+  # shapes it shares with earlier rows tuned, as a user's second run does; each flow row's "again" figure is the
+  # tuned one either way.
   local rows=(
     "forward 70 bench --device wgpu"
     "forward-f16 60 --precision f16 bench --device wgpu"
