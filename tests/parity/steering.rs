@@ -3,9 +3,7 @@
 //! every layer, and the logit difference under each multiplier; on contrastive pairs (tests/fixtures/pairs.jsonl),
 //! each pair's log-probability difference under each multiplier.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use steerlab::model::Model;
 use steerlab::steer::dataset::Dataset;
 use steerlab::steer::propensity::{Grid, Measure, Probes, grid_scores, layer_sweep, prepare, slope};

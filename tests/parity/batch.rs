@@ -3,10 +3,8 @@
 //! multiplier, from another position, ActAdd's aligned rows on some rows only), several hooks captured in one
 //! pass, and passes resumed from a captured hook.
 
-mod common;
-
+use crate::common::*;
 use burn::tensor::{Tensor, TensorData};
-use common::*;
 use steerlab::device::read;
 use steerlab::model::Model;
 use steerlab::model::batch::{Batch, gather_positions};

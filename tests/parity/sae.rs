@@ -3,10 +3,8 @@
 //! encodings and reconstructions of probe vectors (the zero vector first), to 1e-5 (relative to the largest
 //! value), on the CPU and on wgpu.
 
-mod common;
-
+use crate::common::*;
 use burn::tensor::{Tensor, TensorData};
-use common::*;
 use std::path::PathBuf;
 use steerlab::device::read;
 use steerlab::model::Model;

@@ -2,10 +2,8 @@
 //! (scripts/make_fixtures.py): tokens exactly, logits to 1e-3 absolute, residuals to 1e-4 relative,
 //! steered logits and greedy generations (with KV cache), on the CPU and on wgpu.
 
-mod common;
-
+use crate::common::*;
 use burn::tensor::{Device, Tensor, TensorData};
-use common::*;
 use rand::{RngExt, SeedableRng, rngs::StdRng};
 use steerlab::device::{Precision, has_f16, read};
 use steerlab::model::Model;
