@@ -4,6 +4,7 @@
 # corrupts this wasm). Each cargo install compiles for a few minutes, once.
 export PATH="$HOME/.cargo/bin:$PATH"
 steerlab_binaryen="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/binaryen"
+steerlab_wasm_opt_cache="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/wasm-opt-cache"
 
 # The tools are built with a light release profile: trunk's own (fat LTO, one codegen unit) and binaryen's C++ at -O3
 # took 19 of a cold CI run's 90 minutes on 2 cores. What they do is unchanged (the same wasm comes out); only they
@@ -24,7 +25,12 @@ lab_tools() {
     echo "steerlab: installing wasm-bindgen-cli 0.2.130 (once; a few minutes)"
     tool_install wasm-bindgen-cli --version 0.2.130
   fi
-  if [ "$release" = --release ]; then wasm_opt_116; fi
+  if [ "$release" = --release ]; then
+    wasm_opt_116
+    # trunk calls wasm-opt through scripts/wasm-opt-cache, which reuses its output for an unchanged wasm.
+    STEERLAB_WASM_OPT="$(PATH="${PATH//"$steerlab_wasm_opt_cache:"/}" command -v wasm-opt)"
+    export STEERLAB_WASM_OPT PATH="$steerlab_wasm_opt_cache:${PATH//"$steerlab_wasm_opt_cache:"/}"
+  fi
 }
 
 # binaryen 116's wasm-opt: one already on PATH (e.g. `cargo install wasm-opt --version 0.116.1`), else npm's build of
