@@ -3,8 +3,9 @@
 # version must equal the wasm-bindgen crate's) and, for release builds, binaryen 116's wasm-opt (Debian's binaryen 108
 # corrupts this wasm). Each cargo install compiles for a few minutes, once.
 export PATH="$HOME/.cargo/bin:$PATH"
-steerlab_binaryen="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/binaryen"
-steerlab_wasm_opt_cache="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/wasm-opt-cache"
+steerlab_scripts="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+steerlab_binaryen="$steerlab_scripts/binaryen"
+steerlab_wasm_opt_cache="$steerlab_scripts/wasm-opt-cache"
 
 # The tools are built with a light release profile: trunk's own (fat LTO, one codegen unit) and binaryen's C++ at -O3
 # took 19 of a cold CI run's 90 minutes on 2 cores. What they do is unchanged (the same wasm comes out); only they
@@ -28,8 +29,9 @@ lab_tools() {
   if [ "$release" = --release ]; then
     wasm_opt_116
     # trunk calls wasm-opt through scripts/wasm-opt-cache, which reuses its output for an unchanged wasm.
-    STEERLAB_WASM_OPT="$(PATH="${PATH//"$steerlab_wasm_opt_cache:"/}" command -v wasm-opt)"
-    export STEERLAB_WASM_OPT PATH="$steerlab_wasm_opt_cache:${PATH//"$steerlab_wasm_opt_cache:"/}"
+    local path_without="${PATH//"$steerlab_wasm_opt_cache:"/}"
+    STEERLAB_WASM_OPT="$(PATH="$path_without" command -v wasm-opt)"
+    export STEERLAB_WASM_OPT PATH="$steerlab_wasm_opt_cache:$path_without"
   fi
 }
 
