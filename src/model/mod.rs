@@ -6,6 +6,8 @@ pub mod chunked;
 pub mod config;
 #[cfg(feature = "engine")]
 pub mod cpu_gelu;
+#[cfg(all(feature = "engine", not(target_arch = "wasm32")))]
+pub mod cpu_matvec;
 #[cfg(feature = "engine")]
 pub mod gemma2;
 pub mod generate;
