@@ -1,7 +1,7 @@
 //! A matrix stored as row chunks, so that no single GPU buffer passes the 128 MiB storage-binding
 //! limit of lavapipe and Android Chrome (GPT-2's 154 MB token embedding is three chunks).
 
-use super::layers::{in_dtype_of, to_f32, upload};
+use super::layers::{in_dtype_of, product, to_f32, upload};
 use super::weights::HostTensor;
 use burn::tensor::{Device, FloatDType, Int, Tensor, TensorData};
 
@@ -70,18 +70,9 @@ impl ChunkedRows {
     pub fn unembed(&self, x: Tensor<3>) -> Tensor<3> {
         let [b, s, c] = x.dims();
         let xt = in_dtype_of(x.reshape([b * s, c]).transpose(), &self.chunks[0]); // [cols, b·s]
-        let parts = self.chunks.iter().map(|chunk| times_column(chunk, xt.clone())).collect(); // [rows_i, b·s]
+        let parts = self.chunks.iter().map(|chunk| product(chunk.clone(), xt.clone())).collect(); // [rows_i, b·s]
         to_f32(Tensor::cat(parts, 0)).transpose().reshape([b, s, self.rows]) // [b, s, rows]
     }
-}
-
-/// `m @ x`; one column on the native CPU is spread over its cores (`cpu_matvec`).
-fn times_column(m: &Tensor<2>, x: Tensor<2>) -> Tensor<2> {
-    #[cfg(not(target_arch = "wasm32"))]
-    if super::cpu_matvec::applies(m, x.dims()[1] == 1) {
-        return super::cpu_matvec::times_column(m, x);
-    }
-    m.clone().matmul(x)
 }
 
 #[cfg(test)]

@@ -83,7 +83,7 @@ impl Linear {
         let [b, s, d_in] = x.dims();
         let d_out = self.weight.dims()[1];
         let x = x.reshape([b * s, d_in]); // [b·s, d_in]
-        let y = to_f32(times(in_dtype_of(x, &self.weight), &self.weight)).reshape([b, s, d_out]); // [b, s, d_out]
+        let y = to_f32(product(in_dtype_of(x, &self.weight), self.weight.clone())).reshape([b, s, d_out]); // [b, s, d_out]
         match &self.bias {
             Some(b) => y + b.clone().unsqueeze::<3>(),
             None => y,
@@ -91,13 +91,19 @@ impl Linear {
     }
 }
 
-/// `x @ w`; one row on the native CPU is spread over its cores (`cpu_matvec`).
-fn times(x: Tensor<2>, w: &Tensor<2>) -> Tensor<2> {
+/// `a @ b`; on the native CPU a product with one row or one column is spread over its cores (`cpu_matvec`).
+pub fn product(a: Tensor<2>, b: Tensor<2>) -> Tensor<2> {
     #[cfg(not(target_arch = "wasm32"))]
-    if super::cpu_matvec::applies(w, x.dims()[0] == 1) {
-        return super::cpu_matvec::row_times(x, w);
+    {
+        use super::cpu_matvec::{applies, row_times, times_column};
+        if applies(&b, a.dims()[0] == 1) {
+            return row_times(a, &b);
+        }
+        if applies(&a, b.dims()[1] == 1) {
+            return times_column(&a, b);
+        }
     }
-    x.matmul(w.clone())
+    a.matmul(b)
 }
 
 /// `x` in `weight`'s float type, for a product with it: an f16 copy for an f16 weight, `x` itself otherwise.
