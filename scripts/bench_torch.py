@@ -1,7 +1,8 @@
 """PyTorch reference for `steerlab bench`: GPT-2 small or Gemma-2-2B (random weights), a forward pass and greedy
 decoding with the KV cache, on the CPU or (with `gpu`) on CUDA when torch has it.
-Usage: python3 bench_torch.py SEQ ITERS [gpt2|gemma2] [cpu|gpu] [f32|f16]; prints `device D`, `median_ms X`,
-`decode_ms Y`. With f16 the model runs in half precision (`model.half()`), as `steerlab bench --precision f16`."""
+Usage: python3 bench_torch.py SEQ ITERS [gpt2|gemma2] [cpu|gpu] [f32|f16] [ROWS]; prints `device D`, `median_ms X`,
+`decode_ms Y`. With f16 the model runs in half precision (`model.half()`), as `steerlab bench --precision f16`.
+ROWS continuations of the prompt decode together as one batch (`steerlab bench --rows`); a step is one token a row."""
 import statistics
 import sys
 import time
@@ -21,6 +22,7 @@ if arch == "gemma2":
 else:
     model = GPT2LMHeadModel(GPT2Config()).eval()
 half = len(sys.argv) > 5 and sys.argv[5] == "f16"
+rows = int(sys.argv[6]) if len(sys.argv) > 6 else 1
 model = model.to(device)
 if half:
     model = model.half()
@@ -33,15 +35,15 @@ with torch.inference_mode():
         t = time.perf_counter()
         model(tokens[None]).logits.sum().item()
         times.append((time.perf_counter() - t) * 1e3)
-    # Decode: one token a step after the prompt, with the KV cache, greedy (the next id read back each step).
+    # Decode: one token a row a step after the prompt, with the KV cache, greedy (each row's next id read back).
     steps = []
     for _ in range(iters):
-        out = model(tokens[None], use_cache=True)
-        past, nxt = out.past_key_values, int(out.logits[0, -1].argmax())
+        out = model(tokens[None].repeat(rows, 1), use_cache=True)
+        past, nxt = out.past_key_values, out.logits[:, -1].argmax(-1).tolist()
         for _ in range(decode_steps):
             t = time.perf_counter()
-            out = model(torch.tensor([[nxt]], device=device), past_key_values=past, use_cache=True)
-            past, nxt = out.past_key_values, int(out.logits[0, -1].argmax())
+            out = model(torch.tensor(nxt, device=device)[:, None], past_key_values=past, use_cache=True)
+            past, nxt = out.past_key_values, out.logits[:, -1].argmax(-1).tolist()
             steps.append((time.perf_counter() - t) * 1e3)
 print(f"device {device} {'f16' if half else 'f32'}")
 print(f"median_ms {statistics.median(times):.3f}")

@@ -1,43 +1,120 @@
-//! One-row matrix products (a decode step's) on the native CPU backend, on every core.
+//! Few-row matrix products (a decode step's: one row, or one a continuation when the lab decodes several together)
+//! on the native CPU backend, on every core, each weight read once from where it lies.
 //!
-//! burn's CPU matmul hands a product with one row or one column to the gemm crate's matrix-vector kernel, which
-//! runs on the calling thread alone (gemm 0.19 spreads only its blocked kernels over threads), so a decode step
-//! streamed every weight through one core while the others waited. Here the weight is cut into bands, each
-//! band's product runs on a thread of rayon's pool (the one burn's CPU backend already runs), and the bands are
-//! put back together. Each output is the same sum as before: column bands of a row product run the same kernel
-//! and give the same bits; a short band of rows can get another of gemm's kernels, which may round differently
-//! in the last place.
+//! burn's CPU matmul hands a one-row product to the gemm crate's matrix-vector kernel, which runs on the calling
+//! thread alone, and a product of a few rows to gemm's blocked kernels, which repack the weight into their tile
+//! order as they go, on one thread below 192³ multiply-adds: a decode step of GPT-2 small with two rows (the
+//! unsteered and steered continuations) cost 2.7 one-row steps. All a decode step needs is to stream each weight
+//! once. Here each thread of rayon's pool (the one burn's CPU backend runs) takes a contiguous band of the weight,
+//! reads it in place from the backend's buffer, and serves every row from each value while it is in cache.
 
-use burn::tensor::{DType, Device, Tensor};
+use burn::backend::Flex;
+use burn::tensor::{DType, Device, Tensor, TensorData};
 use rayon::prelude::*;
 use std::ops::Range;
 
-/// Matrices under this many elements stay one product: handing bands to threads would cost more than it saves.
+/// The most rows (or columns) a product done here has. With more, gemm's blocked kernels win (GPT-2 small's
+/// decode on the 2-core VM: 8 rows took 144 ms a step here against 121 with gemm; 4 rows 80 against 96).
+const MAX_ROWS: usize = 4;
+
+/// Weights under this many elements stay with burn: handing bands to threads would cost more than it saves.
 const MIN_ELEMENTS: usize = 1 << 18;
 
-/// Whether a product of `m` (one of its sides having a single row or column) is worth cutting into bands. Only
-/// f32: an f16 product takes another gemm path, which bands made slower (GPT-2 small's decode with f16 weights,
-/// 2-core VM: 29.0–34.5 ms a token whole, 33.7–38.3 in bands).
-pub fn applies(m: &Tensor<2>, one_row_or_column: bool) -> bool {
-    one_row_or_column
-        && m.dtype() == DType::F32
-        && m.shape().num_elements() >= MIN_ELEMENTS
-        && m.device() == Device::flex()
-        && rayon::current_num_threads() > 1
+/// `a @ b` here, when one side is a few rows (`a`, [m ≤ 4, k]) or columns (`b`, [k, c ≤ 4]) and the other is a
+/// large contiguous f32 matrix in the CPU backend's memory; `None` leaves the product to burn (f16 weights too: with
+/// them gemm's own bands were slower than one product, and this loop reads f32).
+pub fn product(a: &Tensor<2>, b: &Tensor<2>) -> Option<Tensor<2>> {
+    let ([m, k], [k_b, n]) = (a.dims(), b.dims());
+    if k != k_b {
+        return None; // burn's matmul reports it
+    }
+    if m <= MAX_ROWS && large(b) {
+        let x = thin(a.clone())?; // [m, k]
+        return with_values(b, |w| rows_times(&x, m, k, w, n)).map(|y| tensor(y, [m, n]));
+    }
+    if n <= MAX_ROWS && large(a) {
+        let x = thin(b.clone().transpose())?; // [n, k]: b's columns as rows
+        return with_values(a, |w| times_columns(w, m, k, &x, n)).map(|y| tensor(y, [m, n]));
+    }
+    None
 }
 
-/// `x @ w` for one row: x [1, k], w [k, n] → [1, n], w's columns in one band per thread.
-pub fn row_times(x: Tensor<2>, w: &Tensor<2>) -> Tensor<2> {
-    let [k, n] = w.dims();
-    let parts = bands(n).into_par_iter().map(|cols| x.clone().matmul(w.clone().slice([0..k, cols]))).collect();
-    Tensor::cat(parts, 1) // [1, n]
+/// Whether `w` is an f32 matrix on the CPU backend large enough to be worth cutting into bands.
+fn large(w: &Tensor<2>) -> bool {
+    w.dtype() == DType::F32 && w.shape().num_elements() >= MIN_ELEMENTS && w.device() == Device::flex()
 }
 
-/// `m @ x` for one column: m [r, k], x [k, 1] → [r, 1], m's rows in one band per thread.
-pub fn times_column(m: &Tensor<2>, x: Tensor<2>) -> Tensor<2> {
-    let [r, k] = m.dims();
-    let parts = bands(r).into_par_iter().map(|rows| m.clone().slice([rows, 0..k]).matmul(x.clone())).collect();
-    Tensor::cat(parts, 0) // [r, 1]
+/// The few rows' values, row by row (a copy only where they are a strided view or shared).
+fn thin(x: Tensor<2>) -> Option<Vec<f32>> {
+    if x.dtype() != DType::F32 {
+        return None;
+    }
+    x.into_data().try_into_vec::<f32>().ok()
+}
+
+/// Runs `f` on `w`'s values in the CPU backend's own buffer, row-major, without a copy; `None` if `w` is not
+/// there or not contiguous.
+fn with_values<R>(w: &Tensor<2>, f: impl FnOnce(&[f32]) -> R) -> Option<R> {
+    let cpu = w.clone().try_into_primitive::<Flex>().ok()?;
+    let (start, end) = cpu.layout().contiguous_offsets()?;
+    Some(f(&cpu.storage::<f32>()[start..end]))
+}
+
+fn tensor(values: Vec<f32>, shape: [usize; 2]) -> Tensor<2> {
+    Tensor::from_data(TensorData::new(values, shape), &Device::flex())
+}
+
+/// x [m, k] @ w [k, n] → [m, n]: w's rows in one contiguous band per thread (so each thread streams its part of
+/// the weight front to back), each band's partial sums added at the end.
+fn rows_times(x: &[f32], m: usize, k: usize, w: &[f32], n: usize) -> Vec<f32> {
+    let partial = |depth: Range<usize>| {
+        let mut out = vec![0.0f32; m * n]; // [m, n]
+        for kk in depth {
+            let w_row = &w[kk * n..(kk + 1) * n];
+            for (i, row) in out.chunks_exact_mut(n).enumerate() {
+                let a = x[i * k + kk];
+                row.iter_mut().zip(w_row).for_each(|(o, w)| *o += a * w);
+            }
+        }
+        out
+    };
+    let parts: Vec<Vec<f32>> = bands(k).into_par_iter().map(partial).collect(); // each [m, n]
+    let mut parts = parts.into_iter();
+    let mut out = parts.next().unwrap_or_else(|| vec![0.0; m * n]);
+    for part in parts {
+        out.iter_mut().zip(part).for_each(|(o, p)| *o += p);
+    }
+    out
+}
+
+/// w [r, k] @ xᵀ (x [c, k], the columns as rows) → [r, c], w's rows in one band per thread.
+fn times_columns(w: &[f32], r: usize, k: usize, x: &[f32], c: usize) -> Vec<f32> {
+    let parts: Vec<Vec<f32>> = bands(r)
+        .into_par_iter()
+        .map(|rows| {
+            let mut out = Vec::with_capacity(rows.len() * c); // [rows, c]
+            for w_row in w[rows.start * k..rows.end * k].chunks_exact(k) {
+                out.extend(x.chunks_exact(k).map(|col| dot(w_row, col)));
+            }
+            out
+        })
+        .collect();
+    let out = parts.concat();
+    debug_assert_eq!(out.len(), r * c);
+    out
+}
+
+/// Σ a·b, in sixteen running sums (so that it vectorises) added at the end.
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let (a16, b16) = (a.chunks_exact(16), b.chunks_exact(16));
+    let tail: f32 = a16.remainder().iter().zip(b16.remainder()).map(|(x, y)| x * y).sum();
+    let mut sums = [0.0f32; 16];
+    for (x, y) in a16.zip(b16) {
+        for l in 0..16 {
+            sums[l] += x[l] * y[l];
+        }
+    }
+    sums.iter().sum::<f32>() + tail
 }
 
 /// `0..n` in one band per thread, each a multiple of 16 long (whole SIMD vectors) except the last.
@@ -50,7 +127,7 @@ fn bands(n: usize) -> Vec<Range<usize>> {
 mod tests {
     use super::*;
     use crate::device::read;
-    use burn::tensor::TensorData;
+    use burn::tensor::FloatDType;
 
     fn matrix(rows: usize, cols: usize, seed: f32) -> Tensor<2> {
         let data = (0..rows * cols).map(|i| ((i as f32 + seed) * 0.618).sin()).collect::<Vec<f32>>();
@@ -62,62 +139,82 @@ mod tests {
         (h.shape, h.data)
     }
 
-    /// Banded products equal burn's one-thread products (row products to the bit, column products to f32
-    /// rounding), for sizes that do and do not divide into whole bands, in a pool of several threads whatever the
-    /// machine has.
+    fn assert_close(got: Tensor<2>, want: Tensor<2>, tolerance: f32) {
+        let ((shape, got), (want_shape, want)) = (values(got), values(want));
+        assert_eq!(shape, want_shape);
+        let scale = want.iter().fold(0.0f32, |a, v| a.max(v.abs()));
+        let worst = got.iter().zip(&want).fold(0.0f32, |a, (g, w)| a.max((g - w).abs()));
+        assert!(worst <= tolerance * scale, "largest difference {worst} of {scale}");
+    }
+
+    /// Products of one to four rows (and columns) equal burn's, to f32 rounding (the sums run in another order),
+    /// for sizes that do and do not divide into whole bands, in a pool of several threads whatever the machine has.
     #[test]
-    fn bands_change_nothing() {
+    fn few_row_products_equal_burns() {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
         pool.install(|| {
             for (k, n) in [(512, 512), (700, 1001), (300, 4099)] {
-                let (x, w) = (matrix(1, k, 1.0), matrix(k, n, 2.0));
-                assert!(applies(&w, true));
                 assert_eq!(bands(n).len(), 3);
-                assert_eq!(values(row_times(x.clone(), &w)), values(x.matmul(w)));
-                let (m, col) = (matrix(n, k, 3.0), matrix(k, 1, 4.0));
-                let ((shape, got), (want_shape, want)) = (values(times_column(&m, col.clone())), values(m.matmul(col)));
-                assert_eq!(shape, want_shape);
-                let scale = want.iter().fold(0.0f32, |a, v| a.max(v.abs()));
-                assert!(got.iter().zip(&want).all(|(g, w)| (g - w).abs() <= 1e-6 * scale), "{got:?} vs {want:?}");
+                let w = matrix(k, n, 2.0);
+                for rows in 1..=MAX_ROWS {
+                    let x = matrix(rows, k, 1.0);
+                    assert_close(product(&x, &w).expect("done here"), x.matmul(w.clone()), 1e-5);
+                    // The unembedding's shape: the weight times a few columns, here a transposed view.
+                    let (m, cols) = (matrix(n, k, 3.0), matrix(rows, k, 4.0).transpose());
+                    assert_close(product(&m, &cols).expect("done here"), m.matmul(cols), 1e-5);
+                }
             }
         });
     }
 
-    /// A decode step (one row through every weight: banded) gives the logits a full pass (many rows: gemm's
-    /// blocked kernels) gives at the same position, on a GPT-2 whose MLP and unembedding are large enough to band.
+    /// A decode step (one row, or two rows with their own tokens and caches, through every weight: here) gives the
+    /// logits a full pass of each row (many rows: gemm's blocked kernels) gives at the same position, on a GPT-2
+    /// whose MLP and unembedding are large enough for this module.
     #[test]
-    fn decoding_with_bands_matches_a_full_pass() {
+    fn decoding_here_matches_full_passes() {
         use crate::model::{Model, config::ModelConfig, hooks::Hooks, kv_cache::KvCache, random::RandomWeights};
         let cfg = r#"{"model_type":"gpt2","n_embd":256,"n_head":4,"n_layer":2,"n_positions":64,"vocab_size":2048,
             "activation_function":"gelu_new","layer_norm_epsilon":1e-5}"#;
         let cfg = ModelConfig::from_json(cfg, "config.json").unwrap();
         let (n_layers, device) = (cfg.n_layers, Device::flex());
         let net = Model::build(cfg, &RandomWeights { seed: 7 }, &device).unwrap();
-        let tokens: Vec<u32> = (0..12).map(|i| (i * 389 + 5) % 2048).collect();
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
-        let (full, step) = pool.install(|| {
-            assert!(applies(&matrix(256, 1024, 0.0), true), "the MLP's [256, 1024] weights must be banded");
-            let full = net.forward(&tokens, &mut KvCache::new(n_layers), &mut Hooks::default()).unwrap();
-            let mut cache = KvCache::new(n_layers);
-            net.forward(&tokens[..11], &mut cache, &mut Hooks::default()).unwrap();
-            let step = net.next_token_logits(&tokens[11..], &mut cache, &mut Hooks::default()).unwrap();
-            (full.slice([0..1, 11..12, 0..2048]).reshape([1, 2048]), step.reshape([1, 2048]))
-        });
-        let ((_, want), (_, got)) = (values(full), values(step));
-        let scale = want.iter().fold(0.0f32, |a, v| a.max(v.abs()));
-        let worst = got.iter().zip(&want).fold(0.0f32, |a, (g, w)| a.max((g - w).abs()));
-        assert!(worst <= 1e-5 * scale, "largest difference {worst} of {scale}");
-    }
-
-    #[test]
-    fn small_matrices_several_rows_and_f16_stay_one_product() {
+        let rows: [Vec<u32>; 2] = [0, 1].map(|r| (0..12).map(|i| (i * 389 + 5 + r * 1000) % 2048).collect());
         let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
         pool.install(|| {
-            assert!(applies(&matrix(512, 512, 0.0), true));
-            assert!(!applies(&matrix(64, 64, 0.0), true));
-            assert!(!applies(&matrix(512, 512, 0.0), false));
-            assert!(!applies(&matrix(512, 512, 0.0).cast(burn::tensor::FloatDType::F16), true));
+            assert!(
+                product(&matrix(2, 256, 0.0), &matrix(256, 1024, 0.0)).is_some(),
+                "the MLP's weights are done here"
+            );
+            let full = |tokens: &[u32]| {
+                let logits = net.forward(tokens, &mut KvCache::new(n_layers), &mut Hooks::default()).unwrap();
+                logits.slice([0..1, 11..12, 0..2048]).reshape([1, 2048]) // [1, vocab]
+            };
+            let step = |rows: &[Vec<u32>]| {
+                let (n, mut cache) = (rows.len(), KvCache::new(n_layers));
+                let prompts: Vec<u32> = rows.iter().flat_map(|r| r[..11].to_vec()).collect(); // [n · 11]
+                net.next_token_logits_rows(&prompts, n, &mut cache, &mut Hooks::default()).unwrap();
+                let last: Vec<u32> = rows.iter().map(|r| r[11]).collect(); // [n · 1]
+                net.next_token_logits_rows(&last, n, &mut cache, &mut Hooks::default()).unwrap() // [n, vocab]
+            };
+            assert_close(step(&rows[..1]), full(&rows[0]), 1e-5);
+            let both = step(&rows);
+            for (r, tokens) in rows.iter().enumerate() {
+                assert_close(both.clone().slice([r..r + 1, 0..2048]), full(tokens), 1e-5);
+            }
         });
+    }
+
+    /// Small weights, wide products, f16 weights and weights that are strided views stay with burn.
+    #[test]
+    fn other_products_stay_with_burn() {
+        let (x, w) = (matrix(2, 512, 1.0), matrix(512, 512, 0.0));
+        assert!(product(&x, &w).is_some() && product(&w, &x.clone().transpose()).is_some());
+        assert!(product(&matrix(2, 64, 1.0), &matrix(64, 64, 0.0)).is_none());
+        let wide = matrix(MAX_ROWS + 1, 512, 1.0);
+        assert!(product(&wide, &w).is_none() && product(&w, &wide.transpose()).is_none());
+        assert!(product(&x, &w.clone().cast(FloatDType::F16)).is_none());
+        assert!(product(&x, &w.transpose()).is_none());
+        assert!(product(&x, &matrix(512, 1024, 0.0).slice([0..512, 0..512])).is_none());
     }
 
     #[test]

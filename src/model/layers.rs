@@ -91,17 +91,11 @@ impl Linear {
     }
 }
 
-/// `a @ b`; on the native CPU a product with one row or one column is spread over its cores (`cpu_matvec`).
+/// `a @ b`; on the native CPU a product with a few rows or columns is spread over its cores (`cpu_matvec`).
 pub fn product(a: Tensor<2>, b: Tensor<2>) -> Tensor<2> {
     #[cfg(not(target_arch = "wasm32"))]
-    {
-        use super::cpu_matvec::{applies, row_times, times_column};
-        if applies(&b, a.dims()[0] == 1) {
-            return row_times(a, &b);
-        }
-        if applies(&a, b.dims()[1] == 1) {
-            return times_column(&a, b);
-        }
+    if let Some(y) = super::cpu_matvec::product(&a, &b) {
+        return y;
     }
     a.matmul(b)
 }

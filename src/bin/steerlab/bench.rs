@@ -46,6 +46,9 @@ pub struct BenchArgs {
     /// Timed forward passes (after one warm-up); the median is reported.
     #[arg(long, default_value_t = 5)]
     iters: usize,
+    /// Continuations decoded together, one batch row each (the lab's unsteered + steered comparison is 2).
+    #[arg(long, default_value_t = 1)]
+    rows: usize,
     /// Python with torch and transformers for the reference; the reference is skipped if it has none.
     #[arg(long, default_value = "python3")]
     python: String,
@@ -62,8 +65,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if let Some(flow) = args.flow {
         return crate::bench_flow::run(flow, args.device, &args.python);
     }
-    if args.seq == 0 || args.seq > 1024 || args.iters == 0 {
-        return Err(Error::invalid("--seq must be in 1..=1024 and --iters at least 1"));
+    if args.seq == 0 || args.seq > 1024 || args.iters == 0 || !(1..=MAX_ROWS).contains(&args.rows) {
+        return Err(Error::invalid(format!("--seq must be in 1..=1024, --iters at least 1, --rows in 1..={MAX_ROWS}")));
     }
     let device = pollster::block_on(init_device(args.device))?;
     let config = if args.model == Shape::Gpt2Small { GPT2_SMALL_CONFIG } else { GEMMA2_2B_CONFIG };
@@ -84,19 +87,19 @@ pub fn run(args: BenchArgs) -> Result<()> {
     };
     pass()?; // warm-up: kernel compilation, allocation
     let mut times = (0..args.iters).map(|_| pass()).collect::<Result<Vec<_>>>()?;
-    // Decode: the prompt once, then one token a step with the KV cache, the next id chosen on the device and read
-    // back (as the reference's `argmax().item()`, and as greedy generation does).
-    let next_after = |ids: &[u32], cache: &mut KvCache| -> Result<u32> {
-        let logits = net.next_token_logits(ids, cache, &mut Hooks::default())?; // [vocab]
-        Ok(pollster::block_on(read_ids(logits.argmax(0)))?[0])
+    // Decode: the prompt once, then one token a step with the KV cache, each row's next id chosen on the device
+    // and read back (as the reference's `argmax(-1).tolist()`, and as greedy generation does).
+    let next_after = |ids: &[u32], cache: &mut KvCache| -> Result<Vec<u32>> {
+        let logits = net.next_token_logits_rows(ids, args.rows, cache, &mut Hooks::default())?; // [rows, vocab]
+        pollster::block_on(read_ids(logits.argmax(1)))
     };
     let mut steps = Vec::new();
     for _ in 0..args.iters {
         let mut cache = KvCache::new(n_layers);
-        let mut next = next_after(&tokens, &mut cache)?;
+        let mut next = next_after(&tokens.repeat(args.rows), &mut cache)?; // [rows · seq] ids
         for _ in 0..DECODE_STEPS {
             let t = Instant::now();
-            next = next_after(&[next], &mut cache)?;
+            next = next_after(&next, &mut cache)?;
             steps.push(t.elapsed().as_secs_f64() * 1e3);
         }
     }
@@ -115,12 +118,13 @@ pub fn run(args: BenchArgs) -> Result<()> {
     }
 
     println!(
-        "{} forward pass of {} tokens and decode (one token a step, KV cache), median of {} runs",
+        "{} forward pass of {} tokens and decode ({} a step, KV cache), median of {} runs",
         args.model.name(),
         args.seq,
+        if args.rows == 1 { "one token".to_string() } else { format!("{} rows' tokens", args.rows) },
         args.iters
     );
-    println!("{:<24} {:<10} {:>12} {:>12} {:>16}", "engine", "device", "forward ms", "tokens/s", "decode ms/token");
+    println!("{:<24} {:<10} {:>12} {:>12} {:>16}", "engine", "device", "forward ms", "tokens/s", "decode ms/step");
     for r in &rows {
         println!(
             "{:<24} {:<10} {:>12.1} {:>12.0} {:>16.2}",
@@ -144,6 +148,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
 /// Decode steps timed per run (as in the reference script).
 const DECODE_STEPS: usize = 16;
 
+/// Most rows `--rows` takes: enough for the lab's comparisons, few enough that no cache outgrows a device.
+const MAX_ROWS: usize = 64;
+
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -158,6 +165,7 @@ fn torch(args: &BenchArgs) -> std::result::Result<Row, String> {
         .arg(if args.model == Shape::Gpt2Small { "gpt2" } else { "gemma2" })
         .arg(gpu)
         .arg(crate::precision::current().name())
+        .arg(args.rows.to_string())
         .output()
         .map_err(|e| format!("cannot run {}: {e}", args.python))?;
     if !out.status.success() {
