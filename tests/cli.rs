@@ -195,6 +195,12 @@ fn bad_input_gives_clear_errors() {
         "{}",
         stderr(&o)
     );
+
+    // An absurd bench request is refused before any model is built.
+    for rows in ["0", "65"] {
+        let o = steerlab(&["bench", "--rows", rows, "--python", "/nonexistent"]);
+        assert!(!o.status.success() && stderr(&o).contains("--rows in 1..=64"), "{}", stderr(&o));
+    }
 }
 
 #[test]

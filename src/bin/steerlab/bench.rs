@@ -87,7 +87,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     };
     pass()?; // warm-up: kernel compilation, allocation
     let mut times = (0..args.iters).map(|_| pass()).collect::<Result<Vec<_>>>()?;
-    // Decode: the prompt once, then one token a step with the KV cache, each row's next id chosen on the device
+    // Decode: the prompt once, then one token a row a step with the KV cache, each row's next id chosen on the device
     // and read back (as the reference's `argmax(-1).tolist()`, and as greedy generation does).
     let next_after = |ids: &[u32], cache: &mut KvCache| -> Result<Vec<u32>> {
         let logits = net.next_token_logits_rows(ids, args.rows, cache, &mut Hooks::default())?; // [rows, vocab]
