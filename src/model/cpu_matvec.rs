@@ -79,13 +79,11 @@ fn rows_times(x: &[f32], m: usize, k: usize, w: &[f32], n: usize) -> Vec<f32> {
         }
         out
     };
-    let parts: Vec<Vec<f32>> = bands(k).into_par_iter().map(partial).collect(); // each [m, n]
-    let mut parts = parts.into_iter();
-    let mut out = parts.next().unwrap_or_else(|| vec![0.0; m * n]);
-    for part in parts {
-        out.iter_mut().zip(part).for_each(|(o, p)| *o += p);
-    }
-    out
+    let add = |mut sum: Vec<f32>, part: Vec<f32>| {
+        sum.iter_mut().zip(part).for_each(|(s, p)| *s += p);
+        sum
+    };
+    bands(k).into_par_iter().map(partial).reduce_with(add).unwrap_or_else(|| vec![0.0; m * n]) // [m, n]
 }
 
 /// w [r, k] @ xᵀ (x [c, k], the columns as rows) → [r, c], w's rows in one band per thread.
