@@ -1,4 +1,5 @@
-// Browser benchmark: time to first token, forward-pass time, CAA time, the steerability flow (CAA at up to four
+// Browser benchmark: time to first token, forward-pass time, decode of one continuation and of the unsteered and
+// steered ones together (as the Generate panel with a vector), CAA time, the steerability flow (CAA at up to four
 // layers from the 24 built-in A/B items, then each layer's steerability over 5 multipliers x 24 items, batched), and
 // with an SAE loaded the decompose flow (the five diagnostics and the steerability table, as the lab's Decompose
 // panel runs them) and the features flow (10 features promoting " love": output and input scores, side effects) in
@@ -8,7 +9,7 @@
 // tests/e2e/bench.mjs` (STEERLAB_DIST picks another build, STEERLAB_BASE the path it was built for, as in run.mjs;
 // STEERLAB_BENCH_RUNS the timed runs per figure, default 3; STEERLAB_BENCH_WARMUP=0 skips the warm-up runs;
 // STEERLAB_BENCH_ONLY "WebGPU" or "CPU fallback" runs one side; STEERLAB_BENCH_MODELS "fixture" or "GPT-2" one
-// model). Each figure is logged as it is measured.
+// model; STEERLAB_BENCH_FLOWS=0 times the passes and decoding only, not the flows). Each figure is logged as it is measured.
 import { chromium } from "playwright-core";
 import { fileURLToPath } from "node:url";
 import { dirname, join } from "node:path";
@@ -18,6 +19,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 const dist = process.env.STEERLAB_DIST ?? join(here, "..", "..", "dist");
 const runs = Number(process.env.STEERLAB_BENCH_RUNS ?? 3);
 const warmup = process.env.STEERLAB_BENCH_WARMUP !== "0";
+const flows = process.env.STEERLAB_BENCH_FLOWS !== "0";
 const GPT2_SMALL = JSON.stringify({
   model_type: "gpt2", n_embd: 768, n_head: 12, n_layer: 12, n_positions: 1024, vocab_size: 50257,
   activation_function: "gelu_new", layer_norm_epsilon: 1e-5, bos_token_id: 50256, eos_token_id: 50256,
@@ -34,7 +36,7 @@ const MODELS = [
 ].filter(([label]) => !process.env.STEERLAB_BENCH_MODELS || label.includes(process.env.STEERLAB_BENCH_MODELS));
 
 // Runs in the page: drives a fresh engine worker with the lab's own messages (www/src/lib.rs) and times them.
-async function measure([label, source, sentences, saeSource, runs, warmup, choice]) {
+async function measure([label, source, sentences, saeSource, runs, warmup, choice, flows]) {
   // The worker's own choice would decline a software adapter (SwiftShader) for the CPU: name the device.
   const worker = new Worker(`./worker_loader.js?device=${choice}`);
   const waiters = [];
@@ -69,7 +71,6 @@ async function measure([label, source, sentences, saeSource, runs, warmup, choic
     console.log(`  ${label}: ${kind} loaded in ${(ms / 1000).toFixed(2)} s`);
     return { loaded, ms };
   };
-  const median = (xs) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   await next((m) => m.type === "device" || m.type === "failed");
   if (!device) throw new Error("the worker found no device");
   const { loaded, ms: modelLoad } = await load("model", label, source);
@@ -81,16 +82,37 @@ async function measure([label, source, sentences, saeSource, runs, warmup, choic
   const ab = { from: "built_in", file: "corrigibility-ab.json" };
   const layers = [2, 4, 6, 8].filter((l) => l < loaded.n_layers);
   const flow = { op: "layer_sweep", train: ab, eval: ab, layers: layers.length ? layers : [0], multipliers: [-2, -1, 0, 1, 2] };
+  // The Generate panel with a vector: the unsteered and steered continuations decoded together (two rows a step),
+  // steered by the CAA vector just computed.
+  const both = (values) => ({
+    op: "generate_variants", prompt: "I think that", options: { max_new_tokens: 16 },
+    variants: [[], [{ kind: "vector", hook, values, rows: null, coef: 4 }]],
+  });
   // Warm-up: shader compilation, allocation.
-  if (warmup) for (const r of [caa, pass, gen, flow]) await run(r, r === gen);
-  const times = { caa: [], pass: [], ttft: [], decode: [], flow: [] };
+  if (warmup) {
+    const vector = (await run(caa)).response.values;
+    for (const r of [pass, gen, both(vector), ...(flows ? [flow] : [])]) await run(r, r.op !== "layer_sweep" && r !== pass);
+  }
+  const times = { caa: [], pass: [], ttft: [], decode: [], both: [], flow: [] };
+  const perStep = (g) => (15 * 1000) / (g.total - g.first); // the 15 steps after the first token's
   for (let i = 0; i < runs; i++) {
-    times.caa.push((await run(caa)).total);
+    const c = await run(caa);
+    times.caa.push(c.total);
     times.pass.push((await run(pass)).total);
     const g = await run(gen, true);
     times.ttft.push(g.first);
-    times.decode.push((15 * 1000) / (g.total - g.first));
-    times.flow.push((await run(flow)).total);
+    times.decode.push(perStep(g));
+    times.both.push(perStep(await run(both(c.response.values), true)));
+    if (flows) times.flow.push((await run(flow)).total);
+  }
+  const median = (xs) => (xs.length ? xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)] : NaN);
+  const figures = {
+    device: device.device, load: modelLoad, caa: median(times.caa), pass: median(times.pass), ttft: median(times.ttft),
+    decode: median(times.decode), both: median(times.both), flow: median(times.flow), layers: flow.layers.length,
+  };
+  if (!flows) {
+    worker.terminate();
+    return figures;
   }
 
   // With the SAE: the lab's Decompose panel (a CAA vector from the training items at the SAE's hook, evaluated on
@@ -114,11 +136,7 @@ async function measure([label, source, sentences, saeSource, runs, warmup, choic
     times.features.push((await run(features)).total);
   }
   worker.terminate();
-  return {
-    device: device.device, load: modelLoad, caa: median(times.caa), pass: median(times.pass),
-    ttft: median(times.ttft), decode: median(times.decode), flow: median(times.flow), layers: flow.layers.length,
-    saeLoad, decompose: median(times.decompose), features: median(times.features),
-  };
+  return { ...figures, saeLoad, decompose: median(times.decompose), features: median(times.features) };
 }
 
 const server = await serve(dist, process.env.STEERLAB_BASE ?? "/");
@@ -136,7 +154,7 @@ for (const [name, args, choice] of [
   await page.goto(server.url + "bench-blank");
   for (const [label, source, sentences, sae] of MODELS) {
     try {
-      const r = await page.evaluate(measure, [label, source, sentences, sae, runs, warmup, choice]);
+      const r = await page.evaluate(measure, [label, source, sentences, sae, runs, warmup, choice, flows]);
       rows.push([name, `${label}, ${sentences * 10}`, r]);
       console.error(`done: ${name}, ${label} (engine on ${r.device})`);
     } catch (e) {
@@ -147,14 +165,15 @@ for (const [name, args, choice] of [
 }
 await server.close();
 
-const f = (ms) => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(1)} ms`);
+const f = (ms) => (!Number.isFinite(ms) ? "—" : ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(1)} ms`);
 console.log(`median of ${runs} runs${warmup ? " after a warm-up" : ", no warm-up"}; the forward pass reads a prompt of about the token count ` +
   "shown after the model; first token and decode (15 tokens) continue \"I think that\"");
-const widths = [14, 27, 18, 10, 16, 14, 13, 13, 28, 10, 12, 0];
+const widths = [14, 27, 18, 10, 16, 14, 13, 13, 24, 28, 10, 12, 0];
 console.log(["browser", "model, tokens", "engine on", "load", "CAA (24 pairs)", "forward pass", "first token", "decode",
-  "steerability flow (layers)", "SAE load", "decompose", "features (10)"].map((h, i) => h.padEnd(widths[i])).join(""));
+  "decode, 2 rows (steps)", "steerability flow (layers)", "SAE load", "decompose", "features (10)"]
+  .map((h, i) => h.padEnd(widths[i])).join(""));
 for (const [name, label, r] of rows) {
   console.log([name, label, r.device, f(r.load), f(r.caa), f(r.pass), f(r.ttft), `${r.decode.toFixed(1)} tok/s`,
-    `${f(r.flow)} (${r.layers})`, f(r.saeLoad), f(r.decompose), f(r.features)]
+    `${r.both.toFixed(1)} steps/s`, `${f(r.flow)} (${r.layers})`, f(r.saeLoad), f(r.decompose), f(r.features)]
     .map((c, i) => c.padEnd(widths[i])).join(""));
 }
