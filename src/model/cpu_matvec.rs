@@ -1,15 +1,18 @@
 //! Few-row matrix products (a decode step's: one row, or one a continuation when the lab decodes several together)
-//! on the native CPU backend, on every core, each weight read once from where it lies.
+//! on the CPU backend (natively on every core, in the browser's worker on its one thread), each weight read once
+//! from where it lies.
 //!
 //! burn's CPU matmul hands a one-row product to the gemm crate's matrix-vector kernel, which runs on the calling
 //! thread alone, and a product of a few rows to gemm's blocked kernels, which repack the weight into their tile
 //! order as they go, on one thread below 192³ multiply-adds: a decode step of GPT-2 small with two rows (the
 //! unsteered and steered continuations) cost 2.1–2.7 one-row steps. All a decode step needs is to stream each weight
 //! once. Here each thread of rayon's pool (the one burn's CPU backend runs) takes a contiguous band of the weight,
-//! reads it in place from the backend's buffer, and serves every row from each value while it is in cache.
+//! reads it in place from the backend's buffer, and serves every row from each value while it is in cache. The
+//! browser's CPU fallback has one thread and no rayon: there the whole weight is one band.
 
 use burn::backend::Flex;
 use burn::tensor::{DType, Device, Tensor, TensorData};
+#[cfg(not(target_arch = "wasm32"))]
 use rayon::prelude::*;
 use std::ops::Range;
 
@@ -73,8 +76,7 @@ fn rows_times(x: &[f32], m: usize, k: usize, w: &[f32], n: usize) -> Vec<f32> {
         for kk in depth {
             let w_row = &w[kk * n..(kk + 1) * n];
             for (i, row) in out.chunks_exact_mut(n).enumerate() {
-                let a = x[i * k + kk];
-                row.iter_mut().zip(w_row).for_each(|(o, w)| *o += a * w);
+                axpy(row, x[i * k + kk], w_row);
             }
         }
         out
@@ -83,27 +85,31 @@ fn rows_times(x: &[f32], m: usize, k: usize, w: &[f32], n: usize) -> Vec<f32> {
         sum.iter_mut().zip(part).for_each(|(s, p)| *s += p);
         sum
     };
-    bands(k).into_par_iter().map(partial).reduce_with(add).unwrap_or_else(|| vec![0.0; m * n]) // [m, n]
+    each_band(k, partial).into_iter().reduce(add).unwrap_or_else(|| vec![0.0; m * n]) // [m, n]
 }
 
 /// w [r, k] @ xᵀ (x [c, k], the columns as rows) → [r, c], w's rows in one band per thread.
 fn times_columns(w: &[f32], r: usize, k: usize, x: &[f32], c: usize) -> Vec<f32> {
-    let parts: Vec<Vec<f32>> = bands(r)
-        .into_par_iter()
-        .map(|rows| {
-            let mut out = Vec::with_capacity(rows.len() * c); // [rows, c]
-            for w_row in w[rows.start * k..rows.end * k].chunks_exact(k) {
-                out.extend(x.chunks_exact(k).map(|col| dot(w_row, col)));
-            }
-            out
-        })
-        .collect();
+    let parts = each_band(r, |rows| {
+        let mut out = Vec::with_capacity(rows.len() * c); // [rows, c]
+        for w_row in w[rows.start * k..rows.end * k].chunks_exact(k) {
+            out.extend(x.chunks_exact(k).map(|col| dot(w_row, col)));
+        }
+        out
+    });
     let out = parts.concat();
     debug_assert_eq!(out.len(), r * c);
     out
 }
 
+/// `o += a · w`, element by element (natively LLVM vectorises it).
+#[cfg(not(target_arch = "wasm32"))]
+fn axpy(o: &mut [f32], a: f32, w: &[f32]) {
+    o.iter_mut().zip(w).for_each(|(o, w)| *o += a * w);
+}
+
 /// Σ a·b, in sixteen running sums (so that it vectorises) added at the end.
+#[cfg(not(target_arch = "wasm32"))]
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     let (a16, b16) = (a.chunks_exact(16), b.chunks_exact(16));
     let tail: f32 = a16.remainder().iter().zip(b16.remainder()).map(|(x, y)| x * y).sum();
@@ -116,9 +122,80 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     sums.iter().sum::<f32>() + tail
 }
 
+// The browser's build is optimised for size (with link-time optimisation), and there LLVM did not vectorise these
+// loops: written plainly they made the CPU fallback's decode slower than gemm's hand-written SIMD128 kernels. So in
+// wasm the two inner loops are written in SIMD128 lanes: GPT-2 small's two-row decode step went from 4.5–4.8 to
+// 10.5–10.6 steps a second there (tests/e2e/bench.mjs; README, "Browser benchmark").
+#[cfg(target_arch = "wasm32")]
+use simd128::{axpy, dot};
+
+#[cfg(target_arch = "wasm32")]
+mod simd128 {
+    use core::arch::wasm32::{f32x4_add, f32x4_extract_lane, f32x4_mul, f32x4_splat, v128, v128_load, v128_store};
+
+    /// `o += a · w`, sixteen elements (four lanes of four) a step.
+    #[inline(always)]
+    pub fn axpy(o: &mut [f32], a: f32, w: &[f32]) {
+        let n = o.len().min(w.len());
+        let whole = n / 16 * 16;
+        let (a4, po, pw) = (f32x4_splat(a), o.as_mut_ptr(), w.as_ptr());
+        for j in (0..whole).step_by(16) {
+            // SAFETY: j + 16 <= n, within both slices; v128_load and v128_store need no alignment.
+            unsafe {
+                let (p, q) = (po.add(j) as *mut v128, pw.add(j) as *const v128);
+                let (o0, o1, o2, o3) = (v128_load(p), v128_load(p.add(1)), v128_load(p.add(2)), v128_load(p.add(3)));
+                let (w0, w1, w2, w3) = (v128_load(q), v128_load(q.add(1)), v128_load(q.add(2)), v128_load(q.add(3)));
+                v128_store(p, f32x4_add(o0, f32x4_mul(a4, w0)));
+                v128_store(p.add(1), f32x4_add(o1, f32x4_mul(a4, w1)));
+                v128_store(p.add(2), f32x4_add(o2, f32x4_mul(a4, w2)));
+                v128_store(p.add(3), f32x4_add(o3, f32x4_mul(a4, w3)));
+            }
+        }
+        o[whole..n].iter_mut().zip(&w[whole..n]).for_each(|(o, w)| *o += a * w);
+    }
+
+    /// Σ a·b in four running sums of four lanes, added at the end.
+    #[inline(always)]
+    pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+        let n = a.len().min(b.len());
+        let whole = n / 16 * 16;
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        let mut s = [f32x4_splat(0.0); 4];
+        for j in (0..whole).step_by(16) {
+            // SAFETY: j + 16 <= n, within both slices.
+            unsafe {
+                let (p, q) = (pa.add(j) as *const v128, pb.add(j) as *const v128);
+                s[0] = f32x4_add(s[0], f32x4_mul(v128_load(p), v128_load(q)));
+                s[1] = f32x4_add(s[1], f32x4_mul(v128_load(p.add(1)), v128_load(q.add(1))));
+                s[2] = f32x4_add(s[2], f32x4_mul(v128_load(p.add(2)), v128_load(q.add(2))));
+                s[3] = f32x4_add(s[3], f32x4_mul(v128_load(p.add(3)), v128_load(q.add(3))));
+            }
+        }
+        let t = f32x4_add(f32x4_add(s[0], s[1]), f32x4_add(s[2], s[3]));
+        let tail: f32 = a[whole..n].iter().zip(&b[whole..n]).map(|(x, y)| x * y).sum();
+        f32x4_extract_lane::<0>(t)
+            + f32x4_extract_lane::<1>(t)
+            + f32x4_extract_lane::<2>(t)
+            + f32x4_extract_lane::<3>(t)
+            + tail
+    }
+}
+
+/// `f` of each band of `0..n`, in order, the bands run on rayon's pool.
+#[cfg(not(target_arch = "wasm32"))]
+fn each_band<T: Send>(n: usize, f: impl Fn(Range<usize>) -> T + Sync + Send) -> Vec<T> {
+    bands(n, rayon::current_num_threads()).into_par_iter().map(f).collect()
+}
+
+/// The browser's worker has one thread: one band, `f(0..n)`.
+#[cfg(target_arch = "wasm32")]
+fn each_band<T>(n: usize, f: impl Fn(Range<usize>) -> T) -> Vec<T> {
+    bands(n, 1).into_iter().map(f).collect()
+}
+
 /// `0..n` in one band per thread, each a multiple of 16 long (whole SIMD vectors) except the last.
-fn bands(n: usize) -> Vec<Range<usize>> {
-    let band = n.div_ceil(rayon::current_num_threads()).next_multiple_of(16);
+fn bands(n: usize, threads: usize) -> Vec<Range<usize>> {
+    let band = n.div_ceil(threads).next_multiple_of(16);
     (0..n).step_by(band.max(1)).map(|lo| lo..(lo + band).min(n)).collect()
 }
 
@@ -153,7 +230,7 @@ mod tests {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
         pool.install(|| {
             for (k, n) in [(512, 512), (700, 1001), (300, 4099)] {
-                assert_eq!(bands(n).len(), 3);
+                assert_eq!(bands(n, rayon::current_num_threads()).len(), 3);
                 let w = matrix(k, n, 2.0);
                 for rows in 1..=MAX_ROWS {
                     let x = matrix(rows, k, 1.0);
@@ -219,10 +296,12 @@ mod tests {
     #[test]
     fn bands_cover_every_index_once() {
         for n in [1, 15, 16, 17, 1000, 50257] {
-            let b = bands(n);
-            assert_eq!(b.first().unwrap().start, 0);
-            assert_eq!(b.last().unwrap().end, n);
-            assert!(b.windows(2).all(|w| w[0].end == w[1].start && w[0].len() % 16 == 0));
+            for threads in 1..=5 {
+                let b = bands(n, threads);
+                assert_eq!(b.first().unwrap().start, 0);
+                assert_eq!(b.last().unwrap().end, n);
+                assert!(b.windows(2).all(|w| w[0].end == w[1].start && w[0].len() % 16 == 0));
+            }
         }
     }
 }

@@ -91,9 +91,8 @@ impl Linear {
     }
 }
 
-/// `a @ b`; on the native CPU a product with a few rows or columns is spread over its cores (`cpu_matvec`).
+/// `a @ b`; on the CPU a product with a few rows or columns streams the weight once (`cpu_matvec`).
 pub fn product(a: Tensor<2>, b: Tensor<2>) -> Tensor<2> {
-    #[cfg(not(target_arch = "wasm32"))]
     if let Some(y) = super::cpu_matvec::product(&a, &b) {
         return y;
     }

@@ -6,7 +6,7 @@ pub mod chunked;
 pub mod config;
 #[cfg(feature = "engine")]
 pub mod cpu_gelu;
-#[cfg(all(feature = "engine", not(target_arch = "wasm32")))]
+#[cfg(feature = "engine")]
 pub mod cpu_matvec;
 #[cfg(feature = "engine")]
 pub mod gemma2;
