@@ -23,6 +23,8 @@ pub mod neox;
 #[cfg(feature = "engine")]
 pub mod random;
 pub mod sampling;
+#[cfg(all(feature = "engine", target_arch = "wasm32"))]
+pub mod simd128;
 #[cfg(feature = "engine")]
 pub mod transformer;
 pub mod weights;
