@@ -124,8 +124,8 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 
 // The browser's build is optimised for size (with link-time optimisation), and there LLVM did not vectorise these
 // loops: written plainly they made the CPU fallback's decode slower than gemm's hand-written SIMD128 kernels. So in
-// wasm the two inner loops are written in SIMD128 lanes: GPT-2 small's two-row decode step went from 4.5–4.8 to
-// 10.5–10.6 steps a second there (tests/e2e/bench.mjs; README, "Browser benchmark").
+// wasm the two inner loops are written in SIMD128 lanes (`simd128.rs`): GPT-2 small's two-row decode went from
+// 4.2–5.7 to 10.1–11.3 steps a second there, the builds run in turn (tests/e2e/bench.mjs; README).
 #[cfg(target_arch = "wasm32")]
 use super::simd128::{axpy, dot};
 
