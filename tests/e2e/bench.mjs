@@ -9,7 +9,8 @@
 // tests/e2e/bench.mjs` (STEERLAB_DIST picks another build, STEERLAB_BASE the path it was built for, as in run.mjs;
 // STEERLAB_BENCH_RUNS the timed runs per figure, default 3; STEERLAB_BENCH_WARMUP=0 skips the warm-up runs;
 // STEERLAB_BENCH_ONLY "WebGPU" or "CPU fallback" runs one side; STEERLAB_BENCH_MODELS "fixture" or "GPT-2" one
-// model; STEERLAB_BENCH_FLOWS=0 times the passes and decoding only, not the flows). Each figure is logged as it is measured.
+// model; STEERLAB_BENCH_FLOWS=0 times the passes and decoding only, not the flows). Each figure is logged as it is
+// measured.
 import { chromium } from "playwright-core";
 import { fileURLToPath } from "node:url";
 import { dirname, join } from "node:path";
@@ -91,7 +92,9 @@ async function measure([label, source, sentences, saeSource, runs, warmup, choic
   // Warm-up: shader compilation, allocation.
   if (warmup) {
     const vector = (await run(caa)).response.values;
-    for (const r of [pass, gen, both(vector), ...(flows ? [flow] : [])]) await run(r, r.op !== "layer_sweep" && r !== pass);
+    for (const r of [pass, gen, both(vector), ...(flows ? [flow] : [])]) {
+      await run(r, r === gen || r.op === "generate_variants");
+    }
   }
   const times = { caa: [], pass: [], ttft: [], decode: [], both: [], flow: [] };
   const perStep = (g) => (15 * 1000) / (g.total - g.first); // the 15 steps after the first token's
