@@ -122,10 +122,7 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     sums.iter().sum::<f32>() + tail
 }
 
-// The browser's build is optimised for size (with link-time optimisation), and there LLVM did not vectorise these
-// loops: written plainly they made the CPU fallback's decode slower than gemm's hand-written SIMD128 kernels. So in
-// wasm the two inner loops are written in SIMD128 lanes (`simd128.rs`): GPT-2 small's two-row decode went from
-// 4.2–5.7 to 10.1–11.3 steps a second there, the builds run in turn (tests/e2e/bench.mjs; README).
+// In the browser the same two loops come written in SIMD128 lanes (`simd128.rs` says why; the figures are README's).
 #[cfg(target_arch = "wasm32")]
 use super::simd128::{axpy, dot};
 
