@@ -338,6 +338,29 @@ pub enum Reply {
     Error(String),
 }
 
+impl Reply {
+    /// The reply to a request's outcome. serde_json writes NaN and ±inf as `null`, which no f32 field reads back,
+    /// so a response holding one (an overflow: steering or amplification too strong for f32 arithmetic) would reach
+    /// the page or the helper's client as a message it cannot read, and its job would never end. Such a response
+    /// is answered with an error instead. (The flows give no NaN by design: a degenerate statistic is None.)
+    pub fn of(outcome: crate::Result<Response>) -> Self {
+        match outcome {
+            Ok(r) if reads_back(&r) => Reply::Ok(Box::new(r)),
+            Ok(_) => Reply::Error(
+                "a result came out NaN or infinite: the multipliers, strengths, amplification or vector values are \
+                 too large for 32-bit arithmetic"
+                    .into(),
+            ),
+            Err(e) => Reply::Error(e.to_string()),
+        }
+    }
+}
+
+/// Whether `r` survives a trip through JSON (see `Reply::of`).
+fn reads_back(r: &Response) -> bool {
+    serde_json::to_value(r).is_ok_and(|v| serde_json::from_value::<Response>(v).is_ok())
+}
+
 /// Parses a dataset reference.
 pub fn load_dataset(d: &DatasetRef) -> Result<Dataset> {
     match d {

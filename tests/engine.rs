@@ -222,6 +222,17 @@ fn bad_requests_get_clear_errors() {
         json!({"op": "generate", "prompt": "Hi", "steering": [{"kind": "vector", "hook": "blocks.0.hook_resid_pre", "values": [1.0, 2.0], "rows": null, "coef": 1.0}]}),
     );
     assert!(error(&r).contains("steering vector has 2 dims"), "{r}");
+    // A feature id past what a device index holds (i32) is refused like any missing feature, not handed to burn.
+    let (r, _) = ask(&e, json!({"op": "features", "features": [0, 1u64 << 32], "corpus": "The cat sat on the mat."}));
+    assert_eq!(error(&r), "feature 4294967296 does not exist: this SAE has 96 features");
+    // Steering too strong for f32 overflows to NaN, which JSON cannot carry (serde_json writes null, which the
+    // page cannot read as a number): the reply is an error, not a message the page cannot read.
+    let (_, eval) = ab_fixture();
+    let (r, _) = ask(
+        &e,
+        json!({"op": "steerability", "eval": eval, "hook": "blocks.1.hook_resid_pre", "vector": vec![1e19f32; 32], "multipliers": [-1e19, 1e19]}),
+    );
+    assert!(error(&r).starts_with("a result came out NaN or infinite"), "{r}");
 
     let empty = Engine::default();
     let (r, _) = ask(&empty, json!({"op": "generate", "prompt": "Hi"}));

@@ -58,10 +58,7 @@ impl Engine {
     /// Parses a JSON request, runs it and answers in JSON; never fails.
     pub async fn handle_json(&self, request: &str, stop: Stop, on_event: &mut dyn FnMut(Event)) -> String {
         let reply = match serde_json::from_str::<Request>(request) {
-            Ok(req) => match self.handle(req, stop, on_event).await {
-                Ok(r) => Reply::Ok(Box::new(r)),
-                Err(e) => Reply::Error(e.to_string()),
-            },
+            Ok(req) => Reply::of(self.handle(req, stop, on_event).await),
             Err(e) => Reply::Error(format!("not a valid request: {e}")),
         };
         serde_json::to_string(&reply).expect("replies serialise")
@@ -262,6 +259,8 @@ impl Engine {
                 let prompts = corpus_passages(prompts.as_deref().unwrap_or(PROMPTS));
                 let prompt = prompt.as_deref().unwrap_or(NEUTRAL_PROMPT);
                 let opts = ScoreOptions { prompt, amplification, lens_k, corpus: &corpus, max_examples: 100 };
+                // Checked before the tally's index tensor is built: burn cannot hold an index past i32 and panics.
+                sae.check_features(&features)?;
                 // One pass over the corpus: the input scores' passages also feed the side effects' tallies and norms.
                 let mut tally = Tally::new(&features, &model.net.device);
                 let (scores, norms) = feature_scores_and_norms(model, sae, &features, &opts, Some(&mut tally)).await?;

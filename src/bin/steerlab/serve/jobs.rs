@@ -139,8 +139,7 @@ fn run(engine: &mut Engine, device: &Device, job: Job) {
         }
     }));
     let reply = match result {
-        Ok(Ok(r)) => Reply::Ok(Box::new(r)),
-        Ok(Err(e)) => Reply::Error(e.to_string()),
+        Ok(outcome) => Reply::of(outcome),
         Err(panic) => {
             let what = panic
                 .downcast_ref::<String>()

@@ -104,10 +104,7 @@ mod worker {
                         let reply = {
                             let engine = s.engine.borrow();
                             let on_event = &mut |event| post(FromWorker::Event { id, event });
-                            match engine.handle_reporting(request, stop, Some(progress), on_event).await {
-                                Ok(r) => Reply::Ok(Box::new(r)),
-                                Err(e) => Reply::Error(e.to_string()),
-                            }
+                            Reply::of(engine.handle_reporting(request, stop, Some(progress), on_event).await)
                         };
                         s.cancels.borrow_mut().remove(&id);
                         post(FromWorker::Reply { id, reply });
