@@ -302,7 +302,7 @@ fn mutate_request(v: &mut serde_json::Value, r: &mut rand::rngs::StdRng, depth: 
     match v {
         Value::Number(_) if r.random_bool(0.25) => {
             let x = NUMBERS[r.random_range(0..NUMBERS.len())];
-            *v = if x >= 0.0 && x < 1.8e19 { json!(x as u64) } else { json!(x) };
+            *v = if (0.0..1.8e19).contains(&x) { json!(x as u64) } else { json!(x) };
         }
         Value::String(s) if r.random_bool(0.08) => {
             *s = ["", "\n\n", "\u{0}\u{fffd}é漢🙂", "blocks.99.hook_resid_pre", "ln_final.hook_normalized"]
