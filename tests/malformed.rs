@@ -279,13 +279,13 @@ fn request_seeds() -> Vec<serde_json::Value> {
         json!({"op": "act_add", "positive": "Love", "negative": "Hate", "hook": hook, "prepend_bos": true}),
         json!({"op": "steerability", "eval": eval, "hook": hook, "vector": v, "multipliers": [-1.0, 0.0, 1.0]}),
         json!({"op": "layer_sweep", "train": eval, "eval": eval, "layers": [0, 2], "multipliers": [-1.0, 1.0]}),
-        json!({"op": "decompose", "vector": v, "eval": eval, "corpus": corpus, "multipliers": [1.0], "ks": [1, 4], "top": 5, "edits": [{"features": [1, 2], "mode": "keep"}]}),
+        json!({"op": "decompose", "vector": v, "eval": eval, "corpus": corpus, "multipliers": [-1.0, 1.0], "ks": [1, 4], "top": 5, "edits": [{"features": [1, 2], "mode": "keep"}]}),
         json!({"op": "vectors_vs_zero", "datasets": [pairs, eval], "top": 4}),
         json!({"op": "position_features", "values": rows2, "rows": 2, "top": 3}),
         json!({"op": "edit_vector", "values": rows2, "rows": 2, "edit": {"features": [1, 7], "mode": "remove"}}),
         json!({"op": "steer_score", "steering": features, "prompts": "I went\nShe said", "concept": "love", "strengths": [0.0, 4.0], "max_new_tokens": 3}),
         json!({"op": "population", "sample": 6, "seed": 2, "top": 1, "strengths": [1.0], "prompts": "I went", "corpus": corpus, "lens_k": 5, "max_new_tokens": 2}),
-        json!({"op": "features", "features": [0, 5], "strength": 2.0, "prompt": "Hello", "corpus": corpus, "prompts": "I\nWe"}),
+        json!({"op": "features", "features": [0, 5], "strength": 2.0, "prompt": "Hello", "corpus": corpus, "prompts": "I went home\nWe saw it"}),
         json!({"op": "dashboards", "features": [0, 3], "corpus": corpus, "passages": 3, "k": 4}),
         json!({"op": "search_features", "text": "I love the rain", "top": 5}),
     ]
@@ -341,6 +341,15 @@ thread_local! {
         e.set_sae(Sae::from_dir(&fixture_dir("saes/standard"), &cpu).unwrap()).unwrap();
         e
     };
+}
+
+/// The seeds themselves are answered, so the mutated requests reach the flows rather than stopping at a check.
+#[test]
+fn request_seeds_are_answered() {
+    for request in request_seeds() {
+        let line = LOADED.with(|e| pollster::block_on(e.handle_json(&request.to_string(), never(), &mut |_| {})));
+        assert!(matches!(serde_json::from_str::<Reply>(&line), Ok(Reply::Ok(_))), "{request} -> {line}");
+    }
 }
 
 proptest! {
